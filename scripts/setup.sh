@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what mcuflash needs from Debian's packages (only what is missing), then builds it.
+#   scripts/setup.sh [BUILD_DIR] [extra cmake args...]     (default build dir: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # build
+  g++ cmake ninja-build pkg-config
+  libcli11-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libssl-dev libgtest-dev
+  # fuzz and sanitizer builds
+  clang-14 libclang-rt-14-dev
+  # real peers for the interop tests (see ../shared/reference/test-peers.md)
+  avrdude simavr libsimavr-dev arduino-core-avr arduino-mighty-1284p python3
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+build_dir=${1:-build}
+shift || true
+cmake -S . -B "$build_dir" -G Ninja "$@" >/dev/null
+cmake --build "$build_dir" -j "$(nproc)"

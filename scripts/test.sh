@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up (installs, builds) and runs the whole test suite: unit, sim, cli and interop tiers.
+#   scripts/test.sh            the normal build in build/
+#   scripts/test.sh --sanitize an ASan+UBSan build in build-asan/ (unit, sim and cli tiers)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--sanitize" ]; then
+  bash scripts/setup.sh build-asan -DMCUFLASH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  ctest --test-dir build-asan --output-on-failure -j 2 -L 'unit|sim|cli'
+else
+  bash scripts/setup.sh build
+  ctest --test-dir build --output-on-failure -j 2
+fi

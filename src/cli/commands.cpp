@@ -1,0 +1,346 @@
+#include "cli/commands.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <functional>
+
+#include "cli/device.hpp"
+#include "cli/reporter.hpp"
+#include "core/crc.hpp"
+#include "core/error.hpp"
+#include "core/hexdump.hpp"
+#include "image/loader.hpp"
+#include "plan/flash_plan.hpp"
+#include "targets/knowledge.hpp"
+
+namespace mcuflash::cli {
+
+using core::Error;
+using core::ErrorKind;
+using core::hex_address;
+using nlohmann::json;
+
+namespace {
+
+struct ImageOptions {
+    std::string format;                    // "" = detect
+    std::optional<uint32_t> base_address;  // for raw binaries
+};
+
+image::LoadOptions load_options(const ImageOptions& o) {
+    image::LoadOptions lo;
+    if (!o.format.empty()) lo.format = image::format_from_name(o.format);
+    lo.base_address = o.base_address;
+    return lo;
+}
+
+void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = false) {
+    cmd->add_option("-d,--device", d.device,
+                    "serial port (/dev/ttyUSB0, /dev/serial/by-id/...) or sim:PROTOCOL[:CHIP]; "
+                    "omitted: the only serial port found");
+    cmd->add_option("-p,--protocol", d.protocol, "bootloader protocol (stk500v1)");
+    auto* chip = cmd->add_option("--chip", d.chip, "expected chip (atmega1284p, atmega2560, ...: `mcuflash chips`)");
+    if (chip_required) chip->required();
+    cmd->add_option("--bootloader", d.bootloader,
+                    "the bootloader on the board when it cannot be identified (optiboot, atmegaboot)");
+    cmd->add_option("-b,--baud", d.baud, "serial baud rate (default: try the protocol's usual rates)");
+    cmd->add_flag("--no-reset", d.no_reset, "do not pulse DTR/RTS to reset the board into its bootloader");
+    cmd->add_option("--sim-faults", d.sim_faults, "fault spec for sim: devices (see mcuflash-sim --help)");
+    cmd->add_flag("--sim-fast", d.sim_fast, "sim: devices without wire and flash timing");
+}
+
+void add_image_options(CLI::App* cmd, ImageOptions& o) {
+    cmd->add_option("--format", o.format, "image format: hex, srec, elf, bin, uf2 (default: detect)");
+    cmd->add_option("--base-address", o.base_address, "load address of a raw .bin (default 0)");
+}
+
+json device_json(const protocol::DeviceInfo& info) {
+    json j = {{"chip", info.chip},
+              {"bootloader", info.bootloader},
+              {"bootloader_text", info.bootloader_text},
+              {"signature", core::hex_bytes(info.signature)},
+              {"flash_base", info.flash_base},
+              {"flash_size", info.flash_size},
+              {"app_start", info.app_start},
+              {"app_end", info.app_end},
+              {"page_size", info.page_size}};
+    for (auto& [k, v] : info.details) j["details"][k] = v;
+    return j;
+}
+
+std::string device_text(const Session& s) {
+    const auto& i = s.info;
+    std::string out = fmt::format("device:      {}\nchip:        {} (signature {})\nbootloader:  {}\n", s.description,
+                                  i.chip, core::hex_bytes(i.signature), i.bootloader_text);
+    out += fmt::format("flash:       {} bytes, pages of {}\napplication: {}-{} ({} bytes)\n", i.flash_size, i.page_size,
+                       hex_address(i.app_start), hex_address(i.app_end - 1), i.app_end - i.app_start);
+    for (auto& [k, v] : i.details) out += fmt::format("{:<13}{}\n", k + ":", v);
+    return out;
+}
+
+// Runs a command body, turning errors into messages and exit codes.
+void run(GlobalOptions& global, const std::function<void(Reporter&)>& body) {
+    Reporter reporter(detect_output_mode(global.json), global.quiet);
+    try {
+        body(reporter);
+        global.exit_code = 0;
+    } catch (const Error& e) {
+        global.exit_code = reporter.error(e);
+    } catch (const std::exception& e) {
+        global.exit_code = reporter.error(Error(ErrorKind::Io, fmt::format("internal error: {}", e.what())));
+    }
+}
+
+void flash_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
+                   const DeviceOptions& device_options, const plan::PlanOptions& plan_options) {
+    run(global, [&](Reporter& reporter) {
+        // Everything about the file is checked before the device is touched.
+        const image::Image img = image::load_file(file, load_options(image_options));
+        if (!device_options.chip.empty()) {
+            const auto& chip = targets::Knowledge::builtin().chip(device_options.chip);
+            plan::check_fits_flash(img, chip.flash_base, chip.flash_size, chip.name);
+        }
+        auto session = connect(device_options, reporter);
+        reporter.info(fmt::format("{}: {}, {}", session.description, session.info.chip, session.info.bootloader_text));
+        auto caps = session.bootloader->capabilities();
+        auto flash_plan = plan::make_plan(img, session.info, caps, plan_options);
+
+        uint64_t written = 0;
+        core::Progress progress([&](const core::ProgressEvent& e) {
+            if (e.stage == core::Stage::Write && e.kind == core::ProgressEvent::Kind::Advanced) written = e.done;
+            reporter.on_progress(e);
+        });
+        plan::FlashReport report;
+        try {
+            report = plan::execute(*session.bootloader, flash_plan, plan_options, progress);
+        } catch (Error& e) {
+            // Say what state the board is in and how to try again.
+            std::string bootloader_region =
+                session.info.app_end < session.info.flash_size
+                    ? fmt::format("{}-{}", hex_address(session.info.app_end), hex_address(session.info.flash_size - 1))
+                    : fmt::format("{}-{}", hex_address(session.info.flash_base), hex_address(session.info.app_start - 1));
+            std::string state = fmt::format(
+                "{} of {} bytes were written before this; the bootloader region ({}) was not touched, so the board "
+                "still enters its bootloader. Retry: mcuflash flash {} {}",
+                written, flash_plan.bytes_to_write(), bootloader_region, file, session.retry_hint);
+            e.with_hint(e.hint().empty() ? state : e.hint() + "\n" + state);
+            throw;
+        }
+        json j = {{"command", "flash"},
+                  {"file", file},
+                  {"format", image::format_name(*img.source_format)},
+                  {"device", device_json(session.info)},
+                  {"bytes_written", report.bytes_written},
+                  {"pages_written", report.pages_written},
+                  {"pages_rewritten", report.pages_rewritten},
+                  {"verified", report.verified},
+                  {"started", report.started},
+                  {"seconds_write", report.seconds_write},
+                  {"seconds_verify", report.seconds_verify}};
+        std::string human = fmt::format("wrote {} bytes ({} pages) to the {} in {:.2f} s{}{}\n", report.bytes_written,
+                                        report.pages_written, session.info.chip, report.seconds_write,
+                                        report.verified ? fmt::format(", verified in {:.2f} s", report.seconds_verify)
+                                                        : ", not verified",
+                                        report.started ? "; application started" : "");
+        if (report.pages_rewritten)
+            human += fmt::format("{} page(s) failed the first verify and were written again\n", report.pages_rewritten);
+        reporter.result(j, human);
+    });
+}
+
+void read_command(GlobalOptions& global, const DeviceOptions& device_options, const std::string& out_file,
+                  const std::string& format, std::optional<uint32_t> address, std::optional<uint32_t> length) {
+    run(global, [&](Reporter& reporter) {
+        image::Format out_format = format.empty() ? image::format_for_extension(out_file) : image::format_from_name(format);
+        auto session = connect(device_options, reporter);
+        uint32_t from = address.value_or(session.info.flash_base);
+        uint64_t flash_end = uint64_t(session.info.flash_base) + session.info.flash_size;
+        uint32_t count = length.value_or(static_cast<uint32_t>(flash_end - from));
+        if (from < session.info.flash_base || from + uint64_t(count) > flash_end || count == 0)
+            throw Error(ErrorKind::Usage, fmt::format("{} + {} bytes is outside the {}'s flash ({} bytes at {})",
+                                                      hex_address(from), count, session.info.chip,
+                                                      session.info.flash_size, hex_address(session.info.flash_base)));
+        core::Progress progress(reporter.sink());
+        progress.started(core::Stage::Read, count);
+        std::vector<uint8_t> data;
+        const uint32_t chunk = 1024;
+        while (data.size() < count) {
+            uint32_t n = std::min<uint32_t>(chunk, count - static_cast<uint32_t>(data.size()));
+            auto part = session.bootloader->read(from + static_cast<uint32_t>(data.size()), n);
+            data.insert(data.end(), part.begin(), part.end());
+            progress.advanced(core::Stage::Read, data.size(), count);
+        }
+        progress.finished(core::Stage::Read, data.size());
+        session.bootloader->start_application();
+        image::Image img;
+        img.add(from, data, "device");
+        image::save_file(img, out_file, out_format);
+        json j = {{"command", "read"}, {"file", out_file}, {"address", from}, {"length", count},
+                  {"crc32", core::crc32(data)}, {"device", device_json(session.info)}};
+        reporter.result(j, fmt::format("read {} bytes from {} into {} (CRC32 {:08x})\n", count, hex_address(from),
+                                       out_file, core::crc32(data)));
+    });
+}
+
+void verify_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
+                    const DeviceOptions& device_options) {
+    run(global, [&](Reporter& reporter) {
+        const image::Image img = image::load_file(file, load_options(image_options));
+        auto session = connect(device_options, reporter);
+        // Compare exactly the image's bytes (no page padding: the rest of a page is not the image's business).
+        std::vector<plan::PageWrite> ranges;
+        for (const auto& [address, bytes] : img.runs()) ranges.push_back({address, bytes});
+        auto bad = plan::verify_pages(*session.bootloader, ranges, core::Progress(reporter.sink()));
+        session.bootloader->start_application();
+        if (!bad.empty())
+            throw Error(ErrorKind::VerifyMismatch,
+                        fmt::format("the device differs from {} in {} range(s), first at {}", file, bad.size(),
+                                    hex_address(bad.front())))
+                .at_address(bad.front());
+        reporter.result({{"command", "verify"}, {"file", file}, {"match", true}, {"bytes", img.total_bytes()}},
+                        fmt::format("the device matches {} ({} bytes)\n", file, img.total_bytes()));
+    });
+}
+
+void info_command(GlobalOptions& global, const DeviceOptions& device_options) {
+    run(global, [&](Reporter& reporter) {
+        auto session = connect(device_options, reporter);
+        session.bootloader->start_application();
+        json j = device_json(session.info);
+        j["command"] = "info";
+        j["device_path"] = session.description;
+        reporter.result(j, device_text(session));
+    });
+}
+
+void image_info_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options) {
+    run(global, [&](Reporter& reporter) {
+        const image::Image img = image::load_file(file, load_options(image_options));
+        // CRC and hash over the image as it would sit in flash: lowest to highest byte, gaps 0xFF.
+        auto flat = img.flatten(img.lowest(), static_cast<uint32_t>(img.end()), 0xFF);
+        json ranges = json::array();
+        for (const auto& [address, bytes] : img.runs())
+            ranges.push_back({{"start", address}, {"end", address + bytes.size()}, {"bytes", bytes.size()}});
+        json j = {{"command", "image info"}, {"file", file}, {"format", image::format_name(*img.source_format)},
+                  {"ranges", ranges}, {"total_bytes", img.total_bytes()}, {"lowest", img.lowest()},
+                  {"end", img.end()}, {"crc32", fmt::format("{:08x}", core::crc32(flat))},
+                  {"sha256", core::sha256_hex(flat)}};
+        std::string human = fmt::format("file:        {}\nformat:      {}\n", file, image::format_name(*img.source_format));
+        for (const auto& [address, bytes] : img.runs())
+            human += fmt::format("range:       {}-{} ({} bytes)\n", hex_address(address),
+                                 hex_address(static_cast<uint32_t>(address + bytes.size() - 1)), bytes.size());
+        human += fmt::format("total:       {} bytes\n", img.total_bytes());
+        if (img.entry) {
+            j["entry"] = *img.entry;
+            human += fmt::format("entry point: {}\n", hex_address(*img.entry));
+        }
+        // A Cortex-M vector table's reset vector is a Thumb address (odd) inside the image.
+        if (auto reset = img.reset_vector_arm(); reset && (*reset & 1) && *reset >= img.lowest() && *reset < img.end()) {
+            j["reset_vector"] = *reset;
+            human += fmt::format("reset vector (if Cortex-M): {}\n", hex_address(*reset));
+        }
+        human += fmt::format("crc32:       {:08x} (of {} bytes, gaps as 0xFF)\nsha256:      {}\n", core::crc32(flat),
+                             flat.size(), core::sha256_hex(flat));
+        reporter.result(j, human);
+    });
+}
+
+void image_convert_command(GlobalOptions& global, const std::string& in, const std::string& out,
+                           const ImageOptions& image_options, const std::string& to) {
+    run(global, [&](Reporter& reporter) {
+        const image::Image img = image::load_file(in, load_options(image_options));
+        image::Format out_format = to.empty() ? image::format_for_extension(out) : image::format_from_name(to);
+        image::save_file(img, out, out_format);
+        reporter.result({{"command", "image convert"}, {"input", in}, {"output", out},
+                         {"format", image::format_name(out_format)}, {"total_bytes", img.total_bytes()}},
+                        fmt::format("wrote {} ({}, {} bytes of data)\n", out, image::format_name(out_format),
+                                    img.total_bytes()));
+    });
+}
+
+void chips_command(GlobalOptions& global) {
+    run(global, [&](Reporter& reporter) {
+        const auto& kb = targets::Knowledge::builtin();
+        json chips = json::array();
+        std::string human;
+        for (const auto& [name, chip] : kb.chips()) {
+            json bls = json::array();
+            std::string bl_text;
+            for (const auto& [bl_name, bl] : kb.bootloaders())
+                if (auto size = bl.size_on(name)) {
+                    bls.push_back({{"name", bl_name}, {"protocol", bl.protocol}, {"size", *size}, {"baud", bl.baud}});
+                    bl_text += fmt::format(" {}({}, {} B)", bl_name, bl.protocol, *size);
+                }
+            chips.push_back({{"name", name}, {"family", chip.family}, {"flash_size", chip.flash_size},
+                             {"page_size", chip.page_size}, {"signature", core::hex_bytes(chip.signature)},
+                             {"bootloaders", bls}});
+            human += fmt::format("{:<13} {:>7} B flash, {:>3} B pages, signature {}; bootloaders:{}\n", name,
+                                 chip.flash_size, chip.page_size, core::hex_bytes(chip.signature), bl_text);
+        }
+        reporter.result({{"command", "chips"}, {"chips", chips}}, human);
+    });
+}
+
+}  // namespace
+
+void register_commands(CLI::App& app, GlobalOptions& global) {
+    // Options live as long as the app: they are captured by the callbacks.
+    static DeviceOptions device;
+    static ImageOptions image_opts;
+    static plan::PlanOptions plan_opts;
+    static std::string file, out_file, format, to_format;
+    static std::optional<uint32_t> address, length;
+    static bool no_verify = false, no_start = false;
+
+    auto* flash = app.add_subcommand("flash", "write an image to the device, verify it and start it");
+    flash->add_option("file", file, "firmware image (Intel HEX, S-record, ELF, raw .bin, UF2)")->required();
+    add_device_options(flash, device);
+    add_image_options(flash, image_opts);
+    flash->add_flag("--no-verify", no_verify, "skip reading the flash back");
+    flash->add_flag("--no-start", no_start, "leave the device in its bootloader afterwards");
+    flash->add_flag("--force", plan_opts.force_link_address,
+                    "accept an entry point outside the application region (never allows touching the bootloader)");
+    flash->callback([&global] {
+        plan_opts.verify = !no_verify;
+        plan_opts.start_application = !no_start;
+        flash_command(global, file, image_opts, device, plan_opts);
+    });
+
+    auto* read = app.add_subcommand("read", "read the device's flash into a file");
+    add_device_options(read, device);
+    read->add_option("-o,--output", out_file, "output file (.hex, .srec or .bin)")->required();
+    read->add_option("--output-format", format, "hex, srec or bin (default: from the file name)");
+    read->add_option("--address", address, "first address (default: start of flash)");
+    read->add_option("--length", length, "bytes to read (default: to the end of flash)");
+    read->callback([&global] { read_command(global, device, out_file, format, address, length); });
+
+    auto* verify = app.add_subcommand("verify", "compare the device's flash with an image");
+    verify->add_option("file", file, "firmware image")->required();
+    add_device_options(verify, device);
+    add_image_options(verify, image_opts);
+    verify->callback([&global] { verify_command(global, file, image_opts, device); });
+
+    auto* info = app.add_subcommand("info", "connect and show what the device says about itself");
+    add_device_options(info, device);
+    info->callback([&global] { info_command(global, device); });
+
+    auto* chips = app.add_subcommand("chips", "list the chips and bootloaders mcuflash knows");
+    chips->callback([&global] { chips_command(global); });
+
+    auto* image = app.add_subcommand("image", "inspect and convert firmware images");
+    image->require_subcommand(1);
+    image->fallthrough();
+    auto* image_info = image->add_subcommand("info", "format, address ranges, size, entry point, CRC32, SHA-256");
+    image_info->add_option("file", file, "firmware image")->required();
+    add_image_options(image_info, image_opts);
+    image_info->callback([&global] { image_info_command(global, file, image_opts); });
+    auto* convert = image->add_subcommand("convert", "convert between hex, srec and bin");
+    convert->add_option("input", file, "input image")->required();
+    convert->add_option("output", out_file, "output file")->required();
+    add_image_options(convert, image_opts);
+    convert->add_option("--to", to_format, "hex, srec or bin (default: from the output name)");
+    convert->callback([&global] { image_convert_command(global, file, out_file, image_opts, to_format); });
+}
+
+}  // namespace mcuflash::cli

@@ -1,0 +1,109 @@
+#include "cli/device.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/error.hpp"
+#include "discover/serial_ports.hpp"
+#include "link/serial_port.hpp"
+#include "sim/in_process.hpp"
+#include "targets/knowledge.hpp"
+
+namespace mcuflash::cli {
+
+using core::Error;
+using core::ErrorKind;
+
+namespace {
+
+constexpr const char* kSimPrefix = "sim:";
+
+std::string pick_serial_device(const DeviceOptions& options) {
+    if (!options.device.empty()) return options.device;
+    auto candidates = discover::serial_candidates();
+    if (candidates.size() == 1) return candidates.front().path;
+    if (candidates.empty())
+        throw Error(ErrorKind::NotFound, "no serial port found and no device given (-d)",
+                    "plug the board in, or try a simulated one: -d sim:stk500v1:atmega1284p");
+    std::string list;
+    for (auto& c : candidates) list += fmt::format("\n  {}{}", c.path, c.path == c.resolved ? "" : " -> " + c.resolved);
+    throw Error(ErrorKind::Usage, "several serial ports could be the board; choose one with -d:" + list);
+}
+
+// Baud rates to try when none is given: the protocol's default, then each known bootloader's.
+std::vector<uint32_t> baud_candidates(const protocol::ProtocolInfo& proto, const DeviceOptions& options) {
+    if (options.baud) return {*options.baud};
+    std::vector<uint32_t> bauds{proto.serial.baud};
+    for (const auto& [name, bl] : targets::Knowledge::builtin().bootloaders())
+        if (bl.protocol == proto.name && bl.baud && std::find(bauds.begin(), bauds.end(), bl.baud) == bauds.end())
+            bauds.push_back(bl.baud);
+    return bauds;
+}
+
+}  // namespace
+
+Session connect(const DeviceOptions& options, Reporter& reporter) {
+    Session session;
+    link::WarningSink warn = [&reporter](const std::string& m) { reporter.warning(m); };
+    protocol::ConnectOptions connect_options;
+    connect_options.chip = options.chip;
+    connect_options.bootloader = options.bootloader;
+    connect_options.reset = !options.no_reset;
+    connect_options.warn = warn;
+
+    if (options.device.rfind(kSimPrefix, 0) == 0) {
+        // sim:PROTOCOL[:CHIP] - a simulated device inside this process.
+        std::string rest = options.device.substr(std::char_traits<char>::length(kSimPrefix));
+        std::string proto_name = rest.substr(0, rest.find(':'));
+        std::string chip = rest.find(':') == std::string::npos ? options.chip : rest.substr(rest.find(':') + 1);
+        if (!options.protocol.empty() && options.protocol != proto_name)
+            throw Error(ErrorKind::Usage, fmt::format("-p {} does not match the simulated device {}", options.protocol,
+                                                      options.device));
+        const auto& proto = protocol::find_protocol(proto_name);
+        sim::InProcessOptions sim_options;
+        sim_options.chip = chip;
+        sim_options.faults = options.sim_faults;
+        sim_options.timing = !options.sim_fast;
+        sim_options.settings = proto.serial;
+        if (options.baud) sim_options.settings.baud = *options.baud;
+        session.link = sim::open_in_process(proto_name, sim_options);
+        session.protocol = proto.name;
+        session.description = fmt::format("simulated {} device ({})", proto.name, session.link->describe());
+        session.bootloader = proto.make(*session.link, connect_options);
+        session.info = session.bootloader->connect();
+        session.retry_hint = fmt::format("-d {}", options.device);
+        return session;
+    }
+
+    std::string path = pick_serial_device(options);
+    const auto& proto = protocol::find_protocol(options.protocol.empty() ? "stk500v1" : options.protocol);
+    auto bauds = baud_candidates(proto, options);
+    if (bauds.size() > 1) connect_options.sync_attempts = 3;
+    link::SerialSettings settings = proto.serial;
+    std::optional<Error> last_failure;
+    for (uint32_t baud : bauds) {
+        settings.baud = baud;
+        if (!session.link) session.link = std::make_unique<link::SerialPort>(path, settings, warn);
+        else session.link->configure(settings);
+        session.bootloader = proto.make(*session.link, connect_options);
+        try {
+            session.info = session.bootloader->connect();
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::NotFound) throw;
+            last_failure = e;
+            continue;
+        }
+        session.protocol = proto.name;
+        session.description = fmt::format("{} at {} baud", path, baud);
+        session.retry_hint = fmt::format("-d {} -p {} --baud {}", path, proto.name, baud);
+        return session;
+    }
+    std::string tried;
+    for (auto b : bauds) tried += (tried.empty() ? "" : ", ") + std::to_string(b);
+    throw Error(ErrorKind::NotFound,
+                fmt::format("no {} bootloader answers on {} (tried {} baud)", proto.name, path, tried),
+                last_failure ? last_failure->hint() : std::string{});
+}
+
+}  // namespace mcuflash::cli

@@ -1,0 +1,36 @@
+#pragma once
+// Turning `-d DEVICE` into a link and a connected bootloader client.
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cli/reporter.hpp"
+#include "link/byte_link.hpp"
+#include "protocol/bootloader.hpp"
+
+namespace mcuflash::cli {
+
+struct DeviceOptions {
+    std::string device;    // path, or sim:PROTOCOL[:CHIP]
+    std::string protocol;  // "" = the device's or the default
+    std::string chip;
+    std::string bootloader;
+    std::optional<uint32_t> baud;
+    bool no_reset = false;
+    std::string sim_faults;  // only for sim: devices
+    bool sim_fast = false;   // sim: devices without wire and flash timing
+};
+
+struct Session {
+    std::unique_ptr<link::ByteLink> link;
+    std::unique_ptr<protocol::Bootloader> bootloader;
+    protocol::DeviceInfo info;
+    std::string protocol;
+    std::string description;  // "/dev/ttyUSB0 at 115200 baud"
+    std::string retry_hint;   // device options as they would be typed again
+};
+
+// Opens the device and connects to its bootloader (reset, sync, identify).
+Session connect(const DeviceOptions& options, Reporter& reporter);
+
+}  // namespace mcuflash::cli

@@ -1,0 +1,34 @@
+// mcuflash: flash micro-controllers through their bootloaders.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+
+using namespace mcuflash;
+
+int main(int argc, char** argv) {
+    CLI::App app{
+        "mcuflash: flash 3D-printer micro-controllers through their bootloaders, natively.\n"
+        "Devices: a serial port (/dev/ttyUSB0, /dev/serial/by-id/...), or sim:PROTOCOL[:CHIP] for a\n"
+        "simulated device (try: mcuflash flash demo.hex -d sim:stk500v1:atmega1284p).\n"
+        "Exit codes: 0 ok, 1 verify mismatch, 64 usage, 65 bad input or refused as unsafe,\n"
+        "69 device not found, 74 I/O, 75 timeout, 77 permission."};
+    app.require_subcommand(1);
+    app.fallthrough();  // --json and -q also work after the sub-command
+    app.set_version_flag("--version", "mcuflash 0.1.0");
+    cli::GlobalOptions global;
+    app.add_flag("--json", global.json, "JSON Lines on stdout: progress events, then one result or error object");
+    app.add_flag("-q,--quiet", global.quiet, "no progress output (errors and results still print)");
+
+    cli::register_commands(app, global);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e);
+        return code == 0 ? 0 : 64;
+    }
+    return global.exit_code;
+}

@@ -1,0 +1,44 @@
+#pragma once
+// How the CLI shows things: a progress bar on a terminal, plain lines when piped,
+// JSON Lines (one object per line on stdout) with --json.
+#include <chrono>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "core/progress.hpp"
+
+namespace mcuflash::cli {
+
+enum class OutputMode { Terminal, Plain, Json };
+
+class Reporter {
+public:
+    explicit Reporter(OutputMode mode, bool quiet = false);
+
+    OutputMode mode() const { return mode_; }
+    core::ProgressSink sink();
+    void on_progress(const core::ProgressEvent& event);
+    void warning(const std::string& message);
+    void info(const std::string& message);  // human lines (stderr), skipped in JSON mode
+    // The command's result: JSON object on stdout in JSON mode; else `human` on stdout.
+    void result(const nlohmann::json& data, const std::string& human);
+    // Prints the error with its hint; returns the exit code.
+    int error(const core::Error& error);
+
+private:
+    void draw_bar(const core::ProgressEvent& event);
+    void end_bar();
+
+    OutputMode mode_;
+    bool quiet_;
+    bool bar_open_ = false;
+    std::chrono::steady_clock::time_point stage_start_{};
+    std::chrono::steady_clock::time_point last_draw_{};
+    int last_percent_ = -1;
+};
+
+OutputMode detect_output_mode(bool json);
+
+}  // namespace mcuflash::cli

@@ -1,0 +1,12 @@
+#pragma once
+// Getting an Arduino-style board into its bootloader over a serial port.
+#include "link/byte_link.hpp"
+
+namespace mcuflash::entry {
+
+// The Arduino auto-reset: DTR/RTS drive RESET through a capacitor, so deasserting them and asserting
+// them again pulses RESET. Where the link has no modem lines (a pty), reopening it does the same for
+// devices that reset on open (our simulators, the simavr bridge).
+void pulse_reset(link::ByteLink& link);
+
+}  // namespace mcuflash::entry

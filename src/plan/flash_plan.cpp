@@ -1,0 +1,170 @@
+#include "plan/flash_plan.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include "core/error.hpp"
+#include "core/hexdump.hpp"
+
+namespace mcuflash::plan {
+
+using core::Error;
+using core::ErrorKind;
+using core::hex_address;
+using core::Stage;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Verify reads this much at a time, so progress moves and a mismatch is found early.
+constexpr uint32_t kVerifyChunk = 1024;
+
+}  // namespace
+
+void check_fits_flash(const image::Image& image, uint32_t flash_base, uint32_t flash_size, const std::string& chip) {
+    uint64_t flash_end = uint64_t(flash_base) + flash_size;
+    if (image.lowest() < flash_base || image.end() > flash_end)
+        throw Error(ErrorKind::Unsafe,
+                    fmt::format("the image spans {}-{} but the {}'s flash is {}-{}; nothing was written",
+                                hex_address(image.lowest()), hex_address(static_cast<uint32_t>(image.end() - 1)), chip,
+                                hex_address(flash_base), hex_address(static_cast<uint32_t>(flash_end - 1))),
+                    "check that the image was built for this chip");
+}
+
+FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& device, const protocol::Capabilities& caps,
+                    const PlanOptions& options) {
+    if (image.empty()) throw Error(ErrorKind::BadInput, "the image holds no data");
+    check_fits_flash(image, device.flash_base, device.flash_size, device.chip);
+    if (image.lowest() < device.app_start || image.end() > device.app_end) {
+        bool below = image.lowest() < device.app_start;
+        uint64_t flash_end = uint64_t(device.flash_base) + device.flash_size;
+        uint32_t reserved_from = below ? device.flash_base : device.app_end;
+        uint32_t reserved_to = below ? device.app_start - 1 : static_cast<uint32_t>(flash_end - 1);
+        throw Error(ErrorKind::Unsafe,
+                    fmt::format("the image spans {}-{} but the {} bootloader of this {} occupies {}-{} (the "
+                                "application region is {}-{}); writing there would brick the board, so nothing "
+                                "was written",
+                                hex_address(image.lowest()), hex_address(static_cast<uint32_t>(image.end() - 1)),
+                                device.bootloader.empty() ? "unidentified" : device.bootloader, device.chip,
+                                hex_address(reserved_from), hex_address(reserved_to), hex_address(device.app_start),
+                                hex_address(device.app_end - 1)),
+                    below ? fmt::format("the application must be linked to start at {}", hex_address(device.app_start))
+                          : "the image is too large for the space the bootloader leaves");
+    }
+    if (image.entry && (*image.entry < device.app_start || *image.entry >= device.app_end) &&
+        !options.force_link_address)
+        throw Error(ErrorKind::Unsafe,
+                    fmt::format("the image's entry point {} is outside the application region {}-{}: it was linked "
+                                "for another bootloader offset; nothing was written",
+                                hex_address(*image.entry), hex_address(device.app_start), hex_address(device.app_end - 1)),
+                    "rebuild for the right offset, or pass --force if you know the entry point is right");
+
+    const uint32_t unit = std::max<uint32_t>(caps.write_unit, 1);
+    FlashPlan plan;
+    plan.image_bytes = image.total_bytes();
+    // Every write unit the image touches, in address order.
+    std::vector<uint32_t> starts;
+    for (const auto& [address, bytes] : image.runs()) {
+        uint64_t first = address / unit * unit;
+        for (uint64_t at = first; at < address + bytes.size(); at += unit)
+            if (starts.empty() || starts.back() != at) starts.push_back(static_cast<uint32_t>(at));
+    }
+    for (uint32_t at : starts) plan.pages.push_back({at, image.flatten(at, at + unit, 0xFF)});
+    return plan;
+}
+
+std::vector<uint32_t> verify_pages(protocol::Bootloader& device, const std::vector<PageWrite>& pages,
+                                   const core::Progress& progress) {
+    std::vector<uint32_t> bad;
+    uint64_t total = 0, done = 0;
+    for (const auto& p : pages) total += p.data.size();
+    progress.started(Stage::Verify, total);
+    // Read contiguous runs of pages in chunks: fewer, larger reads.
+    size_t i = 0;
+    while (i < pages.size()) {
+        size_t j = i;
+        uint64_t run_end = pages[i].address + pages[i].data.size();
+        while (j + 1 < pages.size() && pages[j + 1].address == run_end && run_end - pages[i].address < kVerifyChunk) {
+            ++j;
+            run_end += pages[j].data.size();
+        }
+        auto back = device.read(pages[i].address, static_cast<uint32_t>(run_end - pages[i].address));
+        size_t offset = 0;
+        for (size_t k = i; k <= j; ++k) {
+            if (!std::equal(pages[k].data.begin(), pages[k].data.end(), back.begin() + static_cast<long>(offset)))
+                bad.push_back(pages[k].address);
+            offset += pages[k].data.size();
+        }
+        done += offset;
+        progress.advanced(Stage::Verify, done, total);
+        i = j + 1;
+    }
+    progress.finished(Stage::Verify, done, bad.empty() ? "" : fmt::format("{} pages differ", bad.size()));
+    return bad;
+}
+
+FlashReport execute(protocol::Bootloader& device, const FlashPlan& plan, const PlanOptions& options,
+                    const core::Progress& progress) {
+    FlashReport report;
+    auto write_pages = [&](const std::vector<const PageWrite*>& pages) {
+        uint64_t total = 0, done = 0;
+        for (auto* p : pages) total += p->data.size();
+        progress.started(Stage::Write, total);
+        for (auto* p : pages) {
+            device.write(p->address, p->data);
+            done += p->data.size();
+            progress.advanced(Stage::Write, done, total);
+        }
+        progress.finished(Stage::Write, done);
+        report.bytes_written += done;
+    };
+
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<const PageWrite*> all;
+    for (const auto& p : plan.pages) all.push_back(&p);
+    write_pages(all);
+    report.pages_written = plan.pages.size();
+    report.seconds_write = seconds_since(t0);
+
+    if (options.verify) {
+        auto t1 = std::chrono::steady_clock::now();
+        std::vector<PageWrite> to_check = plan.pages;
+        for (int round = 0;; ++round) {
+            auto bad = verify_pages(device, to_check, progress);
+            if (bad.empty()) break;
+            if (round >= options.max_rewrites)
+                throw Error(ErrorKind::VerifyMismatch,
+                            fmt::format("verify failed: {} page(s) still differ after {} rewrites, first at {}",
+                                        bad.size(), options.max_rewrites, hex_address(bad.front())),
+                            "the flash may be worn, or the link is unreliable: try a lower --baud or another cable")
+                    .at_address(bad.front());
+            std::vector<PageWrite> again;
+            for (const auto& p : to_check)
+                if (std::find(bad.begin(), bad.end(), p.address) != bad.end()) again.push_back(p);
+            progress.note(Stage::Verify, fmt::format("{} page(s) differ, first at {}: writing them again", bad.size(),
+                                                     hex_address(bad.front())));
+            std::vector<const PageWrite*> ptrs;
+            for (const auto& p : again) ptrs.push_back(&p);
+            write_pages(ptrs);
+            report.pages_rewritten += again.size();
+            to_check = std::move(again);
+        }
+        report.verified = true;
+        report.seconds_verify = seconds_since(t1);
+    }
+    if (options.start_application) {
+        progress.started(Stage::Start, 0);
+        device.start_application();
+        progress.finished(Stage::Start, 0);
+        report.started = true;
+    }
+    return report;
+}
+
+}  // namespace mcuflash::plan

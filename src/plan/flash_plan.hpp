@@ -1,0 +1,56 @@
+#pragma once
+// FlashPlan: image + device facts -> the pages to write, after the safety checks.
+// Executing a plan writes, verifies (rewriting pages that fail, a bounded number of times)
+// and starts the application, reporting progress as events.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/progress.hpp"
+#include "image/image.hpp"
+#include "protocol/bootloader.hpp"
+
+namespace mcuflash::plan {
+
+struct PlanOptions {
+    bool verify = true;
+    bool start_application = true;
+    bool force_link_address = false;  // accept an entry point outside the application region
+    int max_rewrites = 2;             // rounds of rewriting pages that failed verification
+};
+
+struct PageWrite {
+    uint32_t address = 0;
+    std::vector<uint8_t> data;  // exactly one write unit, gaps filled with 0xFF
+};
+
+struct FlashPlan {
+    std::vector<PageWrite> pages;
+    uint64_t image_bytes = 0;
+    uint64_t bytes_to_write() const { return pages.size() * (pages.empty() ? 0 : pages.front().data.size()); }
+};
+
+// Throws core::Error(Unsafe) naming the addresses when the image reaches outside the application region.
+FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& device,
+                    const protocol::Capabilities& caps, const PlanOptions& options);
+
+// Checks that need no device: an image past the end of the chip's flash (known from --chip).
+void check_fits_flash(const image::Image& image, uint32_t flash_base, uint32_t flash_size, const std::string& chip);
+
+struct FlashReport {
+    uint64_t bytes_written = 0;
+    size_t pages_written = 0;
+    size_t pages_rewritten = 0;  // pages written again after a failed verify
+    bool verified = false;
+    bool started = false;
+    double seconds_write = 0, seconds_verify = 0;
+};
+
+// Compares device flash with the image; returns the addresses of the pages that differ.
+std::vector<uint32_t> verify_pages(protocol::Bootloader& device, const std::vector<PageWrite>& pages,
+                                   const core::Progress& progress);
+
+FlashReport execute(protocol::Bootloader& device, const FlashPlan& plan, const PlanOptions& options,
+                    const core::Progress& progress);
+
+}  // namespace mcuflash::plan

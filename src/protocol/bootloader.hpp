@@ -1,0 +1,69 @@
+#pragma once
+// The common interface every bootloader protocol client exposes to plan/.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/progress.hpp"
+#include "link/byte_link.hpp"
+
+namespace mcuflash::protocol {
+
+struct DeviceInfo {
+    std::string chip;              // knowledge-base chip name ("" when the device is unknown)
+    std::string bootloader;        // knowledge-base bootloader name ("" when not identified)
+    std::string bootloader_text;   // what the device says about itself, e.g. "optiboot 4.4"
+    std::vector<uint8_t> signature;
+    uint32_t flash_base = 0;
+    uint32_t flash_size = 0;
+    uint32_t app_start = 0;        // the writable application region is [app_start, app_end)
+    uint32_t app_end = 0;
+    uint32_t page_size = 0;        // the program unit
+    std::vector<std::pair<std::string, std::string>> details;  // extra facts for `info`
+};
+
+struct Capabilities {
+    bool can_read = true;
+    bool can_checksum = false;
+    bool erases_on_write = false;  // writing a page erases it first (optiboot)
+    uint32_t write_unit = 1;       // writes are whole multiples of this, aligned to it
+};
+
+class Bootloader {
+public:
+    virtual ~Bootloader() = default;
+
+    virtual DeviceInfo connect() = 0;
+    virtual Capabilities capabilities() const = 0;
+    virtual void erase(uint32_t address, uint32_t length);
+    virtual void write(uint32_t address, std::span<const uint8_t> data) = 0;
+    virtual std::vector<uint8_t> read(uint32_t address, uint32_t length) = 0;
+    virtual std::optional<uint32_t> checksum(uint32_t address, uint32_t length);
+    virtual void start_application() = 0;
+};
+
+struct ConnectOptions {
+    std::string chip;        // expected chip ("" = take what the device says)
+    std::string bootloader;  // force a knowledge-base bootloader ("" = identify)
+    bool reset = true;       // pulse DTR/RTS to reset into the bootloader
+    int sync_attempts = 10;
+    link::WarningSink warn;
+};
+
+struct ProtocolInfo {
+    std::string name;
+    std::string description;
+    link::SerialSettings serial;  // the protocol's default line settings
+    std::function<std::unique_ptr<Bootloader>(link::ByteLink&, const ConnectOptions&)> make;
+};
+
+// The registry: one line per protocol in registry.cpp.
+const std::vector<ProtocolInfo>& protocols();
+const ProtocolInfo& find_protocol(const std::string& name);  // throws Usage error listing the known ones
+
+}  // namespace mcuflash::protocol

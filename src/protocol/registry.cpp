@@ -1,0 +1,14 @@
+// Every protocol mcuflash speaks: one line each.
+#include "protocol/bootloader.hpp"
+#include "protocol/stk500v1/client.hpp"
+
+namespace mcuflash::protocol {
+
+const std::vector<ProtocolInfo>& protocols() {
+    static const std::vector<ProtocolInfo> all = {
+        stk500v1::protocol_info(),
+    };
+    return all;
+}
+
+}  // namespace mcuflash::protocol

@@ -1,0 +1,248 @@
+#include "protocol/stk500v1/client.hpp"
+
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "core/error.hpp"
+#include "core/hexdump.hpp"
+#include "entry/serial_reset.hpp"
+
+namespace mcuflash::protocol::stk500v1 {
+
+using core::Deadline;
+using core::Error;
+using core::ErrorKind;
+
+namespace {
+// optiboot answers within microseconds; a page write takes ~4.5 ms, ATmegaBOOT up to ~10 ms.
+constexpr long kCommandTimeoutMs = 1000;
+// How long one GET_SYNC waits while the bootloader may still be starting.
+constexpr long kSyncProbeMs = 60;
+// Words above this need the load-extended-address instruction (parts larger than 128 KiB).
+constexpr uint32_t kWordSegmentBytes = 0x20000;
+}  // namespace
+
+ProtocolInfo protocol_info() {
+    ProtocolInfo info;
+    info.name = "stk500v1";
+    info.description = "Arduino STK500v1 bootloaders: optiboot, ATmegaBOOT (avrdude -c arduino)";
+    info.serial = {115200, link::Parity::None};
+    info.make = [](link::ByteLink& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
+        return std::make_unique<Client>(link, options);
+    };
+    return info;
+}
+
+Client::Client(link::ByteLink& link, ConnectOptions options) : link_(link), options_(std::move(options)) {}
+
+Bytes Client::exchange(const Bytes& request, std::initializer_list<size_t> data_lengths, const char* what,
+                       long timeout_ms) {
+    link_.write(request);
+    Bytes data;
+    Deadline deadline = Deadline::after_ms(timeout_ms);
+    for (size_t length : data_lengths) {
+        Bytes reply(reply_size(length));
+        // The first byte tells INSYNC from an error status; read it alone so an error is not waited out.
+        link_.read_exact(std::span(reply).first(1), deadline, what);
+        if (reply[0] != resp::kInSync)
+            throw Error(ErrorKind::Protocol, fmt::format("{}: {}", what, *check_reply(std::span(reply).first(1))));
+        link_.read_exact(std::span(reply).subspan(1), deadline, what);
+        if (auto problem = check_reply(reply)) throw Error(ErrorKind::Protocol, fmt::format("{}: {}", what, *problem));
+        data.insert(data.end(), reply.begin() + 1, reply.end() - 1);
+    }
+    return data;
+}
+
+void Client::synchronise() {
+    // Probe with GET_SYNC until the bootloader answers; it may still be starting after reset.
+    for (int attempt = 0; attempt < options_.sync_attempts; ++attempt) {
+        if (options_.reset) entry::pulse_reset(link_);
+        Deadline window = Deadline::after_ms(1500);
+        while (!window.expired()) {
+            link_.write(encode_get_sync());
+            uint8_t reply[2];
+            size_t got = 0;
+            Deadline probe = Deadline::after_ms(kSyncProbeMs);
+            while (got < 2) {
+                size_t n = link_.read_some(std::span(reply).subspan(got), probe);
+                if (n == 0) break;
+                got += n;
+            }
+            if (got == 2 && reply[0] == resp::kInSync && reply[1] == resp::kOk) {
+                // Earlier probes may still be answered: let them arrive, drop them, and confirm once more.
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                link_.drain_input();
+                try {
+                    exchange(encode_get_sync(), {0}, "sync", 200);
+                    current_extended_ = -1;
+                    return;
+                } catch (const Error&) {
+                    continue;
+                }
+            }
+        }
+    }
+    throw Error(ErrorKind::NotFound,
+                fmt::format("no STK500v1 bootloader answers on {} (tried {} resets)", link_.describe(),
+                            options_.sync_attempts),
+                fmt::format("check the port and baud rate ({} here; optiboot boards use 115200, older "
+                            "ATmegaBOOT boards 57600 or 19200), and that nothing else holds the port",
+                            link_.settings().baud));
+}
+
+uint8_t Client::get_parameter(uint8_t parameter) {
+    return exchange(encode_get_parameter(parameter), {1}, "get parameter", kCommandTimeoutMs).at(0);
+}
+
+void Client::identify(DeviceInfo& info) {
+    const auto& kb = targets::Knowledge::builtin();
+    uint8_t major = get_parameter(kParamSwMajor);
+    uint8_t minor = get_parameter(kParamSwMinor);
+    info.signature = exchange(encode_read_sign(), {3}, "read signature", kCommandTimeoutMs);
+
+    chip_ = kb.chip_by_signature(info.signature);
+    if (!chip_)
+        throw Error(ErrorKind::Protocol,
+                    fmt::format("the device's signature {} is not a chip mcuflash knows", core::hex_bytes(info.signature)),
+                    "add the chip to data/chips.toml, or check that this is the board you meant");
+    if (!options_.chip.empty() && options_.chip != chip_->name)
+        throw Error(ErrorKind::Usage,
+                    fmt::format("the device is an {} (signature {}), not the {} asked for", chip_->name,
+                                core::hex_bytes(info.signature), options_.chip),
+                    "check --chip, or that this is the board you meant");
+    info.chip = chip_->name;
+    info.flash_base = 0;
+    info.flash_size = chip_->flash_size;
+    info.page_size = chip_->page_size;
+    info.app_start = 0;
+
+    // Which bootloader: the one forced by the user, else the one whose version range matches.
+    const targets::Bootloader* bootloader = nullptr;
+    for (const auto* candidate : kb.bootloaders_for("stk500v1", chip_->name)) {
+        bool forced = !options_.bootloader.empty();
+        if (forced ? candidate->name == options_.bootloader
+                   : (major >= candidate->sw_major_min && major <= candidate->sw_major_max))
+            bootloader = candidate;
+    }
+    if (!options_.bootloader.empty() && !bootloader)
+        throw Error(ErrorKind::Usage, fmt::format("bootloader '{}' is not known for the {} with protocol stk500v1",
+                                                  options_.bootloader, chip_->name));
+    info.bootloader_text = fmt::format("STK500v1 bootloader version {}.{}", major, minor);
+    if (bootloader) {
+        info.bootloader = bootloader->name;
+        info.bootloader_text = fmt::format("{} {}.{}", bootloader->description, major, minor);
+        info.app_end = chip_->flash_size - *bootloader->size_on(chip_->name);
+    } else {
+        // Unknown bootloader: keep clear of the largest boot section the chip can have.
+        info.app_end = chip_->flash_size - chip_->max_boot_size;
+        info.details.emplace_back("note", fmt::format("bootloader not identified; the top {} bytes are kept free",
+                                                      chip_->max_boot_size));
+    }
+    info.details.emplace_back("software version", fmt::format("{}.{}", major, minor));
+}
+
+DeviceInfo Client::connect() {
+    synchronise();
+    DeviceInfo info;
+    identify(info);
+    exchange(encode_enter_progmode(), {0}, "enter programming mode", kCommandTimeoutMs);
+    return info;
+}
+
+Capabilities Client::capabilities() const {
+    Capabilities caps;
+    caps.can_read = true;
+    caps.erases_on_write = true;
+    caps.write_unit = chip_ ? chip_->page_size : 128;
+    return caps;
+}
+
+Bytes Client::extended_address_prefix(uint32_t byte_address, std::vector<size_t>& replies) {
+    if (!chip_ || chip_->flash_size <= kWordSegmentBytes) return {};
+    int segment = static_cast<int>(byte_address / kWordSegmentBytes);
+    if (segment == current_extended_) return {};
+    current_extended_ = segment;
+    replies.push_back(1);
+    return encode_load_extended_address(static_cast<uint8_t>(segment));
+}
+
+void Client::resynchronise_after(const Error& failure, const char* what) {
+    // A lost or garbled byte leaves the bootloader mid-frame; optiboot then restarts into the
+    // application. The only way back is a reset and a fresh sync.
+    if (recoveries_left_-- <= 0)
+        throw Error(failure.kind(), fmt::format("{} (gave up after repeated recoveries)", failure.what()),
+                    failure.hint());
+    if (options_.warn) options_.warn(fmt::format("{}: {}; resetting the bootloader and retrying", what, failure.what()));
+    bool was_reset = options_.reset;
+    options_.reset = true;
+    synchronise();
+    options_.reset = was_reset;
+    exchange(encode_enter_progmode(), {0}, "enter programming mode", kCommandTimeoutMs);
+}
+
+void Client::write(uint32_t address, std::span<const uint8_t> data) {
+    const uint32_t page = capabilities().write_unit;
+    if (address % page != 0 || data.size() % page != 0)
+        throw Error(ErrorKind::Usage, fmt::format("stk500v1 writes whole pages: {} + {} is not {}-byte aligned",
+                                                  core::hex_address(address), data.size(), page));
+    for (size_t offset = 0; offset < data.size(); offset += page) {
+        uint32_t at = address + static_cast<uint32_t>(offset);
+        for (;;) {
+            // LOAD_ADDRESS and PROG_PAGE go out together: the bootloader answers the first while
+            // the page streams in, which saves a round trip per page.
+            std::vector<size_t> replies;
+            Bytes request = extended_address_prefix(at, replies);
+            auto load = encode_load_address(static_cast<uint16_t>((at >> 1) & 0xFFFF));
+            auto prog = encode_prog_page(kMemFlash, data.subspan(offset, page));
+            request.insert(request.end(), load.begin(), load.end());
+            request.insert(request.end(), prog.begin(), prog.end());
+            try {
+                if (replies.empty()) exchange(request, {0, 0}, "write page", kCommandTimeoutMs);
+                else exchange(request, {1, 0, 0}, "write page", kCommandTimeoutMs);
+                break;
+            } catch (const Error& e) {
+                if (e.kind() != ErrorKind::Timeout && e.kind() != ErrorKind::Protocol) throw;
+                resynchronise_after(Error(e).at_address(at), "write page");
+            }
+        }
+    }
+}
+
+std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
+    if (address % 2 != 0)
+        throw Error(ErrorKind::Usage, fmt::format("stk500v1 reads start at even addresses, not {}", core::hex_address(address)));
+    Bytes out;
+    out.reserve(length);
+    while (out.size() < length) {
+        uint32_t at = address + static_cast<uint32_t>(out.size());
+        // Never let one READ_PAGE cross a 64K-word segment: the device's address register would wrap.
+        uint32_t block = std::min<uint32_t>({kReadBlock, length - static_cast<uint32_t>(out.size()),
+                                             kWordSegmentBytes - at % kWordSegmentBytes});
+        for (;;) {
+            std::vector<size_t> replies;
+            Bytes request = extended_address_prefix(at, replies);
+            auto load = encode_load_address(static_cast<uint16_t>((at >> 1) & 0xFFFF));
+            auto rd = encode_read_page(kMemFlash, static_cast<uint16_t>(block));
+            request.insert(request.end(), load.begin(), load.end());
+            request.insert(request.end(), rd.begin(), rd.end());
+            try {
+                Bytes data = replies.empty() ? exchange(request, {0, block}, "read page", kCommandTimeoutMs)
+                                             : exchange(request, {1, 0, block}, "read page", kCommandTimeoutMs);
+                out.insert(out.end(), data.end() - block, data.end());
+                break;
+            } catch (const Error& e) {
+                if (e.kind() != ErrorKind::Timeout && e.kind() != ErrorKind::Protocol) throw;
+                resynchronise_after(Error(e).at_address(at), "read page");
+            }
+        }
+    }
+    return out;
+}
+
+void Client::start_application() {
+    // optiboot arms a 16 ms watchdog on LEAVE_PROGMODE; the application runs after it.
+    exchange(encode_leave_progmode(), {0}, "leave programming mode", kCommandTimeoutMs);
+}
+
+}  // namespace mcuflash::protocol::stk500v1

@@ -1,0 +1,43 @@
+#pragma once
+// STK500v1 client for Arduino bootloaders (optiboot, ATmegaBOOT): avrdude's `-c arduino`.
+#include <cstdint>
+
+#include "core/error.hpp"
+#include "protocol/bootloader.hpp"
+#include "protocol/stk500v1/codec.hpp"
+#include "targets/knowledge.hpp"
+
+namespace mcuflash::protocol::stk500v1 {
+
+ProtocolInfo protocol_info();
+
+class Client : public Bootloader {
+public:
+    Client(link::ByteLink& link, ConnectOptions options);
+
+    DeviceInfo connect() override;
+    Capabilities capabilities() const override;
+    void write(uint32_t address, std::span<const uint8_t> data) override;
+    std::vector<uint8_t> read(uint32_t address, uint32_t length) override;
+    void start_application() override;
+
+    // Bytes per READ_PAGE: optiboot keeps the length in 8 bits (0 means 256).
+    static constexpr uint32_t kReadBlock = 256;
+
+private:
+    // Sends `request` and reads `answers` complete replies; returns their data bytes concatenated.
+    Bytes exchange(const Bytes& request, std::initializer_list<size_t> data_lengths, const char* what, long timeout_ms);
+    void synchronise();
+    void resynchronise_after(const core::Error& failure, const char* what);
+    uint8_t get_parameter(uint8_t parameter);
+    Bytes extended_address_prefix(uint32_t byte_address, std::vector<size_t>& replies);
+    void identify(DeviceInfo& info);
+
+    link::ByteLink& link_;
+    ConnectOptions options_;
+    const targets::Chip* chip_ = nullptr;
+    int current_extended_ = -1;  // last 64K-word segment told to the device; -1 = unknown
+    int recoveries_left_ = 5;
+};
+
+}  // namespace mcuflash::protocol::stk500v1

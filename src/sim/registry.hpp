@@ -1,0 +1,37 @@
+#pragma once
+// The simulators mcuflash has: protocol name -> how to build a device for a chip. A new protocol's
+// simulator is one folder under sim/ and one line in registry.cpp.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sim/device.hpp"
+#include "targets/knowledge.hpp"
+
+namespace mcuflash::sim {
+
+// One bootloader a simulator can impersonate (a knowledge-base bootloader name).
+struct Personality {
+    std::string bootloader;
+    std::function<std::unique_ptr<Device>(const targets::Chip&, const targets::Bootloader&, const DeviceOptions&)> make;
+};
+
+struct SimulatorInfo {
+    std::string protocol;
+    std::string description;
+    std::vector<Personality> personalities;  // the first is the default
+    std::string default_chip;
+};
+
+const std::vector<SimulatorInfo>& simulators();
+// Throws core::Error(Usage) listing the known protocols.
+const SimulatorInfo& find_simulator(const std::string& protocol);
+// The chips a personality can be simulated on: those data/bootloaders.toml gives it a size for.
+std::vector<std::string> chips_for(const Personality& personality);
+
+// Builds a device; chip "" = the simulator's default. Throws core::Error(Usage) for an unknown chip
+// (listing the known ones) or a chip the bootloader does not exist for (listing those it does).
+std::unique_ptr<Device> make_device(const std::string& protocol, const std::string& chip, const DeviceOptions& options);
+
+}  // namespace mcuflash::sim

@@ -1,0 +1,11 @@
+# Writes OUT: a C++ file holding every data/*.toml as a string, so the binary needs no data path.
+file(GLOB files ${DATA_DIR}/*.toml)
+list(SORT files)
+set(body "")
+foreach(f ${files})
+  file(READ ${f} text)
+  get_filename_component(name ${f} NAME)
+  string(APPEND body "    {\"${name}\", R\"mcuflash_toml(${text})mcuflash_toml\"},\n")
+endforeach()
+file(WRITE ${OUT}.tmp "#include <string>\n#include <utility>\n#include <vector>\nnamespace mcuflash::targets {\nextern const std::vector<std::pair<std::string, std::string>> kEmbeddedData;\nconst std::vector<std::pair<std::string, std::string>> kEmbeddedData = {\n${body}};\n}\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

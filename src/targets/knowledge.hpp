@@ -1,0 +1,59 @@
+#pragma once
+// The knowledge base: chips and bootloaders, loaded from data/*.toml (embedded at build time;
+// MCUFLASH_DATA_DIR overrides with a folder of .toml files).
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mcuflash::targets {
+
+struct Chip {
+    std::string name;
+    std::string family;  // "avr", ...
+    std::string description;
+    std::vector<uint8_t> signature;
+    uint32_t flash_base = 0;
+    uint32_t flash_size = 0;
+    uint32_t page_size = 0;
+    uint32_t eeprom_size = 0;
+    uint32_t max_boot_size = 0;
+};
+
+enum class Placement { Top, Bottom };
+
+struct Bootloader {
+    std::string name;
+    std::string protocol;
+    std::string description;
+    Placement placement = Placement::Top;
+    uint32_t baud = 0;
+    int sw_major_min = -1, sw_major_max = -1;
+    std::map<std::string, uint32_t> sizes;  // chip name -> reserved bytes
+
+    std::optional<uint32_t> size_on(const std::string& chip) const;
+};
+
+class Knowledge {
+public:
+    // Parses TOML documents; throws core::Error(BadInput) naming the document and key on bad data.
+    static Knowledge from_documents(const std::vector<std::pair<std::string, std::string>>& named_toml);
+    // The built-in data, or the folder named by MCUFLASH_DATA_DIR.
+    static const Knowledge& builtin();
+
+    const Chip* find_chip(const std::string& name) const;
+    const Chip& chip(const std::string& name) const;  // throws Usage error listing known chips
+    const Chip* chip_by_signature(const std::vector<uint8_t>& signature) const;
+    const Bootloader* find_bootloader(const std::string& name) const;
+    std::vector<const Bootloader*> bootloaders_for(const std::string& protocol, const std::string& chip) const;
+
+    const std::map<std::string, Chip>& chips() const { return chips_; }
+    const std::map<std::string, Bootloader>& bootloaders() const { return bootloaders_; }
+
+private:
+    std::map<std::string, Chip> chips_;
+    std::map<std::string, Bootloader> bootloaders_;
+};
+
+}  // namespace mcuflash::targets

@@ -1,0 +1,75 @@
+# Shared helpers for the shell tests (sourced). ctest sets BUILD_DIR, SOURCE_DIR and FIXTURES.
+set -euo pipefail
+: "${BUILD_DIR:?BUILD_DIR must name the build folder}"
+: "${SOURCE_DIR:?SOURCE_DIR must name the source folder}"
+MCUFLASH="$BUILD_DIR/mcuflash"
+MCUFLASH_SIM="$BUILD_DIR/mcuflash-sim"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcuflash-test.XXXXXX")
+BACKGROUND_PIDS=()
+
+cleanup() {
+  for pid in "${BACKGROUND_PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${BACKGROUND_PIDS[@]:-}"; do
+    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*" >&2; exit 77; }
+
+# wait_for_path PATH [SECONDS]: a pty symlink appears once its server is ready.
+wait_for_path() {
+  local path=$1 limit=${2:-10} i
+  for ((i = 0; i < limit * 20; i++)); do [ -e "$path" ] && return 0; sleep 0.05; done
+  fail "$path did not appear within ${limit}s"
+}
+
+# start_sim NAME ARGS...: runs mcuflash-sim in the background with its pty at $WORK/NAME.
+start_sim() {
+  local name=$1; shift
+  "$MCUFLASH_SIM" "$@" --pty "$WORK/$name" 2>"$WORK/$name.log" &
+  BACKGROUND_PIDS+=($!)
+  wait_for_path "$WORK/$name"
+}
+
+# stop_background: ends every background process (flushing simulator flash files) and waits.
+stop_background() {
+  for pid in "${BACKGROUND_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  for pid in "${BACKGROUND_PIDS[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
+  BACKGROUND_PIDS=()
+}
+
+# random_hex FILE SIZE [BASE] [spin]: an Intel HEX file of SIZE random bytes at BASE (default 0).
+# With "spin" the data starts with an AVR `rjmp .`, so the application a bootloader starts
+# afterwards loops in place instead of running random bytes (which can crash simavr).
+random_hex() {
+  python3 - "$1" "$2" "${3:-0}" "${4:-}" <<'PY'
+import os, sys
+path, size, base = sys.argv[1], int(sys.argv[2]), int(sys.argv[3], 0)
+data = os.urandom(size)
+if sys.argv[4] == "spin":
+    data = b"\xff\xcf" + data[2:]
+out, upper = [], None
+def rec(kind, addr, payload):
+    body = bytes([len(payload), (addr >> 8) & 0xFF, addr & 0xFF, kind]) + payload
+    return ':' + body.hex().upper() + '%02X' % ((-sum(body)) & 0xFF)
+for off in range(0, size, 16):
+    addr = base + off
+    if addr >> 16 != upper:
+        upper = addr >> 16
+        out.append(rec(4, 0, bytes([upper >> 8, upper & 0xFF])))
+    out.append(rec(0, addr & 0xFFFF, data[off:off + 16]))
+out.append(':00000001FF')
+open(path, 'w').write('\n'.join(out) + '\n')
+PY
+}
+
+# hex_to_bin HEX BIN: the raw bytes of a HEX file from its lowest address (for comparisons).
+hex_to_bin() { "$MCUFLASH" image convert "$1" "$2" --to bin >/dev/null; }
+
+# same_prefix A B: file B starts with the bytes of file A.
+same_prefix() { cmp -n "$(stat -c %s "$1")" "$1" "$2"; }

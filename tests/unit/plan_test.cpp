@@ -1,0 +1,163 @@
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "core/error.hpp"
+#include "plan/flash_plan.hpp"
+
+using namespace mcuflash;
+using core::ErrorKind;
+
+namespace {
+
+// An in-memory device with optiboot's semantics (page writes erase first), and hooks to misbehave.
+class FakeDevice : public protocol::Bootloader {
+public:
+    explicit FakeDevice(uint32_t size, uint32_t page) : flash(size, 0xFF), page_(page) {}
+    protocol::DeviceInfo connect() override { return {}; }
+    protocol::Capabilities capabilities() const override {
+        protocol::Capabilities c;
+        c.erases_on_write = true;
+        c.write_unit = page_;
+        return c;
+    }
+    void write(uint32_t address, std::span<const uint8_t> data) override {
+        writes.push_back(address);
+        if (fail_write_at && *fail_write_at == address)
+            throw core::Error(ErrorKind::Timeout, "simulated timeout");
+        for (size_t i = 0; i < data.size(); ++i) flash.at(address + i) = data[i];
+        if (corrupt_writes_left > 0 && address == corrupt_address) {
+            --corrupt_writes_left;
+            flash.at(address) ^= 0x01;
+        }
+    }
+    std::vector<uint8_t> read(uint32_t address, uint32_t length) override {
+        return {flash.begin() + address, flash.begin() + address + length};
+    }
+    void start_application() override { started = true; }
+
+    std::vector<uint8_t> flash;
+    std::vector<uint32_t> writes;
+    std::optional<uint32_t> fail_write_at;
+    uint32_t corrupt_address = 0;
+    int corrupt_writes_left = 0;
+    bool started = false;
+
+private:
+    uint32_t page_;
+};
+
+protocol::DeviceInfo avr_device() {
+    protocol::DeviceInfo info;
+    info.chip = "atmega1284p";
+    info.bootloader = "optiboot";
+    info.flash_size = 131072;
+    info.app_start = 0;
+    info.app_end = 131072 - 1024;
+    info.page_size = 256;
+    return info;
+}
+
+image::Image image_at(uint32_t address, size_t size, uint8_t seed = 1) {
+    std::vector<uint8_t> data(size);
+    for (size_t i = 0; i < size; ++i) data[i] = static_cast<uint8_t>(i * 31 + seed);
+    image::Image img;
+    img.add(address, data, "test");
+    return img;
+}
+
+void expect_error(ErrorKind kind, const std::function<void()>& f, const std::string& fragment = {}) {
+    try {
+        f();
+        FAIL() << "no error";
+    } catch (const core::Error& e) {
+        EXPECT_EQ(e.kind(), kind) << e.what();
+        if (!fragment.empty()) EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+}
+
+}  // namespace
+
+TEST(Plan, PagesCoverTheImageAndPadWithErasedBytes) {
+    FakeDevice dev(131072, 256);
+    auto img = image_at(0x100 + 10, 300);  // spans pages 0x100 and 0x200, partly
+    auto plan = plan::make_plan(img, avr_device(), dev.capabilities(), {});
+    ASSERT_EQ(plan.pages.size(), 2u);
+    EXPECT_EQ(plan.pages[0].address, 0x100u);
+    EXPECT_EQ(plan.pages[1].address, 0x200u);
+    EXPECT_EQ(plan.pages[0].data[0], 0xFF);
+    EXPECT_EQ(plan.pages[0].data[10], img.runs().begin()->second[0]);
+    EXPECT_EQ(plan.pages[1].data.back(), 0xFF);
+}
+
+TEST(Plan, RefusesImagesReachingIntoTheBootloader) {
+    FakeDevice dev(131072, 256);
+    auto img = image_at(131072 - 1024 - 16, 32);  // 16 bytes into optiboot's 1 KiB
+    expect_error(ErrorKind::Unsafe, [&] { plan::make_plan(img, avr_device(), dev.capabilities(), {}); },
+                 "0x0001FC00");
+}
+
+TEST(Plan, RefusesImagesPastTheEndOfFlash) {
+    FakeDevice dev(131072, 256);
+    auto img = image_at(131072 - 8, 16);
+    expect_error(ErrorKind::Unsafe, [&] { plan::make_plan(img, avr_device(), dev.capabilities(), {}); }, "flash");
+    expect_error(ErrorKind::Unsafe, [&] { plan::check_fits_flash(img, 0, 131072, "atmega1284p"); }, "0x0001FFFF");
+}
+
+TEST(Plan, RefusesAnEntryPointOutsideTheApplicationUnlessForced) {
+    FakeDevice dev(131072, 256);
+    auto info = avr_device();
+    info.app_start = 0x2000;  // a bootloader at the bottom, like SAMD21
+    info.app_end = 131072;
+    auto img = image_at(0x2000, 64);
+    img.entry = 0x100;
+    expect_error(ErrorKind::Unsafe, [&] { plan::make_plan(img, info, dev.capabilities(), {}); }, "entry point");
+    plan::PlanOptions forced;
+    forced.force_link_address = true;
+    EXPECT_NO_THROW(plan::make_plan(img, info, dev.capabilities(), forced));
+    // --force never lets data land below the application start.
+    auto low = image_at(0x1F00, 512);
+    expect_error(ErrorKind::Unsafe, [&] { plan::make_plan(low, info, dev.capabilities(), forced); }, "bootloader");
+}
+
+TEST(Plan, WritesVerifiesAndStarts) {
+    FakeDevice dev(131072, 256);
+    auto img = image_at(0, 10 * 1024);
+    auto plan = plan::make_plan(img, avr_device(), dev.capabilities(), {});
+    std::vector<core::ProgressEvent> events;
+    auto report = plan::execute(dev, plan, {}, core::Progress([&](const auto& e) { events.push_back(e); }));
+    EXPECT_EQ(report.pages_written, 40u);
+    EXPECT_TRUE(report.verified);
+    EXPECT_TRUE(dev.started);
+    EXPECT_TRUE(std::equal(img.runs().begin()->second.begin(), img.runs().begin()->second.end(), dev.flash.begin()));
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().stage, core::Stage::Start);
+}
+
+TEST(Plan, RewritesAPageThatFailsVerifyOnce) {
+    FakeDevice dev(131072, 256);
+    dev.corrupt_address = 0x300;
+    dev.corrupt_writes_left = 1;
+    auto plan = plan::make_plan(image_at(0, 4096), avr_device(), dev.capabilities(), {});
+    auto report = plan::execute(dev, plan, {}, core::Progress());
+    EXPECT_EQ(report.pages_rewritten, 1u);
+    EXPECT_TRUE(report.verified);
+}
+
+TEST(Plan, GivesUpWithVerifyMismatchWhenAPageNeverVerifies) {
+    FakeDevice dev(131072, 256);
+    dev.corrupt_address = 0x300;
+    dev.corrupt_writes_left = 100;
+    auto plan = plan::make_plan(image_at(0, 4096), avr_device(), dev.capabilities(), {});
+    expect_error(ErrorKind::VerifyMismatch, [&] { plan::execute(dev, plan, {}, core::Progress()); }, "0x00000300");
+    EXPECT_FALSE(dev.started);
+}
+
+TEST(Plan, AFailingWriteStopsAndLeavesTheBootloaderAlone) {
+    FakeDevice dev(131072, 256);
+    dev.fail_write_at = 0x500;
+    auto plan = plan::make_plan(image_at(0, 4096), avr_device(), dev.capabilities(), {});
+    expect_error(ErrorKind::Timeout, [&] { plan::execute(dev, plan, {}, core::Progress()); });
+    for (uint32_t a : dev.writes) EXPECT_LT(a, avr_device().app_end);
+    EXPECT_FALSE(dev.started);
+}

@@ -1,0 +1,61 @@
+#include <gtest/gtest.h>
+
+#include "core/error.hpp"
+#include "targets/knowledge.hpp"
+
+using namespace mcuflash;
+using targets::Knowledge;
+
+TEST(Knowledge, BuiltinDataLoadsAndIsConsistent) {
+    const auto& kb = Knowledge::builtin();
+    for (const char* name : {"atmega168", "atmega328p", "atmega1280", "atmega1284p", "atmega2560"}) {
+        const auto* chip = kb.find_chip(name);
+        ASSERT_NE(chip, nullptr) << name;
+        EXPECT_EQ(chip->signature.size(), 3u) << name;
+        EXPECT_EQ(chip->flash_size % chip->page_size, 0u) << name;
+        EXPECT_EQ(kb.chip_by_signature(chip->signature), chip) << name;
+    }
+    // Every bootloader row fits its chips (the loader checks; this proves the shipped data passes).
+    for (const auto& [name, bl] : kb.bootloaders())
+        for (const auto& [chip, size] : bl.sizes) EXPECT_LE(size, kb.chip(chip).max_boot_size) << name << " " << chip;
+}
+
+TEST(Knowledge, KnownFacts) {
+    const auto& kb = Knowledge::builtin();
+    EXPECT_EQ(kb.chip("atmega2560").flash_size, 262144u);
+    EXPECT_EQ(kb.chip("atmega1284p").signature, (std::vector<uint8_t>{0x1E, 0x97, 0x05}));
+    // The real bootloader hex files Debian ships start at these addresses.
+    EXPECT_EQ(*kb.find_bootloader("optiboot")->size_on("atmega1284p"), 1024u);
+    EXPECT_EQ(*kb.find_bootloader("atmegaboot")->size_on("atmega1284p"), 2048u);
+    EXPECT_EQ(*kb.find_bootloader("atmegaboot")->size_on("atmega1280"), 4096u);
+}
+
+TEST(Knowledge, UnknownChipIsAUsageErrorListingTheKnownOnes) {
+    try {
+        Knowledge::builtin().chip("atmega9999");
+        FAIL();
+    } catch (const core::Error& e) {
+        EXPECT_EQ(e.kind(), core::ErrorKind::Usage);
+        EXPECT_NE(std::string(e.what()).find("atmega2560"), std::string::npos);
+    }
+}
+
+TEST(Knowledge, BadDataIsRejectedWithItsLocation) {
+    auto expect_bad = [](const std::string& toml, const std::string& fragment) {
+        try {
+            Knowledge::from_documents({{"test.toml", toml}});
+            FAIL() << "accepted: " << toml;
+        } catch (const core::Error& e) {
+            EXPECT_EQ(e.kind(), core::ErrorKind::BadInput);
+            EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+        }
+    };
+    expect_bad("[chips.x]\nfamily='avr'\nflash_size=1000\npage_size=128\n", "multiple of page_size");
+    expect_bad("[chips.x]\nfamily='avr'\nflash_size=1024\npage_size=100\n", "power of two");
+    expect_bad("[chips.x]\nflash_size=1024\npage_size=128\n", "family");
+    expect_bad("[bootloaders.b]\nprotocol='stk500v1'\nsizes={nochip=512}\n", "unknown chip");
+    expect_bad("[chips.x]\nfamily='avr'\nflash_size=1024\npage_size=128\n"
+               "[bootloaders.b]\nprotocol='p'\nsizes={x=100}\n",
+               "whole number of pages");
+    expect_bad("this is = = not toml", "test.toml");
+}
