@@ -170,9 +170,10 @@ Bytes Client::extended_address_prefix(uint32_t byte_address, std::vector<size_t>
 void Client::resynchronise_after(const Error& failure, const char* what) {
     // A lost or garbled byte leaves the bootloader mid-frame; optiboot then restarts into the
     // application. The only way back is a reset and a fresh sync.
-    if (recoveries_left_-- <= 0)
-        throw Error(failure.kind(), fmt::format("{} (gave up after repeated recoveries)", failure.what()),
-                    failure.hint());
+    if (++recoveries_in_a_row_ > kMaxRecoveriesInARow)
+        throw Error(failure.kind(),
+                    fmt::format("{} (gave up after {} resets in a row)", failure.what(), kMaxRecoveriesInARow),
+                    "the link keeps losing bytes: try a lower --baud, a shorter cable, or another USB port");
     if (options_.warn) options_.warn(fmt::format("{}: {}; resetting the bootloader and retrying", what, failure.what()));
     bool was_reset = options_.reset;
     options_.reset = true;
@@ -200,6 +201,7 @@ void Client::write(uint32_t address, std::span<const uint8_t> data) {
             try {
                 if (replies.empty()) exchange(request, {0, 0}, "write page", kCommandTimeoutMs);
                 else exchange(request, {1, 0, 0}, "write page", kCommandTimeoutMs);
+                recoveries_in_a_row_ = 0;
                 break;
             } catch (const Error& e) {
                 if (e.kind() != ErrorKind::Timeout && e.kind() != ErrorKind::Protocol) throw;
@@ -230,6 +232,7 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
                 Bytes data = replies.empty() ? exchange(request, {0, block}, "read page", kCommandTimeoutMs)
                                              : exchange(request, {1, 0, block}, "read page", kCommandTimeoutMs);
                 out.insert(out.end(), data.end() - block, data.end());
+                recoveries_in_a_row_ = 0;
                 break;
             } catch (const Error& e) {
                 if (e.kind() != ErrorKind::Timeout && e.kind() != ErrorKind::Protocol) throw;

@@ -37,7 +37,9 @@ private:
     ConnectOptions options_;
     const targets::Chip* chip_ = nullptr;
     int current_extended_ = -1;  // last 64K-word segment told to the device; -1 = unknown
-    int recoveries_left_ = 5;
+    // Resets in a row without a successful command in between; a page that keeps failing gives up.
+    static constexpr int kMaxRecoveriesInARow = 5;
+    int recoveries_in_a_row_ = 0;
 };
 
 }  // namespace mcuflash::protocol::stk500v1
