@@ -75,7 +75,7 @@ std::string device_text(const Session& s) {
                                   i.chip, core::hex_bytes(i.signature), i.bootloader_text);
     out += fmt::format("flash:       {} bytes, pages of {}\napplication: {}-{} ({} bytes)\n", i.flash_size, i.page_size,
                        hex_address(i.app_start), hex_address(i.app_end - 1), i.app_end - i.app_start);
-    for (auto& [k, v] : i.details) out += fmt::format("{:<13}{}\n", k + ":", v);
+    for (auto& [k, v] : i.details) out += fmt::format("{:<12} {}\n", k + ":", v);
     return out;
 }
 

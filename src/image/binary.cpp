@@ -4,7 +4,6 @@
 #include <ostream>
 
 #include "core/error.hpp"
-#include "core/hexdump.hpp"
 #include "image/handlers.hpp"
 
 namespace mcuflash::image {
@@ -47,8 +46,15 @@ void write_binary(const Image& image, std::ostream& out) {
 }  // namespace
 
 FormatHandler binary_handler() {
-    // No sniffer: anything that matches no other format is taken as raw binary.
-    return {Format::Binary, "bin", "raw binary", ".bin", nullptr, parse_binary, write_binary};
+    return {
+        .id = Format::Binary,
+        .name = "bin",
+        .title = "raw binary",
+        .extensions = ".bin",
+        .sniff = nullptr,  // whatever matches no other format is raw binary
+        .parse = parse_binary,
+        .write = write_binary,
+    };
 }
 
 }  // namespace mcuflash::image

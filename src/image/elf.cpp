@@ -2,7 +2,7 @@
 // which is where a linker script puts initialised data and code in flash.
 #include <fmt/format.h>
 
-#include "core/hexdump.hpp"
+#include "image/block_list.hpp"
 #include "image/byte_order.hpp"
 #include "image/handlers.hpp"
 #include "image/parse_error.hpp"
@@ -29,15 +29,46 @@ struct Field {
 struct Layout {
     const char* name;
     size_t header_size;
-    Field entry, phoff, phentsize, phnum;
+    Field entry;
+    Field phoff;
+    Field phentsize;
+    Field phnum;
     size_t program_header_size;
-    Field p_type, p_offset, p_paddr, p_filesz, p_memsz;
+    Field p_type;
+    Field p_offset;
+    Field p_paddr;
+    Field p_filesz;
+    Field p_memsz;
 };
 
-constexpr Layout kElf32 = {"ELF32", 52, {24, 4}, {28, 4}, {42, 2}, {44, 2},
-                           32,      {0, 4}, {4, 4}, {12, 4}, {16, 4}, {20, 4}};
-constexpr Layout kElf64 = {"ELF64", 64, {24, 8}, {32, 8}, {54, 2}, {56, 2},
-                           56,      {0, 4}, {8, 8}, {24, 8}, {32, 8}, {40, 8}};
+constexpr Layout kElf32 = {
+    .name = "ELF32",
+    .header_size = 52,
+    .entry = {24, 4},
+    .phoff = {28, 4},
+    .phentsize = {42, 2},
+    .phnum = {44, 2},
+    .program_header_size = 32,
+    .p_type = {0, 4},
+    .p_offset = {4, 4},
+    .p_paddr = {12, 4},
+    .p_filesz = {16, 4},
+    .p_memsz = {20, 4},
+};
+constexpr Layout kElf64 = {
+    .name = "ELF64",
+    .header_size = 64,
+    .entry = {24, 8},
+    .phoff = {32, 8},
+    .phentsize = {54, 2},
+    .phnum = {56, 2},
+    .program_header_size = 56,
+    .p_type = {0, 4},
+    .p_offset = {8, 8},
+    .p_paddr = {24, 8},
+    .p_filesz = {32, 8},
+    .p_memsz = {40, 8},
+};
 
 class ElfReader {
 public:
@@ -63,7 +94,8 @@ Image parse_elf(std::span<const uint8_t> file, const ParseOptions&, const std::s
         fail_at_offset(filename, 0, "not an ELF file (no 7F 'E' 'L' 'F' magic)");
     const uint8_t elf_class = file[kClassOffset];
     if (elf_class != 1 && elf_class != 2)
-        fail_at_offset(filename, kClassOffset, fmt::format("unknown ELF class {} (1 is 32-bit, 2 is 64-bit)", elf_class));
+        fail_at_offset(filename, kClassOffset,
+                       fmt::format("unknown ELF class {} (1 is 32-bit, 2 is 64-bit)", elf_class));
     const uint8_t encoding = file[kDataOffset];
     if (encoding != 1 && encoding != 2)
         fail_at_offset(filename, kDataOffset,
@@ -72,9 +104,9 @@ Image parse_elf(std::span<const uint8_t> file, const ParseOptions&, const std::s
         fail_at_offset(filename, kVersionOffset, fmt::format("ELF version {}, expected 1", file[kVersionOffset]));
     const Layout& layout = elf_class == 1 ? kElf32 : kElf64;
     if (size < layout.header_size)
-        fail_at_offset(filename, 0,
-                       fmt::format("file too short for an {} header ({} bytes, needs {})", layout.name, size,
-                                   layout.header_size));
+        fail_at_offset(
+            filename, 0,
+            fmt::format("file too short for an {} header ({} bytes, needs {})", layout.name, size, layout.header_size));
 
     const ElfReader elf(file, encoding == 2);
     const uint64_t type = elf.at(0, {kTypeOffset, 2});
@@ -99,7 +131,10 @@ Image parse_elf(std::span<const uint8_t> file, const ParseOptions&, const std::s
                                    "size 0x{:X})",
                                    phoff, phnum, phentsize, size));
 
-    Image image;
+    // A block's `where` is its program header's file offset.
+    BlockList blocks([&](uint64_t header) {
+        return fmt::format("{}: program header {}", offset_origin(filename, header), (header - phoff) / phentsize);
+    });
     for (uint64_t index = 0; index < phnum; ++index) {
         const uint64_t header = phoff + index * phentsize;
         if (elf.at(header, layout.p_type) != kLoadSegment) continue;
@@ -118,9 +153,10 @@ Image parse_elf(std::span<const uint8_t> file, const ParseOptions&, const std::s
         if (!inside(paddr, filesz, kAddressSpace))
             fail(fmt::format("loads at physical address 0x{:X} + 0x{:X}, beyond the 32-bit address space", paddr,
                              filesz));
-        image.add(static_cast<uint32_t>(paddr), file.subspan(offset, filesz),
-                  fmt::format("{}: program header {}", offset_origin(filename, header), index));
+        blocks.add(static_cast<uint32_t>(paddr), file.subspan(offset, filesz), header);
     }
+    Image image;
+    blocks.add_to(image);
     if (image.empty()) fail_in_file(filename, "no PT_LOAD segment with file contents: nothing to flash");
 
     const uint64_t entry = elf.at(0, layout.entry);
@@ -137,6 +173,16 @@ bool sniff_elf(std::span<const uint8_t> content) {
 
 }  // namespace
 
-FormatHandler elf_handler() { return {Format::Elf, "elf", "ELF", ".elf .axf", sniff_elf, parse_elf, nullptr}; }
+FormatHandler elf_handler() {
+    return {
+        .id = Format::Elf,
+        .name = "elf",
+        .title = "ELF",
+        .extensions = ".elf .axf",
+        .sniff = sniff_elf,
+        .parse = parse_elf,
+        .write = nullptr,  // read-only
+    };
+}
 
 }  // namespace mcuflash::image

@@ -1,5 +1,7 @@
 #include "image/format.hpp"
 
+#include <stdexcept>
+
 #include "image/handlers.hpp"
 
 namespace mcuflash::image {
@@ -15,7 +17,7 @@ const std::vector<FormatHandler>& formats() {
 const FormatHandler& handler(Format format) {
     for (const auto& candidate : formats())
         if (candidate.id == format) return candidate;
-    return formats().back();  // unreachable: every Format is registered (tested)
+    throw std::logic_error("image format missing from the registry");  // a programming error: tested
 }
 
 const char* format_name(Format format) { return handler(format).name; }

@@ -5,6 +5,7 @@
 #include <ostream>
 
 #include "core/hexdump.hpp"
+#include "image/block_list.hpp"
 #include "image/byte_order.hpp"
 #include "image/handlers.hpp"
 #include "image/parse_error.hpp"
@@ -62,6 +63,7 @@ std::optional<size_t> required_length(uint8_t type) {
 
 Image parse_intel_hex(std::span<const uint8_t> content, const ParseOptions&, const std::string& filename) {
     Image image;
+    BlockList blocks([&](uint64_t line) { return line_origin(filename, line); });
     text::LineCursor lines(content);
     std::vector<uint8_t> storage;
     uint32_t base = 0;
@@ -86,13 +88,12 @@ Image parse_intel_hex(std::span<const uint8_t> content, const ParseOptions&, con
 
         switch (record.type) {
             case kData: {
-                const std::string origin = line_origin(filename, line->number);
                 const size_t before_wrap = kSegmentSize - record.offset;
                 if (segmented && record.data.size() > before_wrap) {
-                    image.add(base + record.offset, record.data.first(before_wrap), origin);
-                    image.add(base, record.data.subspan(before_wrap), origin);
+                    blocks.add(base + record.offset, record.data.first(before_wrap), line->number);
+                    blocks.add(base, record.data.subspan(before_wrap), line->number);
                 } else {
-                    image.add(base + record.offset, record.data, origin);
+                    blocks.add(base + record.offset, record.data, line->number);
                 }
                 break;
             }
@@ -118,6 +119,7 @@ Image parse_intel_hex(std::span<const uint8_t> content, const ParseOptions&, con
         }
     }
     if (!saw_end) fail_in_file(filename, "no end-of-file record (is the file truncated?)");
+    blocks.add_to(image);
     return image;
 }
 
@@ -139,8 +141,8 @@ void write_intel_hex(const Image& image, std::ostream& out) {
                 out << encode_record(kExtendedLinearAddress, 0, big_endian_bytes(upper, 2));
             }
             // A record must not cross a 64 KiB boundary: its 16-bit offset cannot express that.
-            const size_t count = std::min({text::kBytesPerRecord, bytes.size() - done,
-                                           size_t{kSegmentSize - (address & 0xFFFF)}});
+            const size_t count =
+                std::min({text::kBytesPerRecord, bytes.size() - done, size_t{kSegmentSize - (address & 0xFFFF)}});
             out << encode_record(kData, static_cast<uint16_t>(address), std::span(bytes).subspan(done, count));
             done += count;
         }
@@ -158,8 +160,15 @@ bool sniff_intel_hex(std::span<const uint8_t> content) {
 }  // namespace
 
 FormatHandler intel_hex_handler() {
-    return {Format::IntelHex, "ihex", "Intel HEX", ".hex .ihex .ihx", sniff_intel_hex, parse_intel_hex,
-            write_intel_hex};
+    return {
+        .id = Format::IntelHex,
+        .name = "ihex",
+        .title = "Intel HEX",
+        .extensions = ".hex .ihex .ihx",
+        .sniff = sniff_intel_hex,
+        .parse = parse_intel_hex,
+        .write = write_intel_hex,
+    };
 }
 
 }  // namespace mcuflash::image

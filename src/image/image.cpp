@@ -119,12 +119,12 @@ void Image::shift(int64_t delta) {
         return first + delta >= 0 && past_last + delta <= static_cast<int64_t>(kAddressSpace);
     };
     if (!runs_.empty() && !fits(lowest(), static_cast<int64_t>(end())))
-        throw Error(ErrorKind::BadInput,
-                    fmt::format("moving the image {} by {:+#x} leaves the 32-bit address space", describe_ranges(),
-                                delta));
+        throw Error(ErrorKind::BadInput, fmt::format("moving the image {} by {:+#x} leaves the 32-bit address space",
+                                                     describe_ranges(), delta));
     if (entry && !fits(*entry, int64_t{*entry} + 1))
-        throw Error(ErrorKind::BadInput, fmt::format("moving the entry point {} by {:+#x} leaves the 32-bit address space",
-                                                     hex_address(*entry), delta));
+        throw Error(ErrorKind::BadInput,
+                    fmt::format("moving the entry point {} by {:+#x} leaves the 32-bit address space",
+                                hex_address(*entry), delta));
     Runs moved;
     for (auto& [address, bytes] : runs_)
         moved.emplace_hint(moved.end(), static_cast<uint32_t>(address + delta), std::move(bytes));

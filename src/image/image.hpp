@@ -46,6 +46,7 @@ public:
     std::string describe_ranges() const;
 
     // Start address given by the file: ELF e_entry, Intel HEX record 03/05, S-record S7/S8/S9.
+    // Absent when the file gives none; ELF and S-record tools write 0 for "none", so 0 reads as absent there.
     std::optional<uint32_t> entry;
     // The format the image was read from; set by load_file()/parse_content() (loader.hpp).
     std::optional<Format> source_format;

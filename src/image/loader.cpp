@@ -12,7 +12,6 @@
 #include <sstream>
 
 #include "core/error.hpp"
-#include "core/hexdump.hpp"
 
 namespace mcuflash::image {
 
@@ -65,7 +64,8 @@ std::vector<uint8_t> read_whole_file(const std::string& path) {
     std::error_code error;
     const auto status = fs::status(path, error);
     if (error) throw Error(ErrorKind::BadInput, fmt::format("cannot read {}: {}", path, error.message()));
-    if (fs::is_directory(status)) throw Error(ErrorKind::BadInput, fmt::format("cannot read {}: it is a directory", path));
+    if (fs::is_directory(status))
+        throw Error(ErrorKind::BadInput, fmt::format("cannot read {}: it is a directory", path));
     // Regular files are refused on their size alone; pipes and devices by what they deliver.
     if (fs::is_regular_file(status)) {
         const uint64_t size = fs::file_size(path, error);
@@ -100,7 +100,7 @@ Format detect_format(std::span<const uint8_t> content, const std::string& filena
 
 Image parse_content(std::span<const uint8_t> content, const LoadOptions& options, const std::string& filename) {
     if (content.size() > kMaxFileSize) throw Error(ErrorKind::BadInput, absurd_size(filename, content.size(), false));
-    const Format format = options.format.value_or(detect_format(content, filename));
+    const Format format = options.format ? *options.format : detect_format(content, filename);
     const FormatHandler& chosen = handler(format);
     if (options.base_address && format != Format::Binary)
         throw Error(ErrorKind::Usage,

@@ -4,6 +4,7 @@
 #include <array>
 #include <ostream>
 
+#include "image/block_list.hpp"
 #include "image/byte_order.hpp"
 #include "image/handlers.hpp"
 #include "image/parse_error.hpp"
@@ -58,8 +59,7 @@ Record decode_record(const text::Line& line, const std::string& filename, std::v
 
     storage = text::decode_record_bytes(line, 2, filename, kCountBytes + kind.address_bytes + kChecksumBytes);
     // The count covers address, data and checksum.
-    text::check_length_field(line, filename, storage[0], storage.size() - kCountBytes,
-                             "bytes after the count");
+    text::check_length_field(line, filename, storage[0], storage.size() - kCountBytes, "bytes after the count");
     text::check_checksum(line, filename, storage.back(), checksum_of(std::span(storage).first(storage.size() - 1)));
     const auto after_count = std::span(storage).subspan(kCountBytes, storage.size() - kCountBytes - kChecksumBytes);
     return Record{type, kind, static_cast<uint32_t>(read_big_endian(after_count.first(kind.address_bytes))),
@@ -68,6 +68,7 @@ Record decode_record(const text::Line& line, const std::string& filename, std::v
 
 Image parse_srecord(std::span<const uint8_t> content, const ParseOptions&, const std::string& filename) {
     Image image;
+    BlockList blocks([&](uint64_t line) { return line_origin(filename, line); });
     text::LineCursor lines(content);
     std::vector<uint8_t> storage;
     uint32_t data_records = 0;
@@ -82,7 +83,7 @@ Image parse_srecord(std::span<const uint8_t> content, const ParseOptions&, const
         switch (record.kind.role) {
             case Role::Header: break;  // module name and such: nothing to flash
             case Role::Data:
-                image.add(record.address, record.data, line_origin(filename, line->number));
+                blocks.add(record.address, record.data, line->number);
                 ++data_records;
                 break;
             case Role::Count:
@@ -103,6 +104,7 @@ Image parse_srecord(std::span<const uint8_t> content, const ParseOptions&, const
         }
     }
     if (!saw_end) fail_in_file(filename, "no termination record (S7, S8 or S9; is the file truncated?)");
+    blocks.add_to(image);
     return image;
 }
 
@@ -146,8 +148,15 @@ bool sniff_srecord(std::span<const uint8_t> content) {
 }  // namespace
 
 FormatHandler srecord_handler() {
-    return {Format::SRecord, "srec", "Motorola S-record", ".srec .s19 .s28 .s37 .mot", sniff_srecord,
-            parse_srecord, write_srecord};
+    return {
+        .id = Format::SRecord,
+        .name = "srec",
+        .title = "Motorola S-record",
+        .extensions = ".srec .s19 .s28 .s37 .mot",
+        .sniff = sniff_srecord,
+        .parse = parse_srecord,
+        .write = write_srecord,
+    };
 }
 
 }  // namespace mcuflash::image

@@ -82,9 +82,9 @@ std::vector<uint8_t> decode_record_bytes(const Line& line, size_t first_digit, s
 void check_length_field(const Line& line, std::string_view filename, size_t declared, size_t present,
                         std::string_view unit) {
     if (present < declared)
-        fail_at_line(filename, line.number,
-                     fmt::format("truncated record: the length field says {} {}, the line holds {}", declared, unit,
-                                 present));
+        fail_at_line(
+            filename, line.number,
+            fmt::format("truncated record: the length field says {} {}, the line holds {}", declared, unit, present));
     if (present > declared)
         fail_at_line(filename, line.number,
                      fmt::format("the line holds {} {} but the length field says {}", present, unit, declared));
@@ -99,8 +99,7 @@ void expect_nothing_after_end(LineCursor& lines, std::string_view filename, size
                               std::string_view end_record) {
     if (auto extra = lines.next_nonblank())
         fail_at_line(filename, extra->number,
-                     fmt::format("content after the {} on line {} (two files joined together?)", end_record,
-                                 end_line));
+                     fmt::format("content after the {} on line {} (two files joined together?)", end_record, end_line));
 }
 
 bool first_line_is_record(std::span<const uint8_t> content, bool (*lead_matches)(std::string_view lead),

@@ -2,7 +2,7 @@
 // carrying up to 476 bytes for one target address.
 #include <fmt/format.h>
 
-#include "core/hexdump.hpp"
+#include "image/block_list.hpp"
 #include "image/byte_order.hpp"
 #include "image/handlers.hpp"
 #include "image/parse_error.hpp"
@@ -81,6 +81,7 @@ Image parse_uf2(std::span<const uint8_t> file, const ParseOptions&, const std::s
         fail_at_offset(filename, file.size() - partial,
                        fmt::format("{} trailing bytes do not make a whole {}-byte block", partial, kBlockSize));
     Image image;
+    BlockList blocks([&](uint64_t offset) { return offset_origin(filename, offset); });
     BlockSequence sequence;
     for (uint64_t offset = 0; offset < file.size(); offset += kBlockSize) {
         const auto block = file.subspan(offset, kBlockSize);
@@ -109,13 +110,13 @@ Image parse_uf2(std::span<const uint8_t> file, const ParseOptions&, const std::s
                                            family, *image.family_id));
             image.family_id = family;
         }
-        image.add(field(block, kTargetAddressAt), block.subspan(kPayloadOffset, payload_size),
-                  offset_origin(filename, offset));
+        blocks.add(field(block, kTargetAddressAt), block.subspan(kPayloadOffset, payload_size), offset);
     }
     if (!sequence.complete())
-        fail_at_offset(filename, file.size(),
-                       fmt::format("the file ends after block {} of {} (is it truncated?)", sequence.seen(),
-                                   sequence.count()));
+        fail_at_offset(
+            filename, file.size(),
+            fmt::format("the file ends after block {} of {} (is it truncated?)", sequence.seen(), sequence.count()));
+    blocks.add_to(image);
     return image;
 }
 
@@ -126,6 +127,16 @@ bool sniff_uf2(std::span<const uint8_t> content) {
 
 }  // namespace
 
-FormatHandler uf2_handler() { return {Format::Uf2, "uf2", "UF2", ".uf2", sniff_uf2, parse_uf2, nullptr}; }
+FormatHandler uf2_handler() {
+    return {
+        .id = Format::Uf2,
+        .name = "uf2",
+        .title = "UF2",
+        .extensions = ".uf2",
+        .sniff = sniff_uf2,
+        .parse = parse_uf2,
+        .write = nullptr,  // read-only
+    };
+}
 
 }  // namespace mcuflash::image

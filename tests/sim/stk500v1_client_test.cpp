@@ -127,12 +127,21 @@ TEST(Stk500v1Client, CrossesThe64KWordBoundaryOnTheAtmega2560) {
     EXPECT_TRUE(std::equal(back.begin(), back.end(), img.runs().begin()->second.begin() + 0xF00));
 }
 
+TEST(Stk500v1Client, AReadEndingAtASegmentBoundaryDoesNotMisdirectTheNextWrite) {
+    // optiboot's ELPM Z+ carries into RAMPZ when a read ends exactly at 0x20000 on the atmega2560.
+    auto run = open("atmega2560");
+    run->client->connect();
+    run->client->read(0x1FF00, 0x100);
+    std::vector<uint8_t> page(256, 0x5A);
+    run->client->write(0x1FE00, page);
+    EXPECT_EQ(run->link->flash().at(0x1FE00), 0x5A);
+    expect_bootloader_untouched(*run->link);
+}
+
 TEST(Stk500v1Client, ReadsBackWhatWasWritten) {
     auto run = open("atmega1284p");
     auto img = random_image(0x400, 3000, 3);
     ASSERT_EQ(flash(*run, img), std::nullopt);
-    auto again = open("atmega1284p");  // a fresh link; the flash persists only within a link
-    (void)again;
     auto back = run->client->read(0x400, 3000);
     EXPECT_TRUE(std::equal(back.begin(), back.end(), img.runs().begin()->second.begin()));
 }

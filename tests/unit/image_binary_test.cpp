@@ -41,7 +41,8 @@ TEST(RawBinary, BaseAddressTooHighForTheFile) {
         FAIL() << "no error";
     } catch (const Error& error) {
         EXPECT_EQ(error.kind(), ErrorKind::BadInput);
-        EXPECT_STREQ(error.what(), "fw.bin: data at 0xFFFFFFF0 (32 bytes) runs past the end of the 32-bit address space");
+        EXPECT_STREQ(error.what(),
+                     "fw.bin: data at 0xFFFFFFF0 (32 bytes) runs past the end of the 32-bit address space");
     }
 }
 

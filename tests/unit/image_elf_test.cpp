@@ -225,7 +225,8 @@ TEST(Elf, FileSizeLargerThanMemorySize) {
     ElfBuilder builder = firmware_with_data_in_ram(false, false);
     Bytes elf = builder.build();
     builder.put(elf, builder.p_memsz_field(1), 0x10, 4);
-    EXPECT_EQ(elf_error(elf), "x.elf: offset 0x54: program header 1 has a file size 0x20 larger than its memory size 0x10");
+    EXPECT_EQ(elf_error(elf),
+              "x.elf: offset 0x54: program header 1 has a file size 0x20 larger than its memory size 0x10");
 }
 
 TEST(Elf, AddressesMustFitIn32Bits) {
@@ -239,7 +240,8 @@ TEST(Elf, AddressesMustFitIn32Bits) {
     EXPECT_NE(elf_error(elf).find("0xFFFFFFF0 + 0x20, beyond"), std::string::npos);
 
     builder.entry = 0x100000000;
-    EXPECT_EQ(elf_error(builder.build()), "x.elf: offset 0x18: entry point 0x100000000 is beyond the 32-bit address space");
+    EXPECT_EQ(elf_error(builder.build()),
+              "x.elf: offset 0x18: entry point 0x100000000 is beyond the 32-bit address space");
 }
 
 TEST(Elf, OverlappingSegments) {
@@ -251,7 +253,8 @@ TEST(Elf, OverlappingSegments) {
 
 TEST(Elf, BrokenIdentification) {
     const Bytes elf = firmware_with_data_in_ram(false, false).build();
-    EXPECT_EQ(elf_error(Bytes(elf.begin(), elf.begin() + 10)), "x.elf: offset 0x0: not an ELF file (no 7F 'E' 'L' 'F' magic)");
+    EXPECT_EQ(elf_error(Bytes(elf.begin(), elf.begin() + 10)),
+              "x.elf: offset 0x0: not an ELF file (no 7F 'E' 'L' 'F' magic)");
     EXPECT_EQ(elf_error(Bytes(elf.begin(), elf.begin() + 40)),
               "x.elf: offset 0x0: file too short for an ELF32 header (40 bytes, needs 52)");
     Bytes damaged = elf;
@@ -271,7 +274,8 @@ TEST(Elf, BrokenIdentification) {
 TEST(Elf, NotALinkedProgram) {
     ElfBuilder builder = firmware_with_data_in_ram(false, false);
     builder.type = 1;
-    EXPECT_EQ(elf_error(builder.build()), "x.elf: offset 0x10: a relocatable object file (ET_REL), not a linked program");
+    EXPECT_EQ(elf_error(builder.build()),
+              "x.elf: offset 0x10: a relocatable object file (ET_REL), not a linked program");
     builder.type = 4;
     EXPECT_EQ(elf_error(builder.build()), "x.elf: offset 0x10: ELF type 4 is not a linked program");
     builder.type = 3;  // ET_DYN (position-independent executable) is fine

@@ -30,7 +30,9 @@ Image parse_hex(std::string_view text, const std::string& filename = "x.hex") {
     return handler(Format::IntelHex).parse({data, text.size()}, {}, filename);
 }
 
-Image parse_hex_fixture(const std::string& name) { return handler(Format::IntelHex).parse(read_fixture(name), {}, name); }
+Image parse_hex_fixture(const std::string& name) {
+    return handler(Format::IntelHex).parse(read_fixture(name), {}, name);
+}
 
 // The BadInput message parsing `text` produces.
 std::string hex_error(std::string_view text) {
@@ -60,6 +62,11 @@ std::string write_hex(const Image& image) {
     return out.str();
 }
 
+std::string fmt_hex(uint8_t byte) {
+    constexpr char kDigits[] = "0123456789ABCDEF";
+    return {kDigits[byte >> 4], kDigits[byte & 0xF]};
+}
+
 Bytes counting(size_t size, uint8_t first = 0) {
     Bytes bytes(size);
     std::iota(bytes.begin(), bytes.end(), first);
@@ -85,13 +92,13 @@ TEST(IntelHex, LinearAddressingAndStartLinearAddress) {
 
 TEST(IntelHex, EveryRecordType) {
     const Image image = parse_hex(
-        ":0400000001020304F2\n"   // 00 data at 0
-        ":020000021000EC\n"       // 02 segment 0x1000: base 0x10000
-        ":0400000001020304F2\n"   //    data at 0x10000
-        ":020000040800F2\n"       // 04 upper 0x0800: base 0x08000000
-        ":0400000001020304F2\n"   //    data at 0x08000000
-        ":04000005080001C12D\n"   // 05 entry 0x080001C1
-        ":00000001FF\n");         // 01 end of file (03 has its own test: it would conflict with 05)
+        ":0400000001020304F2\n"  // 00 data at 0
+        ":020000021000EC\n"      // 02 segment 0x1000: base 0x10000
+        ":0400000001020304F2\n"  //    data at 0x10000
+        ":020000040800F2\n"      // 04 upper 0x0800: base 0x08000000
+        ":0400000001020304F2\n"  //    data at 0x08000000
+        ":04000005080001C12D\n"  // 05 entry 0x080001C1
+        ":00000001FF\n");        // 01 end of file (03 has its own test: it would conflict with 05)
     EXPECT_EQ(image.describe_ranges(),
               "0x00000000-0x00000003 (4 bytes), 0x00010000-0x00010003 (4 bytes), 0x08000000-0x08000003 (4 bytes)");
     EXPECT_EQ(image.entry, 0x080001C1u);
@@ -151,8 +158,7 @@ TEST(IntelHex, RecordLongerThanItsLengthField) {
 
 TEST(IntelHex, BadHexDigitNamesColumn) {
     EXPECT_EQ(hex_error(":04000000010G0304F2\n"), "x.hex:1: 'G' at column 13 is not a hex digit");
-    EXPECT_EQ(hex_error(":0400000001 020304F2\n"),
-              "x.hex:1: byte 0x20 at column 12 is not a hex digit");
+    EXPECT_EQ(hex_error(":0400000001 020304F2\n"), "x.hex:1: byte 0x20 at column 12 is not a hex digit");
     EXPECT_EQ(hex_error(":0400000001020304F\n"), "x.hex:1: odd number of hex digits (17)");
 }
 
@@ -190,7 +196,8 @@ TEST(IntelHex, ConflictingStartAddresses) {
 }
 
 TEST(IntelHex, DataPastFourGigabytesIsRefused) {
-    const std::string message = hex_error(":02000004FFFFFC\n:10FFF800000102030405060708090A0B0C0D0E0F81\n:00000001FF\n");
+    const std::string message =
+        hex_error(":02000004FFFFFC\n:10FFF800000102030405060708090A0B0C0D0E0F81\n:00000001FF\n");
     EXPECT_EQ(message.rfind("x.hex:2: data at 0xFFFFFFF8 (16 bytes) runs past", 0), 0u) << message;
 }
 
@@ -225,4 +232,42 @@ TEST(IntelHex, RoundTripKeepsDataAndEntry) {
     const Image again = parse_hex(text);
     EXPECT_EQ(again.runs(), image.runs());
     EXPECT_EQ(again.entry, image.entry);
+}
+
+TEST(IntelHex, DescendingRecordsMergeIntoOneRun) {
+    // 256 KiB written back to front. Blocks are sorted before they go into the image, so this takes
+    // milliseconds; adding them in file order (each prepended to a growing run) took seconds.
+    const auto record = [](uint8_t type, uint16_t offset, const Bytes& data) {
+        Bytes bytes{static_cast<uint8_t>(data.size()), static_cast<uint8_t>(offset >> 8), static_cast<uint8_t>(offset),
+                    type};
+        bytes.insert(bytes.end(), data.begin(), data.end());
+        uint8_t sum = 0;
+        for (uint8_t byte : bytes) sum = static_cast<uint8_t>(sum + byte);
+        bytes.push_back(static_cast<uint8_t>(-sum));
+        std::string line = ":";
+        for (uint8_t byte : bytes) line += fmt_hex(byte);
+        return line + "\n";
+    };
+    constexpr uint32_t kSize = 256 << 10;
+    std::string text;
+    uint32_t upper = 0xFFFFFFFF;
+    for (uint32_t address = kSize; address > 0;) {
+        address -= 16;
+        if (address >> 16 != upper) {
+            upper = address >> 16;
+            text += record(4, 0, {static_cast<uint8_t>(upper >> 8), static_cast<uint8_t>(upper)});
+        }
+        text += record(0, static_cast<uint16_t>(address), counting(16, static_cast<uint8_t>(address)));
+    }
+    text += ":00000001FF\n";
+    const Image image = parse_hex(text);
+    ASSERT_EQ(image.runs().size(), 1u);
+    EXPECT_EQ(image.end(), kSize);
+    EXPECT_EQ(image.flatten(0x12340, 0x12344), (Bytes{0x40, 0x41, 0x42, 0x43}));
+}
+
+TEST(IntelHex, OverlapIsReportedAtTheHigherAddress) {
+    // Line 2 (0x08-0x17) comes later in the file, but blocks go into the image in address order.
+    EXPECT_EQ(hex_error(":04001000AAAAAAAA44\n:10000800000102030405060708090A0B0C0D0E0F70\n:00000001FF\n"),
+              "x.hex:1: data at 0x00000010 overlaps data already at 0x00000010");
 }

@@ -1,7 +1,6 @@
 // The loader: format detection, names and extensions, size limits, save_file round trips; and the
 // registry itself.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -103,7 +102,8 @@ TEST(Registry, FormatFromName) {
 TEST(Registry, FormatForExtension) {
     EXPECT_EQ(format_for_extension("out/klipper.hex"), Format::IntelHex);
     EXPECT_EQ(format_for_extension("a.ihex"), Format::IntelHex);
-    for (const char* name : {"a.srec", "a.s19", "a.s28", "a.S37", "a.mot"}) EXPECT_EQ(format_for_extension(name), Format::SRecord);
+    for (const char* name : {"a.srec", "a.s19", "a.s28", "a.S37", "a.mot"})
+        EXPECT_EQ(format_for_extension(name), Format::SRecord);
     EXPECT_EQ(format_for_extension("klipper.elf"), Format::Elf);
     EXPECT_EQ(format_for_extension("klipper.BIN"), Format::Binary);
     EXPECT_EQ(format_for_extension("klipper.uf2"), Format::Uf2);
@@ -152,7 +152,10 @@ TEST_F(Loader, ExplicitFormatWins) {
     const Image as_binary = load_file(fixture("blink.hex"), {Format::Binary, std::nullopt});
     EXPECT_EQ(as_binary.source_format, Format::Binary);
     EXPECT_EQ(as_binary.runs().begin()->second, read_bytes(fixture("blink.hex")));
-    EXPECT_TRUE(contains(error_of(ErrorKind::BadInput, [] { load_file(fixture("blink.hex"), {Format::SRecord, {}}); }),
+    EXPECT_TRUE(contains(error_of(ErrorKind::BadInput,
+                                  [] {
+                                      load_file(fixture("blink.hex"), {Format::SRecord, {}});
+                                  }),
                          "blink.hex:1: expected 'S' to start a record, found ':'"));
 }
 
@@ -160,14 +163,16 @@ TEST_F(Loader, BaseAddressForRawBinaryOnly) {
     const Image image = load_file(fixture("blink.bin"), {std::nullopt, 0x08000000});
     EXPECT_EQ(image.lowest(), 0x08000000u);
     EXPECT_EQ(image.source_format, Format::Binary);
-    const std::string message =
-        error_of(ErrorKind::Usage, [] { load_file(fixture("blink.hex"), {std::nullopt, 0x08000000}); });
+    const std::string message = error_of(ErrorKind::Usage, [] {
+        load_file(fixture("blink.hex"), {std::nullopt, 0x08000000});
+    });
     EXPECT_TRUE(contains(message, "blink.hex is Intel HEX, which carries its own addresses")) << message;
 }
 
 TEST_F(Loader, EmptyImagesRefused) {
     const std::string empty = write("empty.bin", "");
-    EXPECT_EQ(error_of(ErrorKind::BadInput, [&] { load_file(empty); }), empty + ": the raw binary file holds no data to flash");
+    EXPECT_EQ(error_of(ErrorKind::BadInput, [&] { load_file(empty); }),
+              empty + ": the raw binary file holds no data to flash");
     const std::string eof_only = write("eof_only.hex", ":00000001FF\n");
     EXPECT_EQ(error_of(ErrorKind::BadInput, [&] { load_file(eof_only); }),
               eof_only + ": the Intel HEX file holds no data to flash");

@@ -122,8 +122,7 @@ TEST(ImageModel, ShiftMovesDataAndEntry) {
     image.add(0x1000, counting(8), "b");
     image.entry = 0x0004;
     image.shift(0x08000000);
-    EXPECT_EQ(image.describe_ranges(),
-              "0x08000000-0x08000007 (8 bytes), 0x08001000-0x08001007 (8 bytes)");
+    EXPECT_EQ(image.describe_ranges(), "0x08000000-0x08000007 (8 bytes), 0x08001000-0x08001007 (8 bytes)");
     EXPECT_EQ(image.entry, 0x08000004u);
     image.shift(-0x08000000);
     EXPECT_EQ(image.lowest(), 0u);

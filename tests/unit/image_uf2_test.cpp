@@ -61,9 +61,7 @@ Bytes counting(size_t size, uint8_t first = 0) {
     return bytes;
 }
 
-std::vector<Block> two_blocks() {
-    return {{0x10000000, counting(256), 0, 2}, {0x10000100, counting(256), 1, 2}};
-}
+std::vector<Block> two_blocks() { return {{0x10000000, counting(256), 0, 2}, {0x10000100, counting(256), 1, 2}}; }
 
 Image parse_uf2(const Bytes& content, const std::string& filename = "x.uf2") {
     return handler(Format::Uf2).parse(content, {}, filename);

@@ -72,7 +72,9 @@ void expect_error(ErrorKind kind, const std::function<void()>& f, const std::str
         FAIL() << "no error";
     } catch (const core::Error& e) {
         EXPECT_EQ(e.kind(), kind) << e.what();
-        if (!fragment.empty()) EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+        if (!fragment.empty()) {
+            EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+        }
     }
 }
 

@@ -233,6 +233,9 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
                                              : exchange(request, {1, 0, block}, "read page", kCommandTimeoutMs);
                 out.insert(out.end(), data.end() - block, data.end());
                 recoveries_in_a_row_ = 0;
+                // optiboot reads with ELPM Z+, which carries into RAMPZ at the end of a segment:
+                // the device's segment is then not the one we last told it.
+                if ((at + block) % kWordSegmentBytes == 0) current_extended_ = -1;
                 break;
             } catch (const Error& e) {
                 if (e.kind() != ErrorKind::Timeout && e.kind() != ErrorKind::Protocol) throw;
