@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets up (installs, builds) and runs the whole test suite: unit, sim, cli and interop tiers.
-#   scripts/test.sh            the normal build in build/
-#   scripts/test.sh --sanitize an ASan+UBSan build in build-asan/ (unit, sim and cli tiers)
+#   scripts/test.sh            the normal build (g++) in build/
+#   scripts/test.sh --sanitize a clang-14 build with ASan+UBSan and the libFuzzer targets in
+#                              build-asan/: unit, sim, cli tiers and a short run of each fuzzer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--sanitize" ]; then
-  bash scripts/setup.sh build-asan -DMCUFLASH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  CC=clang-14 CXX=clang++-14 bash scripts/setup.sh build-asan \
+    -DMCUFLASH_SANITIZE=ON -DMCUFLASH_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  ctest --test-dir build-asan --output-on-failure -j 2 -L 'unit|sim|cli'
+  ctest --test-dir build-asan --output-on-failure -j 2 -L 'unit|sim|cli|fuzz'
 else
   bash scripts/setup.sh build
   ctest --test-dir build --output-on-failure -j 2
