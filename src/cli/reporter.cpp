@@ -67,6 +67,7 @@ void Reporter::on_progress(const ProgressEvent& e) {
     }
     if (mode_ == OutputMode::Terminal) {
         if (e.kind == Kind::Finished) {
+            if (!e.done && !bar_open_) return;  // a stage with nothing to count (starting the app)
             draw_bar(e);
             end_bar();
             if (!e.message.empty()) fmt::print(stderr, "  {}\n", e.message);

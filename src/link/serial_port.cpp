@@ -46,6 +46,8 @@ SerialPort::SerialPort(std::string path, const SerialSettings& settings, Warning
     : path_(std::move(path)), warn_(std::move(warn)) {
     open_port();
     configure(settings);
+    if (!has_modem_lines())
+        warn_once(kModemLines, fmt::format("{} has no DTR/RTS lines (a pty?): boards are reset by reopening it", path_));
 }
 
 void SerialPort::open_port() {
