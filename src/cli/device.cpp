@@ -35,9 +35,14 @@ std::string pick_serial_device(const DeviceOptions& options) {
 std::vector<uint32_t> baud_candidates(const protocol::ProtocolInfo& proto, const DeviceOptions& options) {
     if (options.baud) return {*options.baud};
     std::vector<uint32_t> bauds{proto.serial.baud};
+    auto add = [&bauds](uint32_t baud) {
+        if (baud && std::find(bauds.begin(), bauds.end(), baud) == bauds.end()) bauds.push_back(baud);
+    };
     for (const auto& [name, bl] : targets::Knowledge::builtin().bootloaders())
-        if (bl.protocol == proto.name && bl.baud && std::find(bauds.begin(), bauds.end(), bl.baud) == bauds.end())
-            bauds.push_back(bl.baud);
+        if (bl.protocol == proto.name) add(bl.baud);
+    for (const auto& [name, bl] : targets::Knowledge::builtin().bootloaders())
+        if (bl.protocol == proto.name)
+            for (uint32_t baud : bl.other_bauds) add(baud);
     return bauds;
 }
 

@@ -78,6 +78,12 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
     else if (placement == "bottom") b.placement = Placement::Bottom;
     else bad_data(where, fmt::format("placement '{}' is neither 'top' nor 'bottom'", placement));
     b.baud = optional_u32(t, "baud", where, 0);
+    if (auto* others = t["other_bauds"].as_array())
+        for (auto& e : *others) {
+            auto v = e.value<int64_t>();
+            if (!v || *v <= 0 || *v > 20000000) bad_data(where, "other_bauds must be positive baud rates");
+            b.other_bauds.push_back(static_cast<uint32_t>(*v));
+        }
     if (auto* range = t["sw_major"].as_array()) {
         if (range->size() != 2) bad_data(where, "sw_major must be [min, max]");
         b.sw_major_min = static_cast<int>(range->at(0).value_or<int64_t>(-1));

@@ -28,7 +28,8 @@ struct Bootloader {
     std::string protocol;
     std::string description;
     Placement placement = Placement::Top;
-    uint32_t baud = 0;
+    uint32_t baud = 0;                 // the usual rate
+    std::vector<uint32_t> other_bauds;  // rates some boards use too
     int sw_major_min = -1, sw_major_max = -1;
     std::map<std::string, uint32_t> sizes;  // chip name -> reserved bytes
 

@@ -33,7 +33,7 @@ set -e
 grep -q "differs" "$WORK/verify.err" || fail "no mismatch message: $(cat "$WORK/verify.err")"
 
 "$MCUFLASH" info -d "$WORK/tty1" --json >"$WORK/info.json"
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['signature']=='1e 97 05' and d['app_end']==0x1FC00, d" "$WORK/info.json"
+python3 -c "import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert d['signature']=='1e 97 05' and d['app_end']==0x1FC00, d" "$WORK/info.json"
 
 # Plain output when piped: no carriage-return progress bar, a summary line on stdout.
 "$MCUFLASH" flash "$WORK/app.hex" -d "$WORK/tty1" >"$WORK/plain.out" 2>"$WORK/plain.err"

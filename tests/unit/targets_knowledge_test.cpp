@@ -28,6 +28,7 @@ TEST(Knowledge, KnownFacts) {
     EXPECT_EQ(*kb.find_bootloader("optiboot")->size_on("atmega1284p"), 1024u);
     EXPECT_EQ(*kb.find_bootloader("atmegaboot")->size_on("atmega1284p"), 2048u);
     EXPECT_EQ(*kb.find_bootloader("atmegaboot")->size_on("atmega1280"), 4096u);
+    EXPECT_EQ(kb.find_bootloader("atmegaboot")->other_bauds, (std::vector<uint32_t>{19200}));
 }
 
 TEST(Knowledge, UnknownChipIsAUsageErrorListingTheKnownOnes) {
