@@ -1,27 +1,13 @@
 // Raw binary: a base address in, gaps filled with 0xFF out.
 #include <gtest/gtest.h>
 
-#include <sstream>
+#include "image_test_support.hpp"
 
-#include "core/error.hpp"
-#include "image/format.hpp"
-#include "image/image.hpp"
-
-using mcuflash::core::Error;
-using mcuflash::core::ErrorKind;
-using mcuflash::image::Format;
-using mcuflash::image::handler;
-using mcuflash::image::Image;
-using mcuflash::image::ParseOptions;
-using Bytes = std::vector<uint8_t>;
+using namespace mcuflash::image::test_support;
 
 namespace {
 
-std::string write_bin(const Image& image) {
-    std::ostringstream out;
-    handler(Format::Binary).write(image, out);
-    return out.str();
-}
+std::string write_bin(const Image& image) { return write_as(Format::Binary, image); }
 
 }  // namespace
 
@@ -36,14 +22,8 @@ TEST(RawBinary, WholeFileAtBaseAddress) {
 }
 
 TEST(RawBinary, BaseAddressTooHighForTheFile) {
-    try {
-        handler(Format::Binary).parse(Bytes(32, 0), ParseOptions{0xFFFFFFF0}, "fw.bin");
-        FAIL() << "no error";
-    } catch (const Error& error) {
-        EXPECT_EQ(error.kind(), ErrorKind::BadInput);
-        EXPECT_STREQ(error.what(),
-                     "fw.bin: data at 0xFFFFFFF0 (32 bytes) runs past the end of the 32-bit address space");
-    }
+    EXPECT_EQ(bad_input_of([] { handler(Format::Binary).parse(Bytes(32, 0), ParseOptions{0xFFFFFFF0}, "fw.bin"); }),
+              "fw.bin: data at 0xFFFFFFF0 (32 bytes) runs past the end of the 32-bit address space");
 }
 
 TEST(RawBinary, WriterFillsGapsWithErasedValue) {
@@ -58,14 +38,11 @@ TEST(RawBinary, WriterRefusesFarApartData) {
     Image image;
     image.add(0x08000000, Bytes{1}, "flash");
     image.add(0x1FFF7800, Bytes{2}, "option bytes");
-    try {
-        write_bin(image);
-        FAIL() << "no error";
-    } catch (const Error& error) {
-        EXPECT_EQ(error.kind(), ErrorKind::BadInput);
-        EXPECT_NE(std::string(error.what()).find("more than 256 MiB"), std::string::npos) << error.what();
-        EXPECT_FALSE(error.hint().empty());
-    }
+    const std::optional<Error> error = error_thrown_by([&] { write_bin(image); });
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(error->what()).find("more than 256 MiB"), std::string::npos) << error->what();
+    EXPECT_FALSE(error->hint().empty());
 }
 
 TEST(RawBinary, WriterAcceptsLargeButSaneGaps) {

@@ -2,20 +2,11 @@
 // header or segment that points where it must not. The ELF files are built by hand below.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <iterator>
-#include <numeric>
+#include <algorithm>
 
-#include "core/error.hpp"
-#include "image/format.hpp"
-#include "image/image.hpp"
+#include "image_test_support.hpp"
 
-using mcuflash::core::Error;
-using mcuflash::core::ErrorKind;
-using mcuflash::image::Format;
-using mcuflash::image::handler;
-using mcuflash::image::Image;
-using Bytes = std::vector<uint8_t>;
+using namespace mcuflash::image::test_support;
 
 namespace {
 
@@ -94,26 +85,12 @@ public:
     size_t word() const { return is64 ? 8 : 4; }
 };
 
-Bytes counting(size_t size, uint8_t first = 0) {
-    Bytes bytes(size);
-    std::iota(bytes.begin(), bytes.end(), first);
-    return bytes;
-}
-
 Image parse_elf(const Bytes& elf, const std::string& filename = "x.elf") {
-    return handler(Format::Elf).parse(elf, {}, filename);
+    return parse_as(Format::Elf, elf, filename);
 }
 
-std::string elf_error(const Bytes& elf) {
-    try {
-        parse_elf(elf);
-    } catch (const Error& error) {
-        EXPECT_EQ(error.kind(), ErrorKind::BadInput);
-        return error.what();
-    }
-    ADD_FAILURE() << "parsed without error";
-    return {};
-}
+// The BadInput message parsing `elf` produces.
+std::string elf_error(const Bytes& elf) { return parse_error(Format::Elf, elf, "x.elf"); }
 
 // A Cortex-M style program: code in flash, initialised data linked in RAM but loaded into flash.
 ElfBuilder firmware_with_data_in_ram(bool is64, bool big_endian) {
@@ -167,10 +144,8 @@ TEST(Elf, OnlyLoadSegmentsCount) {
 }
 
 TEST(Elf, ReadsAvrGccOutput) {
-    std::ifstream in(std::string(MCUFLASH_FIXTURES) + "/image/blink.elf", std::ios::binary);
-    const Bytes elf(std::istreambuf_iterator<char>(in), {});
-    std::ifstream bin_in(std::string(MCUFLASH_FIXTURES) + "/image/blink.bin", std::ios::binary);
-    const Bytes bin(std::istreambuf_iterator<char>(bin_in), {});
+    const Bytes elf = read_fixture("blink.elf");
+    const Bytes bin = read_fixture("blink.bin");
     const Image image = parse_elf(elf, "blink.elf");
     // .data (VMA 0x800100) sits at its LMA 0xDA, right after .text: exactly what objcopy -O binary gives.
     ASSERT_EQ(image.runs().size(), 1u);

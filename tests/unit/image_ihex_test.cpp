@@ -1,76 +1,31 @@
 // Intel HEX: every record type, both addressing modes, every framing error, the writer.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <iterator>
-#include <numeric>
-#include <sstream>
+#include <algorithm>
 
-#include "core/error.hpp"
-#include "image/format.hpp"
-#include "image/image.hpp"
+#include "image_test_support.hpp"
 
-using mcuflash::core::Error;
-using mcuflash::core::ErrorKind;
-using mcuflash::image::Format;
-using mcuflash::image::handler;
-using mcuflash::image::Image;
-using Bytes = std::vector<uint8_t>;
+using namespace mcuflash::image::test_support;
 
 namespace {
 
-Bytes read_fixture(const std::string& name) {
-    std::ifstream in(std::string(MCUFLASH_FIXTURES) + "/image/" + name, std::ios::binary);
-    EXPECT_TRUE(in) << name;
-    return Bytes(std::istreambuf_iterator<char>(in), {});
-}
+Image parse_hex(std::string_view text) { return parse_as(Format::IntelHex, text_bytes(text), "x.hex"); }
 
-Image parse_hex(std::string_view text, const std::string& filename = "x.hex") {
-    const auto* data = reinterpret_cast<const uint8_t*>(text.data());
-    return handler(Format::IntelHex).parse({data, text.size()}, {}, filename);
-}
-
-Image parse_hex_fixture(const std::string& name) {
-    return handler(Format::IntelHex).parse(read_fixture(name), {}, name);
-}
+Image parse_hex_fixture(const std::string& name) { return parse_fixture(Format::IntelHex, name); }
 
 // The BadInput message parsing `text` produces.
-std::string hex_error(std::string_view text) {
-    try {
-        parse_hex(text);
-    } catch (const Error& error) {
-        EXPECT_EQ(error.kind(), ErrorKind::BadInput);
-        return error.what();
-    }
-    ADD_FAILURE() << "parsed without error: " << text;
-    return {};
-}
+std::string hex_error(std::string_view text) { return parse_error(Format::IntelHex, text_bytes(text), "x.hex", text); }
 
+// The message of the error parsing the fixture produces (its kind is not checked).
 std::string fixture_error(const std::string& name) {
-    try {
-        parse_hex_fixture(name);
-    } catch (const Error& error) {
-        return error.what();
-    }
-    ADD_FAILURE() << "parsed without error: " << name;
-    return {};
+    return message_of([&] { parse_hex_fixture(name); }, name);
 }
 
-std::string write_hex(const Image& image) {
-    std::ostringstream out;
-    handler(Format::IntelHex).write(image, out);
-    return out.str();
-}
+std::string write_hex(const Image& image) { return write_as(Format::IntelHex, image); }
 
 std::string fmt_hex(uint8_t byte) {
     constexpr char kDigits[] = "0123456789ABCDEF";
     return {kDigits[byte >> 4], kDigits[byte & 0xF]};
-}
-
-Bytes counting(size_t size, uint8_t first = 0) {
-    Bytes bytes(size);
-    std::iota(bytes.begin(), bytes.end(), first);
-    return bytes;
 }
 
 }  // namespace

@@ -5,27 +5,16 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <set>
 
-#include "core/error.hpp"
-#include "image/format.hpp"
 #include "image/loader.hpp"
+#include "image_test_support.hpp"
 
 namespace fs = std::filesystem;
-using mcuflash::core::Error;
-using mcuflash::core::ErrorKind;
 using namespace mcuflash::image;
-using Bytes = std::vector<uint8_t>;
+using namespace mcuflash::image::test_support;
 
 namespace {
-
-std::string fixture(const std::string& name) { return std::string(MCUFLASH_FIXTURES) + "/image/" + name; }
-
-Bytes read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return Bytes(std::istreambuf_iterator<char>(in), {});
-}
 
 // A fresh folder per test, removed afterwards.
 class Loader : public ::testing::Test {
@@ -44,7 +33,7 @@ protected:
         return path(name);
     }
     std::string copy_fixture(const std::string& name, const std::string& as) const {
-        fs::copy_file(fixture(name), path(as), fs::copy_options::overwrite_existing);
+        fs::copy_file(fixture_path(name), path(as), fs::copy_options::overwrite_existing);
         return path(as);
     }
 
@@ -54,19 +43,6 @@ private:
     }
     fs::path dir_;
 };
-
-// Runs `action`, expects a core::Error of `kind`, returns its message.
-template <typename Action>
-std::string error_of(ErrorKind kind, Action action) {
-    try {
-        action();
-    } catch (const Error& error) {
-        EXPECT_EQ(error.kind(), kind) << error.what();
-        return error.what();
-    }
-    ADD_FAILURE() << "no error thrown";
-    return {};
-}
 
 bool contains(const std::string& text, std::string_view part) { return text.find(part) != std::string::npos; }
 
@@ -112,7 +88,7 @@ TEST(Registry, FormatForExtension) {
 }
 
 TEST_F(Loader, EveryFormatBySniffingWhateverTheName) {
-    const Bytes blink = read_bytes(fixture("blink.bin"));
+    const Bytes blink = read_fixture("blink.bin");
     const std::pair<const char*, Format> cases[] = {
         {"blink.hex", Format::IntelHex}, {"blink.srec", Format::SRecord}, {"blink.elf", Format::Elf},
         {"blink.bin", Format::Binary},   {"blink.uf2", Format::Uf2},
@@ -149,22 +125,22 @@ TEST_F(Loader, UnrecognisedContentIsRawBinary) {
 }
 
 TEST_F(Loader, ExplicitFormatWins) {
-    const Image as_binary = load_file(fixture("blink.hex"), {Format::Binary, std::nullopt});
+    const Image as_binary = load_file(fixture_path("blink.hex"), {Format::Binary, std::nullopt});
     EXPECT_EQ(as_binary.source_format, Format::Binary);
-    EXPECT_EQ(as_binary.runs().begin()->second, read_bytes(fixture("blink.hex")));
+    EXPECT_EQ(as_binary.runs().begin()->second, read_fixture("blink.hex"));
     EXPECT_TRUE(contains(error_of(ErrorKind::BadInput,
                                   [] {
-                                      load_file(fixture("blink.hex"), {Format::SRecord, {}});
+                                      load_file(fixture_path("blink.hex"), {Format::SRecord, {}});
                                   }),
                          "blink.hex:1: expected 'S' to start a record, found ':'"));
 }
 
 TEST_F(Loader, BaseAddressForRawBinaryOnly) {
-    const Image image = load_file(fixture("blink.bin"), {std::nullopt, 0x08000000});
+    const Image image = load_file(fixture_path("blink.bin"), {std::nullopt, 0x08000000});
     EXPECT_EQ(image.lowest(), 0x08000000u);
     EXPECT_EQ(image.source_format, Format::Binary);
     const std::string message = error_of(ErrorKind::Usage, [] {
-        load_file(fixture("blink.hex"), {std::nullopt, 0x08000000});
+        load_file(fixture_path("blink.hex"), {std::nullopt, 0x08000000});
     });
     EXPECT_TRUE(contains(message, "blink.hex is Intel HEX, which carries its own addresses")) << message;
 }
@@ -193,7 +169,7 @@ TEST_F(Loader, UnreadableFiles) {
 }
 
 TEST_F(Loader, SaveRoundTripsHexSrecBin) {
-    const Image original = load_file(fixture("blink_at_08000000.hex"));
+    const Image original = load_file(fixture_path("blink_at_08000000.hex"));
     ASSERT_EQ(original.entry, 0x08000000u);
 
     save_file(original, path("a.srec"), format_for_extension("a.srec"));
@@ -203,7 +179,7 @@ TEST_F(Loader, SaveRoundTripsHexSrecBin) {
     EXPECT_EQ(from_srec.entry, original.entry);
 
     save_file(from_srec, path("a.bin"), Format::Binary);
-    EXPECT_EQ(read_bytes(path("a.bin")), read_bytes(fixture("blink.bin")));
+    EXPECT_EQ(read_bytes(path("a.bin")), read_fixture("blink.bin"));
     const Image from_bin = load_file(path("a.bin"), {std::nullopt, 0x08000000});
     EXPECT_EQ(from_bin.runs(), original.runs());
 
@@ -213,14 +189,14 @@ TEST_F(Loader, SaveRoundTripsHexSrecBin) {
     EXPECT_FALSE(from_hex.entry);  // raw binary carries no entry point
 
     // srec -> hex directly, from the S3 fixture.
-    save_file(load_file(fixture("blink_at_08000000.srec")), path("c.hex"), Format::IntelHex);
+    save_file(load_file(fixture_path("blink_at_08000000.srec")), path("c.hex"), Format::IntelHex);
     const Image from_s3 = load_file(path("c.hex"));
     EXPECT_EQ(from_s3.runs(), original.runs());
     EXPECT_EQ(from_s3.entry, 0x08000000u);
 }
 
 TEST_F(Loader, SaveRefusesReadOnlyFormatsAndLeavesNoPartialFile) {
-    const Image image = load_file(fixture("blink.elf"));
+    const Image image = load_file(fixture_path("blink.elf"));
     EXPECT_EQ(error_of(ErrorKind::Usage, [&] { save_file(image, path("x.elf"), Format::Elf); }),
               "mcuflash cannot write ELF files");
     EXPECT_EQ(error_of(ErrorKind::Usage, [&] { save_file(image, path("x.uf2"), Format::Uf2); }),
@@ -237,7 +213,7 @@ TEST_F(Loader, SaveRefusesReadOnlyFormatsAndLeavesNoPartialFile) {
 
 TEST(ParseContent, DetectionWithoutAFile) {
     const std::string text = "S107000001020304EE\nS9030000FC\n";
-    const Image image = parse_content({reinterpret_cast<const uint8_t*>(text.data()), text.size()}, {}, "<stdin>");
+    const Image image = parse_content(text_bytes(text), {}, "<stdin>");
     EXPECT_EQ(image.source_format, Format::SRecord);
     EXPECT_EQ(detect_format({}, "x.uf2"), Format::Uf2);
     EXPECT_EQ(detect_format({}, "x"), Format::Binary);

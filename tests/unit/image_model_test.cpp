@@ -1,36 +1,9 @@
 // The sparse Image model: merging, overlaps, flattening, slicing, shifting.
 #include <gtest/gtest.h>
 
-#include <numeric>
+#include "image_test_support.hpp"
 
-#include "core/error.hpp"
-#include "image/image.hpp"
-
-using mcuflash::core::Error;
-using mcuflash::core::ErrorKind;
-using mcuflash::image::Image;
-using Bytes = std::vector<uint8_t>;
-
-namespace {
-
-std::vector<uint8_t> counting(size_t size, uint8_t first = 0) {
-    std::vector<uint8_t> bytes(size);
-    std::iota(bytes.begin(), bytes.end(), first);
-    return bytes;
-}
-
-std::string error_of(const std::function<void()>& action) {
-    try {
-        action();
-    } catch (const Error& error) {
-        EXPECT_EQ(error.kind(), ErrorKind::BadInput);
-        return error.what();
-    }
-    ADD_FAILURE() << "no error thrown";
-    return {};
-}
-
-}  // namespace
+using namespace mcuflash::image::test_support;
 
 TEST(ImageModel, EmptyImage) {
     Image image;
@@ -63,11 +36,11 @@ TEST(ImageModel, AdjacentRunsMergeInAnyOrder) {
 TEST(ImageModel, OverlapIsRefusedNamingOriginAndAddresses) {
     Image image;
     image.add(0x1000, counting(0x100), "fw.hex:3");
-    EXPECT_EQ(error_of([&] { image.add(0x10F0, counting(0x20), "fw.hex:12"); }),
+    EXPECT_EQ(bad_input_of([&] { image.add(0x10F0, counting(0x20), "fw.hex:12"); }),
               "fw.hex:12: data at 0x000010F0 overlaps data already at 0x000010F0");
-    EXPECT_EQ(error_of([&] { image.add(0x0FF0, counting(0x20), "fw.hex:13"); }),
+    EXPECT_EQ(bad_input_of([&] { image.add(0x0FF0, counting(0x20), "fw.hex:13"); }),
               "fw.hex:13: data at 0x00000FF0 overlaps data already at 0x00001000");
-    EXPECT_EQ(error_of([&] { image.add(0x0F00, counting(0x400), "x"); }),
+    EXPECT_EQ(bad_input_of([&] { image.add(0x0F00, counting(0x400), "x"); }),
               "x: data at 0x00000F00 overlaps data already at 0x00001000");
     // A refused add leaves the image as it was.
     EXPECT_EQ(image.describe_ranges(), "0x00001000-0x000010FF (256 bytes)");
@@ -78,7 +51,7 @@ TEST(ImageModel, DataRunningPastFourGigabytesIsRefused) {
     image.add(0xFFFFFFF0, counting(16), "top");  // ends exactly at 2^32: fine
     EXPECT_EQ(image.end(), 0x100000000u);
     Image other;
-    EXPECT_NE(error_of([&] { other.add(0xFFFFFFF8, counting(16), "fw.bin"); }).find("fw.bin: data at 0xFFFFFFF8"),
+    EXPECT_NE(bad_input_of([&] { other.add(0xFFFFFFF8, counting(16), "fw.bin"); }).find("fw.bin: data at 0xFFFFFFF8"),
               std::string::npos);
 }
 
@@ -127,9 +100,10 @@ TEST(ImageModel, ShiftMovesDataAndEntry) {
     image.shift(-0x08000000);
     EXPECT_EQ(image.lowest(), 0u);
 
-    const std::string below = error_of([&] { image.shift(-1); });
+    const std::string below = bad_input_of([&] { image.shift(-1); });
     EXPECT_NE(below.find("leaves the 32-bit address space"), std::string::npos) << below;
-    EXPECT_NE(error_of([&] { image.shift(0xFFFFF000); }).find("leaves the 32-bit address space"), std::string::npos);
+    EXPECT_NE(bad_input_of([&] { image.shift(0xFFFFF000); }).find("leaves the 32-bit address space"),
+              std::string::npos);
     EXPECT_EQ(image.lowest(), 0u);  // unchanged after a refused shift
 }
 

@@ -1,20 +1,11 @@
 // UF2: blocks, magics, flags, numbering.
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <iterator>
-#include <numeric>
+#include <algorithm>
 
-#include "core/error.hpp"
-#include "image/format.hpp"
-#include "image/image.hpp"
+#include "image_test_support.hpp"
 
-using mcuflash::core::Error;
-using mcuflash::core::ErrorKind;
-using mcuflash::image::Format;
-using mcuflash::image::handler;
-using mcuflash::image::Image;
-using Bytes = std::vector<uint8_t>;
+using namespace mcuflash::image::test_support;
 
 namespace {
 
@@ -55,28 +46,14 @@ Bytes encode(const std::vector<Block>& blocks) {
     return out;
 }
 
-Bytes counting(size_t size, uint8_t first = 0) {
-    Bytes bytes(size);
-    std::iota(bytes.begin(), bytes.end(), first);
-    return bytes;
-}
-
 std::vector<Block> two_blocks() { return {{0x10000000, counting(256), 0, 2}, {0x10000100, counting(256), 1, 2}}; }
 
 Image parse_uf2(const Bytes& content, const std::string& filename = "x.uf2") {
-    return handler(Format::Uf2).parse(content, {}, filename);
+    return parse_as(Format::Uf2, content, filename);
 }
 
-std::string uf2_error(const Bytes& content) {
-    try {
-        parse_uf2(content);
-    } catch (const Error& error) {
-        EXPECT_EQ(error.kind(), ErrorKind::BadInput);
-        return error.what();
-    }
-    ADD_FAILURE() << "parsed without error";
-    return {};
-}
+// The BadInput message parsing `content` produces.
+std::string uf2_error(const Bytes& content) { return parse_error(Format::Uf2, content, "x.uf2"); }
 
 }  // namespace
 
@@ -88,11 +65,9 @@ TEST(Uf2, TwoBlocks) {
 }
 
 TEST(Uf2, Fixture) {
-    std::ifstream in(std::string(MCUFLASH_FIXTURES) + "/image/blink.uf2", std::ios::binary);
-    const Image image = parse_uf2(Bytes(std::istreambuf_iterator<char>(in), {}), "blink.uf2");
-    std::ifstream bin_in(std::string(MCUFLASH_FIXTURES) + "/image/blink.bin", std::ios::binary);
+    const Image image = parse_uf2(read_fixture("blink.uf2"), "blink.uf2");
     EXPECT_EQ(image.lowest(), 0x10000000u);
-    EXPECT_EQ(image.runs().begin()->second, Bytes(std::istreambuf_iterator<char>(bin_in), {}));
+    EXPECT_EQ(image.runs().begin()->second, read_fixture("blink.bin"));
     EXPECT_EQ(image.family_id, kFamilyRp2040);
 }
 
