@@ -39,11 +39,11 @@ void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = fa
     cmd->add_option("-d,--device", d.device,
                     "serial port (/dev/ttyUSB0, /dev/serial/by-id/...) or sim:PROTOCOL[:CHIP]; "
                     "omitted: the only serial port found");
-    cmd->add_option("-p,--protocol", d.protocol, "bootloader protocol (stk500v1)");
+    cmd->add_option("-p,--protocol", d.protocol, "bootloader protocol: stk500v1 (optiboot, ATmegaBOOT), stk500v2 (Mega 2560 wiring)");
     auto* chip = cmd->add_option("--chip", d.chip, "expected chip (atmega1284p, atmega2560, ...: `mcuflash chips`)");
     if (chip_required) chip->required();
     cmd->add_option("--bootloader", d.bootloader,
-                    "the bootloader on the board when it cannot be identified (optiboot, atmegaboot)");
+                    "the bootloader on the board when it cannot be identified (optiboot, atmegaboot, stk500boot_v2)");
     cmd->add_option("-b,--baud", d.baud, "serial baud rate (default: try the protocol's usual rates)");
     cmd->add_flag("--no-reset", d.no_reset, "do not pulse DTR/RTS to reset the board into its bootloader");
     cmd->add_option("--sim-faults", d.sim_faults, "fault spec for sim: devices (see mcuflash-sim --help)");

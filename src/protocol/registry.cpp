@@ -1,12 +1,14 @@
 // Every protocol mcuflash speaks: one line each.
 #include "protocol/bootloader.hpp"
 #include "protocol/stk500v1/client.hpp"
+#include "protocol/stk500v2/client.hpp"
 
 namespace mcuflash::protocol {
 
 const std::vector<ProtocolInfo>& protocols() {
     static const std::vector<ProtocolInfo> all = {
         stk500v1::protocol_info(),
+        stk500v2::protocol_info(),
     };
     return all;
 }

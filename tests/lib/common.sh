@@ -73,3 +73,23 @@ hex_to_bin() { "$MCUFLASH" image convert "$1" "$2" --to bin >/dev/null; }
 
 # same_prefix A B: file B starts with the bytes of file A.
 same_prefix() { cmp -n "$(stat -c %s "$1")" "$1" "$2"; }
+
+# bootloader_intact HEX DUMP: every byte the bootloader hex puts above 0x1000 is unchanged in the dump.
+bootloader_intact() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+hex_path, dump_path = sys.argv[1], sys.argv[2]
+dump = open(dump_path, 'rb').read()
+upper = 0
+for line in open(hex_path):
+    line = line.strip()
+    if not line.startswith(':'): continue
+    raw = bytes.fromhex(line[1:])
+    n, addr, kind, data = raw[0], (raw[1] << 8) | raw[2], raw[3], raw[4:4 + raw[0]]
+    if kind == 2: upper = ((data[0] << 8) | data[1]) << 4
+    if kind == 4: upper = ((data[0] << 8) | data[1]) << 16
+    if kind == 0 and upper + addr >= 0x1000:
+        a = upper + addr
+        if dump[a:a + n] != data: sys.exit(f"bootloader differs at 0x{a:05X}")
+PY
+}
