@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
 #include "entry/serial_reset.hpp"
+#include "protocol/avr_identity.hpp"
 
 namespace mcuflash::protocol::stk500v1 {
 
@@ -96,50 +97,10 @@ uint8_t Client::get_parameter(uint8_t parameter) {
 }
 
 void Client::identify(DeviceInfo& info) {
-    const auto& kb = targets::Knowledge::builtin();
     uint8_t major = get_parameter(kParamSwMajor);
     uint8_t minor = get_parameter(kParamSwMinor);
-    info.signature = exchange(encode_read_sign(), {3}, "read signature", kCommandTimeoutMs);
-
-    chip_ = kb.chip_by_signature(info.signature);
-    if (!chip_)
-        throw Error(ErrorKind::Protocol,
-                    fmt::format("the device's signature {} is not a chip mcuflash knows", core::hex_bytes(info.signature)),
-                    "add the chip to data/chips.toml, or check that this is the board you meant");
-    if (!options_.chip.empty() && options_.chip != chip_->name)
-        throw Error(ErrorKind::Usage,
-                    fmt::format("the device is an {} (signature {}), not the {} asked for", chip_->name,
-                                core::hex_bytes(info.signature), options_.chip),
-                    "check --chip, or that this is the board you meant");
-    info.chip = chip_->name;
-    info.flash_base = 0;
-    info.flash_size = chip_->flash_size;
-    info.page_size = chip_->page_size;
-    info.app_start = 0;
-
-    // Which bootloader: the one forced by the user, else the one whose version range matches.
-    const targets::Bootloader* bootloader = nullptr;
-    for (const auto* candidate : kb.bootloaders_for("stk500v1", chip_->name)) {
-        bool forced = !options_.bootloader.empty();
-        if (forced ? candidate->name == options_.bootloader
-                   : (major >= candidate->sw_major_min && major <= candidate->sw_major_max))
-            bootloader = candidate;
-    }
-    if (!options_.bootloader.empty() && !bootloader)
-        throw Error(ErrorKind::Usage, fmt::format("bootloader '{}' is not known for the {} with protocol stk500v1",
-                                                  options_.bootloader, chip_->name));
-    info.bootloader_text = fmt::format("STK500v1 bootloader version {}.{}", major, minor);
-    if (bootloader) {
-        info.bootloader = bootloader->name;
-        info.bootloader_text = fmt::format("{} {}.{}", bootloader->description, major, minor);
-        info.app_end = chip_->flash_size - *bootloader->size_on(chip_->name);
-    } else {
-        // Unknown bootloader: keep clear of the largest boot section the chip can have.
-        info.app_end = chip_->flash_size - chip_->max_boot_size;
-        info.details.emplace_back("note", fmt::format("bootloader not identified; the top {} bytes are kept free",
-                                                      chip_->max_boot_size));
-    }
-    info.details.emplace_back("software version", fmt::format("{}.{}", major, minor));
+    auto signature = exchange(encode_read_sign(), {3}, "read signature", kCommandTimeoutMs);
+    chip_ = identify_avr(info, "stk500v1", options_, signature, major, minor, "STK500v1 bootloader").chip;
 }
 
 DeviceInfo Client::connect() {

@@ -7,6 +7,7 @@
 
 #include "core/hexdump.hpp"
 #include "entry/serial_reset.hpp"
+#include "protocol/avr_identity.hpp"
 
 namespace mcuflash::protocol::stk500v2 {
 
@@ -206,60 +207,21 @@ uint8_t Client::get_parameter(uint8_t id) {
 }
 
 void Client::identify(DeviceInfo& info) {
-    const auto& kb = targets::Knowledge::builtin();
     uint8_t hw = get_parameter(param::kHwVersion);
     uint8_t major = get_parameter(param::kSwMajor);
     uint8_t minor = get_parameter(param::kSwMinor);
-    info.signature.clear();
+    std::vector<uint8_t> signature;
     for (uint8_t i = 0; i < 3; ++i)
-        info.signature.push_back(single_byte_answer(session_.command(read_signature_isp(i), "read signature", 4)));
-
-    chip_ = kb.chip_by_signature(info.signature);
-    if (!chip_)
-        throw Error(ErrorKind::Protocol,
-                    fmt::format("the device's signature {} is not a chip mcuflash knows", core::hex_bytes(info.signature)),
-                    "add the chip to data/chips.toml, or check that this is the board you meant");
-    if (!options_.chip.empty() && options_.chip != chip_->name)
-        throw Error(ErrorKind::Usage,
-                    fmt::format("the device is an {} (signature {}), not the {} asked for", chip_->name,
-                                core::hex_bytes(info.signature), options_.chip),
-                    "check --chip, or that this is the board you meant");
-    info.chip = chip_->name;
-    info.flash_base = 0;
-    info.flash_size = chip_->flash_size;
-    info.page_size = chip_->page_size;
-    info.app_start = 0;
+        signature.push_back(single_byte_answer(session_.command(read_signature_isp(i), "read signature", 4)));
+    auto id = identify_avr(info, "stk500v2", options_, signature, major, minor,
+                           fmt::format("STK500v2 bootloader \"{}\"", sign_on_));
+    chip_ = id.chip;
     extended_addressing_ = chip_->flash_size > kExtendedAbove;
-
-    const targets::Bootloader* bootloader = nullptr;
-    for (const auto* candidate : kb.bootloaders_for("stk500v2", chip_->name)) {
-        bool forced = !options_.bootloader.empty();
-        if (forced ? candidate->name == options_.bootloader
-                   : (candidate->sw_major_min < 0 ||
-                      (major >= candidate->sw_major_min && major <= candidate->sw_major_max)))
-            bootloader = candidate;
-    }
-    if (!options_.bootloader.empty() && !bootloader)
-        throw Error(ErrorKind::Usage, fmt::format("bootloader '{}' is not known for the {} with protocol stk500v2",
-                                                  options_.bootloader, chip_->name));
-    uint32_t boot_size = chip_->max_boot_size;
-    info.bootloader_text = fmt::format("STK500v2 bootloader \"{}\" version {}.{}", sign_on_, major, minor);
-    if (bootloader) {
-        info.bootloader = bootloader->name;
-        info.bootloader_text = fmt::format("{} {}.{}", bootloader->description, major, minor);
-        boot_size = *bootloader->size_on(chip_->name);
-    } else {
-        info.details.emplace_back("note", fmt::format("bootloader not identified; the top {} bytes are kept free",
-                                                      chip_->max_boot_size));
-    }
-    info.app_end = chip_->flash_size - boot_size;
     // stk500boot.c: APP_END = FLASHEND - 2 * BOOTSIZE + 1 with BOOTSIZE in bytes, so it erases nothing
     // in the 2 * boot size below the end of flash (on the atmega2560: 0x3C000-0x3DFFF of the app).
-    erase_limit_ = chip_->flash_size > 2 * boot_size ? chip_->flash_size - 2 * boot_size : 0;
-    info.page_size = chip_->page_size;
+    erase_limit_ = chip_->flash_size > 2 * id.boot_size ? chip_->flash_size - 2 * id.boot_size : 0;
     info.details.emplace_back("sign-on", sign_on_);
     info.details.emplace_back("hardware version", fmt::format("0x{:02X}", hw));
-    info.details.emplace_back("software version", fmt::format("{}.{}", major, minor));
     if (erase_limit_ < info.app_end)
         info.details.emplace_back("erases pages below", hex_address(erase_limit_));
 }
