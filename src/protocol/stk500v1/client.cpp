@@ -37,7 +37,7 @@ ProtocolInfo protocol_info() {
 
 Client::Client(link::ByteLink& link, ConnectOptions options) : link_(link), options_(std::move(options)) {}
 
-Bytes Client::exchange(const Bytes& request, std::initializer_list<size_t> data_lengths, const char* what,
+Bytes Client::exchange(const Bytes& request, const std::vector<size_t>& data_lengths, const char* what,
                        long timeout_ms) {
     link_.write(request);
     Bytes data;
@@ -119,13 +119,33 @@ Capabilities Client::capabilities() const {
     return caps;
 }
 
-Bytes Client::extended_address_prefix(uint32_t byte_address, std::vector<size_t>& replies) {
+Bytes Client::extended_address_prefix(uint32_t byte_address) {
     if (!chip_ || chip_->flash_size <= kWordSegmentBytes) return {};
     int segment = static_cast<int>(byte_address / kWordSegmentBytes);
     if (segment == current_extended_) return {};
     current_extended_ = segment;
-    replies.push_back(1);
     return encode_load_extended_address(static_cast<uint8_t>(segment));
+}
+
+Bytes Client::at_address(uint32_t at, const Bytes& command, size_t answer_length, const char* what) {
+    for (;;) {
+        // LOAD_ADDRESS and the command go out together: the bootloader answers the first while the
+        // second streams in, which saves a round trip per page.
+        Bytes request = extended_address_prefix(at);
+        std::vector<size_t> answers = request.empty() ? std::vector<size_t>{0, answer_length}
+                                                      : std::vector<size_t>{1, 0, answer_length};
+        auto load = encode_load_address(static_cast<uint16_t>((at >> 1) & 0xFFFF));
+        request.insert(request.end(), load.begin(), load.end());
+        request.insert(request.end(), command.begin(), command.end());
+        try {
+            Bytes data = exchange(request, answers, what, kCommandTimeoutMs);
+            recoveries_in_a_row_ = 0;
+            return Bytes(data.end() - static_cast<long>(answer_length), data.end());
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::Timeout && e.kind() != ErrorKind::Protocol) throw;
+            resynchronise_after(Error(e).at_address(at), what);
+        }
+    }
 }
 
 void Client::resynchronise_after(const Error& failure, const char* what) {
@@ -150,25 +170,7 @@ void Client::write(uint32_t address, std::span<const uint8_t> data) {
                                                   core::hex_address(address), data.size(), page));
     for (size_t offset = 0; offset < data.size(); offset += page) {
         uint32_t at = address + static_cast<uint32_t>(offset);
-        for (;;) {
-            // LOAD_ADDRESS and PROG_PAGE go out together: the bootloader answers the first while
-            // the page streams in, which saves a round trip per page.
-            std::vector<size_t> replies;
-            Bytes request = extended_address_prefix(at, replies);
-            auto load = encode_load_address(static_cast<uint16_t>((at >> 1) & 0xFFFF));
-            auto prog = encode_prog_page(kMemFlash, data.subspan(offset, page));
-            request.insert(request.end(), load.begin(), load.end());
-            request.insert(request.end(), prog.begin(), prog.end());
-            try {
-                if (replies.empty()) exchange(request, {0, 0}, "write page", kCommandTimeoutMs);
-                else exchange(request, {1, 0, 0}, "write page", kCommandTimeoutMs);
-                recoveries_in_a_row_ = 0;
-                break;
-            } catch (const Error& e) {
-                if (e.kind() != ErrorKind::Timeout && e.kind() != ErrorKind::Protocol) throw;
-                resynchronise_after(Error(e).at_address(at), "write page");
-            }
-        }
+        at_address(at, encode_prog_page(kMemFlash, data.subspan(offset, page)), 0, "write page");
     }
 }
 
@@ -182,27 +184,11 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
         // Never let one READ_PAGE cross a 64K-word segment: the device's address register would wrap.
         uint32_t block = std::min<uint32_t>({kReadBlock, length - static_cast<uint32_t>(out.size()),
                                              kWordSegmentBytes - at % kWordSegmentBytes});
-        for (;;) {
-            std::vector<size_t> replies;
-            Bytes request = extended_address_prefix(at, replies);
-            auto load = encode_load_address(static_cast<uint16_t>((at >> 1) & 0xFFFF));
-            auto rd = encode_read_page(kMemFlash, static_cast<uint16_t>(block));
-            request.insert(request.end(), load.begin(), load.end());
-            request.insert(request.end(), rd.begin(), rd.end());
-            try {
-                Bytes data = replies.empty() ? exchange(request, {0, block}, "read page", kCommandTimeoutMs)
-                                             : exchange(request, {1, 0, block}, "read page", kCommandTimeoutMs);
-                out.insert(out.end(), data.end() - block, data.end());
-                recoveries_in_a_row_ = 0;
-                // optiboot reads with ELPM Z+, which carries into RAMPZ at the end of a segment:
-                // the device's segment is then not the one we last told it.
-                if ((at + block) % kWordSegmentBytes == 0) current_extended_ = -1;
-                break;
-            } catch (const Error& e) {
-                if (e.kind() != ErrorKind::Timeout && e.kind() != ErrorKind::Protocol) throw;
-                resynchronise_after(Error(e).at_address(at), "read page");
-            }
-        }
+        Bytes data = at_address(at, encode_read_page(kMemFlash, static_cast<uint16_t>(block)), block, "read page");
+        out.insert(out.end(), data.begin(), data.end());
+        // optiboot reads with ELPM Z+, which carries into RAMPZ at the end of a segment: the
+        // device's segment is then not the one we last told it.
+        if ((at + block) % kWordSegmentBytes == 0) current_extended_ = -1;
     }
     return out;
 }

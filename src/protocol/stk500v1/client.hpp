@@ -26,11 +26,16 @@ public:
 
 private:
     // Sends `request` and reads `answers` complete replies; returns their data bytes concatenated.
-    Bytes exchange(const Bytes& request, std::initializer_list<size_t> data_lengths, const char* what, long timeout_ms);
+    Bytes exchange(const Bytes& request, const std::vector<size_t>& data_lengths, const char* what, long timeout_ms);
     void synchronise();
     void resynchronise_after(const core::Error& failure, const char* what);
     uint8_t get_parameter(uint8_t parameter);
-    Bytes extended_address_prefix(uint32_t byte_address, std::vector<size_t>& replies);
+    // UNIVERSAL load-extended-address when `byte_address` lies in another 64K-word segment than the
+    // device was last told (parts above 128 KiB); empty otherwise.
+    Bytes extended_address_prefix(uint32_t byte_address);
+    // Sends [extended address] + LOAD_ADDRESS(at) + `command` as one write and returns the data of the
+    // command's answer (`answer_length` bytes). A lost or garbled frame resets, resyncs and repeats.
+    Bytes at_address(uint32_t at, const Bytes& command, size_t answer_length, const char* what);
     void identify(DeviceInfo& info);
 
     link::ByteLink& link_;
