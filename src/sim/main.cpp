@@ -33,9 +33,9 @@ void print_list() {
         fmt::print("{}: {}\n", sim.protocol, sim.description);
         for (const auto& personality : sim.personalities) {
             const auto* bl = kb.find_bootloader(personality.bootloader);
-            fmt::print("  --bootloader {}{}: {}, {} baud\n      chips: {}\n", personality.bootloader,
-                       &personality == &sim.personalities.front() ? " (default)" : "", bl ? bl->description : "?",
-                       bl ? bl->baud : 0, fmt::join(sim::chips_for(personality), " "));
+            fmt::print("  --bootloader {}: {}{}\n      chips: {}\n", personality.bootloader,
+                       bl ? bl->description : personality.description,
+                       bl ? fmt::format(", {} baud", bl->baud) : "", fmt::join(sim::chips_for(personality), " "));
         }
     }
     fmt::print("chips:\n");
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
         std::vector<std::string> names;
         for (const auto& p : info.personalities) names.push_back(p.bootloader);
         cmd->add_option("--bootloader", options.bootloader,
-                        fmt::format("bootloader to impersonate: {} (default {})", fmt::join(names, ", "), names.front()));
+                        fmt::format("bootloader to impersonate: {} (default: the first that exists on the chip)", fmt::join(names, ", ")));
         cmd->add_flag("--any-baud", options.any_baud, "accept any client baud rate instead of garbling on a mismatch");
         cmd->add_flag("-v,--verbose", options.verbose, "log connections, resets, faults and device events");
         cmd->footer(std::string("\n") + sim::fault_spec_help());

@@ -1,5 +1,7 @@
 #include "sim/registry.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -30,7 +32,13 @@ const SimulatorInfo& find_simulator(const std::string& protocol) {
 
 namespace {
 
-const targets::Bootloader& bootloader_of(const Personality& personality) {
+targets::Bootloader bootloader_of(const Personality& personality) {
+    if (!personality.chips.empty()) {
+        targets::Bootloader none;
+        none.name = personality.bootloader;
+        none.description = personality.description;
+        return none;
+    }
     const auto* bootloader = targets::Knowledge::builtin().find_bootloader(personality.bootloader);
     if (!bootloader)
         throw Error(ErrorKind::BadInput,
@@ -41,6 +49,7 @@ const targets::Bootloader& bootloader_of(const Personality& personality) {
 }  // namespace
 
 std::vector<std::string> chips_for(const Personality& personality) {
+    if (!personality.chips.empty()) return personality.chips;
     std::vector<std::string> chips;
     for (const auto& [chip, size] : bootloader_of(personality).sizes) chips.push_back(chip);
     return chips;
@@ -49,8 +58,16 @@ std::vector<std::string> chips_for(const Personality& personality) {
 std::unique_ptr<Device> make_device(const std::string& protocol, const std::string& chip_name,
                                     const DeviceOptions& options) {
     const SimulatorInfo& info = find_simulator(protocol);
+    const auto& chip = targets::Knowledge::builtin().chip(chip_name.empty() ? info.default_chip : chip_name);
+    auto exists_on_chip = [&](const Personality& p) {
+        const auto chips = chips_for(p);
+        return std::find(chips.begin(), chips.end(), chip.name) != chips.end();
+    };
     const Personality* personality = &info.personalities.front();
-    if (!options.bootloader.empty()) {
+    if (options.bootloader.empty()) {
+        auto found = std::find_if(info.personalities.begin(), info.personalities.end(), exists_on_chip);
+        if (found != info.personalities.end()) personality = &*found;
+    } else {
         personality = nullptr;
         std::vector<std::string> known;
         for (const auto& p : info.personalities) {
@@ -61,9 +78,8 @@ std::unique_ptr<Device> make_device(const std::string& protocol, const std::stri
             throw Error(ErrorKind::Usage, fmt::format("the {} simulator has no bootloader '{}' (known: {})", protocol,
                                                       options.bootloader, fmt::join(known, ", ")));
     }
-    const auto& chip = targets::Knowledge::builtin().chip(chip_name.empty() ? info.default_chip : chip_name);
-    const auto& bootloader = bootloader_of(*personality);
-    if (!bootloader.size_on(chip.name))
+    const auto bootloader = bootloader_of(*personality);
+    if (!exists_on_chip(*personality))
         throw Error(ErrorKind::Usage, fmt::format("{} is not known on the {} (known on: {})", bootloader.name,
                                                   chip.name, fmt::join(chips_for(*personality), ", ")));
     auto device = personality->make(chip, bootloader, options);

@@ -11,10 +11,15 @@
 
 namespace mcuflash::sim {
 
-// One bootloader a simulator can impersonate (a knowledge-base bootloader name).
+// One bootloader a simulator can impersonate (a knowledge-base bootloader name), or, for a device with
+// no bootloader (an ISP programmer and its target), a name of its own with the chips it works on.
 struct Personality {
     std::string bootloader;
     std::function<std::unique_ptr<Device>(const targets::Chip&, const targets::Bootloader&, const DeviceOptions&)> make;
+    // Non-empty: `bootloader` is not a knowledge-base bootloader; these chips are simulated, and
+    // make() gets an empty Bootloader with only the name and description set.
+    std::vector<std::string> chips{};
+    std::string description{};
 };
 
 struct SimulatorInfo {
@@ -27,10 +32,12 @@ struct SimulatorInfo {
 const std::vector<SimulatorInfo>& simulators();
 // Throws core::Error(Usage) listing the known protocols.
 const SimulatorInfo& find_simulator(const std::string& protocol);
-// The chips a personality can be simulated on: those data/bootloaders.toml gives it a size for.
+// The chips a personality can be simulated on: its own list, or those data/bootloaders.toml gives
+// its bootloader a size for.
 std::vector<std::string> chips_for(const Personality& personality);
 
-// Builds a device; chip "" = the simulator's default. Throws core::Error(Usage) for an unknown chip
+// Builds a device; chip "" = the simulator's default. Without DeviceOptions::bootloader, the first
+// personality that exists on the chip is used. Throws core::Error(Usage) for an unknown chip
 // (listing the known ones) or a chip the bootloader does not exist for (listing those it does).
 std::unique_ptr<Device> make_device(const std::string& protocol, const std::string& chip, const DeviceOptions& options);
 
