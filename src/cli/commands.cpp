@@ -79,7 +79,8 @@ std::string device_text(const Session& s) {
     return out;
 }
 
-// Runs a command body, turning errors into messages and exit codes.
+}  // namespace
+
 void run(GlobalOptions& global, const std::function<void(Reporter&)>& body) {
     Reporter reporter(detect_output_mode(global.json), global.quiet);
     try {
@@ -91,6 +92,8 @@ void run(GlobalOptions& global, const std::function<void(Reporter&)>& body) {
         global.exit_code = reporter.error(Error(ErrorKind::Io, fmt::format("internal error: {}", e.what())));
     }
 }
+
+namespace {
 
 void flash_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
                    const DeviceOptions& device_options, const plan::PlanOptions& plan_options) {
@@ -341,6 +344,8 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     add_image_options(convert, image_opts);
     convert->add_option("--to", to_format, "hex, srec or bin (default: from the output name)");
     convert->callback([&global] { image_convert_command(global, file, out_file, image_opts, to_format); });
+
+    register_avr_isp_commands(app, global);
 }
 
 }  // namespace mcuflash::cli

@@ -1,7 +1,11 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <functional>
+
 namespace mcuflash::cli {
+
+class Reporter;
 
 struct GlobalOptions {
     bool json = false;
@@ -10,5 +14,10 @@ struct GlobalOptions {
 };
 
 void register_commands(CLI::App& app, GlobalOptions& global);
+// `bootloader install` and `fuses read|write` (avr_isp_commands.cpp).
+void register_avr_isp_commands(CLI::App& app, GlobalOptions& global);
+
+// Runs a command body with a Reporter, turning errors into messages and the exit code.
+void run(GlobalOptions& global, const std::function<void(Reporter&)>& body);
 
 }  // namespace mcuflash::cli

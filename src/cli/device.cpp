@@ -111,4 +111,45 @@ Session connect(const DeviceOptions& options, Reporter& reporter) {
                 last_failure ? last_failure->hint() : std::string{});
 }
 
+ProgrammerSession connect_programmer(const DeviceOptions& options, const targets::Chip& chip, Reporter& reporter) {
+    static constexpr const char* kProgrammerType = "stk500v2";
+    static constexpr const char* kSimulatedProgrammer = "stk500v2-isp";
+    static constexpr uint32_t kProgrammerBaud = 115200;
+    if (!options.protocol.empty() && options.protocol != kProgrammerType)
+        throw Error(ErrorKind::Usage, fmt::format("unknown programmer type '{}' (known: {})", options.protocol,
+                                                  kProgrammerType));
+    link::WarningSink warn = [&reporter](const std::string& m) { reporter.warning(m); };
+    ProgrammerSession session;
+    link::SerialSettings settings{options.baud.value_or(kProgrammerBaud), link::Parity::None};
+    std::string where;
+    if (options.device.rfind(kSimPrefix, 0) == 0) {
+        // sim:stk500v2-isp[:CHIP] - a simulated programmer with a target chip behind it.
+        std::string rest = options.device.substr(std::char_traits<char>::length(kSimPrefix));
+        std::string sim_name = rest.substr(0, rest.find(':'));
+        if (sim_name != kSimulatedProgrammer)
+            throw Error(ErrorKind::Usage, fmt::format("{} is not a programmer; the simulated one is sim:{}[:CHIP]",
+                                                      options.device, kSimulatedProgrammer));
+        sim::InProcessOptions sim_options;
+        sim_options.chip = rest.find(':') == std::string::npos ? chip.name : rest.substr(rest.find(':') + 1);
+        sim_options.faults = options.sim_faults;
+        sim_options.timing = !options.sim_fast;
+        sim_options.settings = settings;
+        session.link = sim::open_in_process(sim_name, sim_options);
+        where = session.link->describe();
+    } else {
+        if (options.device.empty())
+            throw Error(ErrorKind::Usage, "give the programmer's serial port with -d",
+                        "an ISP programmer is not found automatically: the only serial port may be the board itself");
+        session.link = std::make_unique<link::SerialPort>(options.device, settings, warn);
+        where = fmt::format("{} at {} baud", options.device, settings.baud);
+    }
+    session.programmer = std::make_unique<protocol::stk500v2::IspProgrammer>(*session.link, chip, warn);
+    std::string name = session.programmer->sign_on();
+    session.programmer->enter_programming();
+    session.description = fmt::format("{} on {}", name, where);
+    session.retry_hint = fmt::format("-d {}{} --chip {}", options.device,
+                                     options.baud ? fmt::format(" --baud {}", *options.baud) : "", chip.name);
+    return session;
+}
+
 }  // namespace mcuflash::cli

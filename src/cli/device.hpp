@@ -7,6 +7,8 @@
 #include "cli/reporter.hpp"
 #include "link/byte_link.hpp"
 #include "protocol/bootloader.hpp"
+#include "protocol/stk500v2/isp_programmer.hpp"
+#include "targets/knowledge.hpp"
 
 namespace mcuflash::cli {
 
@@ -32,5 +34,16 @@ struct Session {
 
 // Opens the device and connects to its bootloader (reset, sync, identify).
 Session connect(const DeviceOptions& options, Reporter& reporter);
+
+struct ProgrammerSession {
+    std::unique_ptr<link::ByteLink> link;
+    std::unique_ptr<protocol::stk500v2::IspProgrammer> programmer;
+    std::string description;  // "AVRISP_2 on /dev/ttyUSB0 at 115200 baud"
+    std::string retry_hint;
+};
+
+// Opens an ISP programmer (a serial port, or sim:stk500v2-isp[:CHIP]; options.protocol names the
+// programmer type, "" = stk500v2), signs on and puts the target `chip` in programming mode.
+ProgrammerSession connect_programmer(const DeviceOptions& options, const targets::Chip& chip, Reporter& reporter);
 
 }  // namespace mcuflash::cli

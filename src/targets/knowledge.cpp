@@ -9,6 +9,7 @@
 #include <toml++/toml.h>
 
 #include "core/error.hpp"
+#include "targets/avr_fuses_toml.hpp"
 
 namespace mcuflash::targets {
 
@@ -64,6 +65,8 @@ Chip parse_chip(const std::string& name, const toml::table& t, const std::string
     if (c.flash_size == 0 || c.flash_size % c.page_size != 0)
         bad_data(where, fmt::format("flash_size {} is not a multiple of page_size {}", c.flash_size, c.page_size));
     if (c.max_boot_size >= c.flash_size) bad_data(where, "max_boot_size must be smaller than flash_size");
+    if (auto* fuses = t["fuses"].as_table()) c.fuses = parse_avr_fuses(*fuses, where + ".fuses");
+    c.install_bootloader = t["install_bootloader"].value_or(std::string{});
     return c;
 }
 
@@ -101,6 +104,15 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
             bad_data(where, fmt::format("size for '{}' must be a whole number of pages inside flash", chip));
         b.sizes[chip] = static_cast<uint32_t>(*size);
     }
+    if (auto* installs = t["install"].as_table())
+        for (auto&& [chip_name, value] : *installs) {
+            std::string chip{chip_name.str()};
+            std::string install_where = fmt::format("{}.install.{}", where, chip);
+            if (!b.sizes.count(chip)) bad_data(install_where, "the bootloader has no size on that chip");
+            auto* install = value.as_table();
+            if (!install) bad_data(install_where, "must be a table");
+            b.installs[chip] = parse_bootloader_install(*install, install_where, chips.at(chip));
+        }
     return b;
 }
 
@@ -144,6 +156,13 @@ Knowledge Knowledge::from_documents(const std::vector<std::pair<std::string, std
                 if (k.bootloaders_.count(bl)) bad_data(where, "defined twice");
                 k.bootloaders_.emplace(bl, parse_bootloader(bl, *t, where, k.chips_));
             }
+    }
+    for (const auto& [name, chip] : k.chips_) {
+        if (chip.install_bootloader.empty()) continue;
+        const auto* bl = k.find_bootloader(chip.install_bootloader);
+        if (!bl || !bl->installs.count(name))
+            bad_data(fmt::format("chips.{}", name),
+                     fmt::format("install_bootloader '{}' has no install.{} in bootloaders", chip.install_bootloader, name));
     }
     return k;
 }

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "targets/avr_fuses.hpp"
+
 namespace mcuflash::targets {
 
 struct Chip {
@@ -19,9 +21,23 @@ struct Chip {
     uint32_t page_size = 0;
     uint32_t eeprom_size = 0;
     uint32_t max_boot_size = 0;
+    // AVR: fuse and lock-bit facts, and the bootloader `bootloader install` puts on it by default.
+    std::optional<AvrFuses> fuses;
+    std::string install_bootloader;
 };
 
 enum class Placement { Top, Bottom };
+
+// How a bootloader is put on a chip with an ISP programmer (data/bootloaders.toml `install.CHIP`).
+struct BootloaderInstall {
+    std::string hex;       // where Debian installs the file
+    std::string package;   // the Debian package that ships it
+    FuseValues fuses;      // lfuse/hfuse/efuse, written after the chip erase
+    uint8_t unlock = 0x3F;  // lock byte before writing (opens the boot section)
+    uint8_t lock = 0x0F;    // lock byte after: the application cannot overwrite the bootloader
+    // Ranges (address, size) outside the boot section the file is known to hold, and may.
+    std::vector<std::pair<uint32_t, uint32_t>> stray_bytes;
+};
 
 struct Bootloader {
     std::string name;
@@ -32,6 +48,7 @@ struct Bootloader {
     std::vector<uint32_t> other_bauds;  // rates some boards use too
     int sw_major_min = -1, sw_major_max = -1;
     std::map<std::string, uint32_t> sizes;  // chip name -> reserved bytes
+    std::map<std::string, BootloaderInstall> installs;  // chip name -> how to install it there
 
     std::optional<uint32_t> size_on(const std::string& chip) const;
 };
