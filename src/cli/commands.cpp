@@ -134,11 +134,13 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
                   {"file", file},
                   {"format", image::format_name(*img.source_format)},
                   {"device", device_json(session.info)},
+                  {"bytes_erased", report.bytes_erased},
                   {"bytes_written", report.bytes_written},
                   {"pages_written", report.pages_written},
                   {"pages_rewritten", report.pages_rewritten},
                   {"verified", report.verified},
                   {"started", report.started},
+                  {"seconds_erase", report.seconds_erase},
                   {"seconds_write", report.seconds_write},
                   {"seconds_verify", report.seconds_verify}};
         std::string human = fmt::format("wrote {} bytes ({} pages) to the {} in {:.2f} s{}{}\n", report.bytes_written,
@@ -146,6 +148,8 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
                                         report.verified ? fmt::format(", verified in {:.2f} s", report.seconds_verify)
                                                         : ", not verified",
                                         report.started ? "; application started" : "");
+        if (report.bytes_erased)
+            human = fmt::format("erased {} bytes in {:.2f} s; ", report.bytes_erased, report.seconds_erase) + human;
         if (report.pages_rewritten)
             human += fmt::format("{} page(s) failed the first verify and were written again\n", report.pages_rewritten);
         reporter.result(j, human);

@@ -76,6 +76,24 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
             if (starts.empty() || starts.back() != at) starts.push_back(static_cast<uint32_t>(at));
     }
     for (uint32_t at : starts) plan.pages.push_back({at, image.flatten(at, at + unit, 0xFF)});
+
+    // The erase units the pages touch; one reaching outside the application region would erase
+    // part of the bootloader (or what lies beyond the application).
+    for (const auto& unit_range : caps.erase_units) {
+        bool touched = std::any_of(plan.pages.begin(), plan.pages.end(), [&](const PageWrite& p) {
+            return p.address < unit_range.end() && p.address + p.data.size() > unit_range.address;
+        });
+        if (!touched) continue;
+        if (unit_range.address < device.app_start || unit_range.end() > device.app_end)
+            throw Error(ErrorKind::Unsafe,
+                        fmt::format("the image starts at {}, inside the erase unit {}-{} that also holds the "
+                                    "bootloader region; erasing it would brick the board, so nothing was written",
+                                    hex_address(image.lowest()), hex_address(unit_range.address),
+                                    hex_address(static_cast<uint32_t>(unit_range.end() - 1))),
+                        fmt::format("link the application at an erase-unit boundary at or above {}",
+                                    hex_address(device.app_start)));
+        plan.erases.push_back(unit_range);
+    }
     return plan;
 }
 
@@ -125,6 +143,28 @@ FlashReport execute(protocol::Bootloader& device, const FlashPlan& plan, const P
         report.bytes_written += done;
     };
 
+    auto erase_units = [&](const std::vector<protocol::EraseUnit>& units) {
+        uint64_t total = 0, done = 0;
+        for (const auto& u : units) total += u.size;
+        progress.started(Stage::Erase, total);
+        // Adjacent units go in one call: the device can erase them in one command.
+        for (size_t i = 0; i < units.size();) {
+            size_t j = i;
+            while (j + 1 < units.size() && units[j + 1].address == units[j].end()) ++j;
+            uint32_t length = static_cast<uint32_t>(units[j].end() - units[i].address);
+            device.erase(units[i].address, length);
+            done += length;
+            progress.advanced(Stage::Erase, done, total);
+            i = j + 1;
+        }
+        progress.finished(Stage::Erase, done);
+        report.bytes_erased += done;
+    };
+
+    auto t_erase = std::chrono::steady_clock::now();
+    if (!plan.erases.empty()) erase_units(plan.erases);
+    report.seconds_erase = seconds_since(t_erase);
+
     auto t0 = std::chrono::steady_clock::now();
     std::vector<const PageWrite*> all;
     for (const auto& p : plan.pages) all.push_back(&p);
@@ -147,6 +187,21 @@ FlashReport execute(protocol::Bootloader& device, const FlashPlan& plan, const P
             std::vector<PageWrite> again;
             for (const auto& p : to_check)
                 if (std::find(bad.begin(), bad.end(), p.address) != bad.end()) again.push_back(p);
+            if (!plan.erases.empty()) {
+                // Flash that needs an erase cannot be written twice: erase the units holding the bad
+                // pages again and rewrite every planned page inside them.
+                std::vector<protocol::EraseUnit> units;
+                for (const auto& u : plan.erases)
+                    if (std::any_of(again.begin(), again.end(),
+                                    [&](const PageWrite& p) { return p.address >= u.address && p.address < u.end(); }))
+                        units.push_back(u);
+                erase_units(units);
+                again.clear();
+                for (const auto& p : plan.pages)
+                    if (std::any_of(units.begin(), units.end(),
+                                    [&](const auto& u) { return p.address >= u.address && p.address < u.end(); }))
+                        again.push_back(p);
+            }
             progress.note(Stage::Verify, fmt::format("{} page(s) differ, first at {}: writing them again", bad.size(),
                                                      hex_address(bad.front())));
             std::vector<const PageWrite*> ptrs;

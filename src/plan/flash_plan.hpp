@@ -25,12 +25,14 @@ struct PageWrite {
 };
 
 struct FlashPlan {
+    std::vector<protocol::EraseUnit> erases;  // erased before writing, in address order
     std::vector<PageWrite> pages;
     uint64_t image_bytes = 0;
     uint64_t bytes_to_write() const { return pages.size() * (pages.empty() ? 0 : pages.front().data.size()); }
 };
 
-// Throws core::Error(Unsafe) naming the addresses when the image reaches outside the application region.
+// Throws core::Error(Unsafe) naming the addresses when the image reaches outside the application region,
+// or would need an erase unit that reaches outside it erased.
 FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& device,
                     const protocol::Capabilities& caps, const PlanOptions& options);
 
@@ -38,12 +40,13 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
 void check_fits_flash(const image::Image& image, uint32_t flash_base, uint32_t flash_size, const std::string& chip);
 
 struct FlashReport {
+    uint64_t bytes_erased = 0;
     uint64_t bytes_written = 0;
     size_t pages_written = 0;
     size_t pages_rewritten = 0;  // pages written again after a failed verify
     bool verified = false;
     bool started = false;
-    double seconds_write = 0, seconds_verify = 0;
+    double seconds_erase = 0, seconds_write = 0, seconds_verify = 0;
 };
 
 // Compares device flash with the image; returns the addresses of the pages that differ.

@@ -27,11 +27,21 @@ struct DeviceInfo {
     std::vector<std::pair<std::string, std::string>> details;  // extra facts for `info`
 };
 
+// One unit the flash is erased in (a page or a sector).
+struct EraseUnit {
+    uint32_t address = 0;
+    uint32_t size = 0;
+    uint64_t end() const { return uint64_t(address) + size; }
+};
+
 struct Capabilities {
     bool can_read = true;
     bool can_checksum = false;
     bool erases_on_write = false;  // writing a page erases it first (optiboot)
     uint32_t write_unit = 1;       // writes are whole multiples of this, aligned to it
+    // Flash that must be erased (erase()) before it is written, in these units, in address order;
+    // empty when writes need no separate erase.
+    std::vector<EraseUnit> erase_units;
 };
 
 class Bootloader {
@@ -40,6 +50,7 @@ public:
 
     virtual DeviceInfo connect() = 0;
     virtual Capabilities capabilities() const = 0;
+    // Erases [address, address + length), whole erase units (Capabilities::erase_units).
     virtual void erase(uint32_t address, uint32_t length);
     virtual void write(uint32_t address, std::span<const uint8_t> data) = 0;
     virtual std::vector<uint8_t> read(uint32_t address, uint32_t length) = 0;

@@ -163,3 +163,98 @@ TEST(Plan, AFailingWriteStopsAndLeavesTheBootloaderAlone) {
     for (uint32_t a : dev.writes) EXPECT_LT(a, avr_device().app_end);
     EXPECT_FALSE(dev.started);
 }
+
+namespace {
+
+// Flash that needs a separate erase (STM32-like sectors): writes AND into what is there.
+class SectorDevice : public protocol::Bootloader {
+public:
+    static constexpr uint32_t kBase = 0x08000000;
+    SectorDevice() : flash(512 * 1024, 0x00) {  // starts full of old data: nothing is erased
+        uint32_t at = kBase;
+        for (uint32_t size : {16384u, 16384u, 16384u, 16384u, 65536u, 131072u, 131072u, 131072u}) {
+            units.push_back({at, size});
+            at += size;
+        }
+    }
+    protocol::DeviceInfo connect() override { return {}; }
+    protocol::Capabilities capabilities() const override {
+        protocol::Capabilities c;
+        c.write_unit = 256;
+        c.erase_units = units;
+        return c;
+    }
+    void erase(uint32_t address, uint32_t length) override {
+        erases.emplace_back(address, length);
+        std::fill_n(flash.begin() + (address - kBase), length, 0xFF);
+    }
+    void write(uint32_t address, std::span<const uint8_t> data) override {
+        for (size_t i = 0; i < data.size(); ++i) flash.at(address - kBase + i) &= data[i];
+        if (corrupt_writes_left > 0 && address == corrupt_address) {
+            --corrupt_writes_left;
+            flash.at(address - kBase) = 0x00;
+        }
+    }
+    std::vector<uint8_t> read(uint32_t address, uint32_t length) override {
+        return {flash.begin() + (address - kBase), flash.begin() + (address - kBase) + length};
+    }
+    void start_application() override {}
+
+    std::vector<protocol::EraseUnit> units;
+    std::vector<uint8_t> flash;
+    std::vector<std::pair<uint32_t, uint32_t>> erases;
+    uint32_t corrupt_address = 0;
+    int corrupt_writes_left = 0;
+};
+
+protocol::DeviceInfo stm32_device(uint32_t app_start) {
+    protocol::DeviceInfo info;
+    info.chip = "stm32f446xe";
+    info.flash_base = SectorDevice::kBase;
+    info.flash_size = 512 * 1024;
+    info.app_start = app_start;
+    info.app_end = SectorDevice::kBase + 512 * 1024;
+    info.page_size = 256;
+    return info;
+}
+
+}  // namespace
+
+TEST(Plan, ErasesOnlyTheSectorsTheImageTouchesInOneCallPerRun) {
+    SectorDevice dev;
+    auto img = image_at(0x08008000, 20000);  // sectors 2 and 3
+    auto plan = plan::make_plan(img, stm32_device(0x08008000), dev.capabilities(), {});
+    ASSERT_EQ(plan.erases.size(), 2u);
+    auto report = plan::execute(dev, plan, {}, core::Progress());
+    EXPECT_TRUE(report.verified);
+    EXPECT_EQ(report.bytes_erased, 32768u);
+    ASSERT_EQ(dev.erases.size(), 1u);
+    EXPECT_EQ(dev.erases[0], std::make_pair(0x08008000u, 32768u));
+    EXPECT_EQ(dev.flash[0x7FFF], 0x00);   // sector 1: untouched
+    EXPECT_EQ(dev.flash[0x10000], 0x00);  // sector 4: untouched
+    EXPECT_TRUE(std::equal(dev.flash.begin() + 0x8000, dev.flash.begin() + 0x8000 + 20000,
+                           img.flatten(0x08008000, 0x08008000 + 20000).begin()));
+}
+
+TEST(Plan, RefusesAnImageWhoseSectorAlsoHoldsTheBootloader) {
+    SectorDevice dev;
+    // A bootloader in 0x08000000-0x08001FFF: sector 0 (16 KiB) holds both.
+    expect_error(ErrorKind::Unsafe,
+                 [&] { plan::make_plan(image_at(0x08002000, 1024), stm32_device(0x08002000), dev.capabilities(), {}); },
+                 "0x08000000-0x08003FFF");
+    EXPECT_TRUE(dev.erases.empty());
+}
+
+TEST(Plan, AFailedVerifyErasesTheSectorAgainAndRewritesAllOfIt) {
+    SectorDevice dev;
+    dev.corrupt_address = 0x08004100;
+    dev.corrupt_writes_left = 1;
+    auto img = image_at(0x08004000, 1024, 7);
+    auto plan = plan::make_plan(img, stm32_device(0x08004000), dev.capabilities(), {});
+    auto report = plan::execute(dev, plan, {}, core::Progress());
+    EXPECT_TRUE(report.verified);
+    EXPECT_EQ(dev.erases.size(), 2u);
+    EXPECT_EQ(report.pages_rewritten, 4u);  // every planned page in the re-erased sector
+    EXPECT_TRUE(std::equal(dev.flash.begin() + 0x4000, dev.flash.begin() + 0x4400,
+                           img.flatten(0x08004000, 0x08004400).begin()));
+}
