@@ -39,7 +39,7 @@ void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = fa
     cmd->add_option("-d,--device", d.device,
                     "serial port (/dev/ttyUSB0, /dev/serial/by-id/...) or sim:PROTOCOL[:CHIP]; "
                     "omitted: the only serial port found");
-    cmd->add_option("-p,--protocol", d.protocol, "bootloader protocol: stk500v1 (optiboot, ATmegaBOOT), stk500v2 (Mega 2560 wiring)");
+    cmd->add_option("-p,--protocol", d.protocol, "bootloader protocol: stk500v1 (optiboot, ATmegaBOOT), stk500v2 (Mega 2560 wiring), stm32-uart (STM32 ROM, 8E1)");
     auto* chip = cmd->add_option("--chip", d.chip, "expected chip (atmega1284p, atmega2560, ...: `mcuflash chips`)");
     if (chip_required) chip->required();
     cmd->add_option("--bootloader", d.bootloader,

@@ -83,6 +83,13 @@ Session connect(const DeviceOptions& options, Reporter& reporter) {
 
     std::string path = pick_serial_device(options);
     const auto& proto = protocol::find_protocol(options.protocol.empty() ? "stk500v1" : options.protocol);
+    if (proto.serial.parity != link::Parity::None && discover::is_raspberry_pi_mini_uart(path))
+        throw Error(ErrorKind::Usage,
+                    fmt::format("{} is the Raspberry Pi's mini UART, which has no parity; the {} protocol needs 8E1",
+                                path, proto.name),
+                    "switch the GPIO pins to the full PL011 UART: add dtoverlay=disable-bt (or miniuart-bt) to "
+                    "/boot/config.txt (/boot/firmware/config.txt), run sudo systemctl disable hciuart, reboot, "
+                    "then use /dev/ttyAMA0");
     auto bauds = baud_candidates(proto, options);
     if (bauds.size() > 1) connect_options.sync_attempts = 3;
     link::SerialSettings settings = proto.serial;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 namespace mcuflash::discover {
@@ -31,6 +32,16 @@ std::vector<SerialCandidate> serial_candidates(const std::string& dev_root) {
     std::sort(plain.begin(), plain.end(), [](auto& a, auto& b) { return a.path < b.path; });
     out.insert(out.end(), plain.begin(), plain.end());
     return out;
+}
+
+bool is_raspberry_pi_mini_uart(const std::string& path, const std::string& model_file) {
+    std::ifstream model(model_file);
+    std::string text;
+    std::getline(model, text, '\0');
+    if (text.find("Raspberry Pi") == std::string::npos) return false;
+    std::error_code ec;
+    auto resolved = std::filesystem::weakly_canonical(path, ec);
+    return (ec ? std::filesystem::path(path) : resolved).filename() == "ttyS0";
 }
 
 }  // namespace mcuflash::discover

@@ -14,4 +14,9 @@ struct SerialCandidate {
 // `dev_root` is for tests.
 std::vector<SerialCandidate> serial_candidates(const std::string& dev_root = "/dev");
 
+// True when `path` is a Raspberry Pi's mini UART (ttyS0, also behind /dev/serial0): it has no
+// parity, so 8E1 protocols cannot work on it. `model_file` is for tests.
+bool is_raspberry_pi_mini_uart(const std::string& path,
+                               const std::string& model_file = "/proc/device-tree/model");
+
 }  // namespace mcuflash::discover

@@ -2,6 +2,7 @@
 #include "protocol/bootloader.hpp"
 #include "protocol/stk500v1/client.hpp"
 #include "protocol/stk500v2/client.hpp"
+#include "protocol/stm32uart/client.hpp"
 
 namespace mcuflash::protocol {
 
@@ -9,6 +10,7 @@ const std::vector<ProtocolInfo>& protocols() {
     static const std::vector<ProtocolInfo> all = {
         stk500v1::protocol_info(),
         stk500v2::protocol_info(),
+        stm32uart::protocol_info(),
     };
     return all;
 }

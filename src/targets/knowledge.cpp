@@ -67,6 +67,18 @@ Chip parse_chip(const std::string& name, const toml::table& t, const std::string
     if (c.max_boot_size >= c.flash_size) bad_data(where, "max_boot_size must be smaller than flash_size");
     if (auto* fuses = t["fuses"].as_table()) c.fuses = parse_avr_fuses(*fuses, where + ".fuses");
     c.install_bootloader = t["install_bootloader"].value_or(std::string{});
+    if (t.contains("product_id")) c.product_id = static_cast<uint16_t>(required_u32(t, "product_id", where));
+    if (t.contains("flash_size_register")) c.flash_size_register = required_u32(t, "flash_size_register", where);
+    if (auto* sectors = t["sectors"].as_array()) {
+        uint64_t total = 0;
+        for (auto& e : *sectors) {
+            auto v = e.value<int64_t>();
+            if (!v || *v <= 0) bad_data(where, "sectors must be positive sizes");
+            c.sectors.push_back(static_cast<uint32_t>(*v));
+            total += static_cast<uint64_t>(*v);
+        }
+        if (total != c.flash_size) bad_data(where, fmt::format("sectors add up to {}, not flash_size {}", total, c.flash_size));
+    }
     return c;
 }
 
@@ -203,6 +215,25 @@ const Chip* Knowledge::chip_by_signature(const std::vector<uint8_t>& signature) 
     for (auto& [n, c] : chips_)
         if (!c.signature.empty() && c.signature == signature) return &c;
     return nullptr;
+}
+
+std::vector<const Chip*> Knowledge::chips_by_product_id(uint16_t product_id) const {
+    std::vector<const Chip*> out;
+    for (auto& [n, c] : chips_)
+        if (c.product_id == product_id) out.push_back(&c);
+    return out;
+}
+
+std::vector<EraseUnitRange> erase_layout(const Chip& chip, uint32_t flash_size) {
+    std::vector<EraseUnitRange> units;
+    uint64_t at = chip.flash_base, end = uint64_t(chip.flash_base) + flash_size;
+    for (size_t i = 0; at < end; ++i) {
+        uint32_t size = chip.sectors.empty() ? chip.page_size : i < chip.sectors.size() ? chip.sectors[i] : 0;
+        if (size == 0) break;  // flash larger than the known sectors: stop at what is known
+        units.push_back({static_cast<uint32_t>(at), size});
+        at += size;
+    }
+    return units;
 }
 
 const Bootloader* Knowledge::find_bootloader(const std::string& name) const {

@@ -24,7 +24,20 @@ struct Chip {
     // AVR: fuse and lock-bit facts, and the bootloader `bootloader install` puts on it by default.
     std::optional<AvrFuses> fuses;
     std::string install_bootloader;
+    // STM32: the product ID the ROM bootloader reports (Get ID); where the chip keeps its flash size
+    // in KiB (parts sharing a product ID differ there); the erase layout when it is not uniform pages
+    // of page_size: sector sizes in address order (F2/F4).
+    std::optional<uint16_t> product_id;
+    std::optional<uint32_t> flash_size_register;
+    std::vector<uint32_t> sectors;
 };
+
+struct EraseUnitRange {
+    uint32_t address = 0;
+    uint32_t size = 0;
+};
+// The chip's erase units from its flash base up to `flash_size` (sectors, else pages of page_size).
+std::vector<EraseUnitRange> erase_layout(const Chip& chip, uint32_t flash_size);
 
 enum class Placement { Top, Bottom };
 
@@ -63,6 +76,7 @@ public:
     const Chip* find_chip(const std::string& name) const;
     const Chip& chip(const std::string& name) const;  // throws Usage error listing known chips
     const Chip* chip_by_signature(const std::vector<uint8_t>& signature) const;
+    std::vector<const Chip*> chips_by_product_id(uint16_t product_id) const;
     const Bootloader* find_bootloader(const std::string& name) const;
     std::vector<const Bootloader*> bootloaders_for(const std::string& protocol, const std::string& chip) const;
 

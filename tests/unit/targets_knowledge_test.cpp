@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "core/error.hpp"
+#include "discover/serial_ports.hpp"
 #include "targets/knowledge.hpp"
 
 using namespace mcuflash;
@@ -59,4 +63,23 @@ TEST(Knowledge, BadDataIsRejectedWithItsLocation) {
                "[bootloaders.b]\nprotocol='p'\nsizes={x=100}\n",
                "whole number of pages");
     expect_bad("this is = = not toml", "test.toml");
+}
+
+TEST(Discover, RecognisesTheRaspberryPiMiniUart) {
+    auto dir = std::filesystem::temp_directory_path() / "mcuflash-pi-model";
+    std::filesystem::create_directories(dir);
+    auto model = (dir / "model").string();
+    {
+        std::ofstream out(model);
+        out << "Raspberry Pi 4 Model B Rev 1.4" << '\0';
+    }
+    EXPECT_TRUE(discover::is_raspberry_pi_mini_uart("/dev/ttyS0", model));
+    EXPECT_FALSE(discover::is_raspberry_pi_mini_uart("/dev/ttyAMA0", model));
+    {
+        std::ofstream out(model);
+        out << "Some PC";
+    }
+    EXPECT_FALSE(discover::is_raspberry_pi_mini_uart("/dev/ttyS0", model));
+    EXPECT_FALSE(discover::is_raspberry_pi_mini_uart("/dev/ttyS0", (dir / "absent").string()));
+    std::filesystem::remove_all(dir);
 }
