@@ -52,7 +52,21 @@ void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = fa
 
 void add_image_options(CLI::App* cmd, ImageOptions& o) {
     cmd->add_option("--format", o.format, "image format: hex, srec, elf, bin, uf2 (default: detect)");
-    cmd->add_option("--base-address", o.base_address, "load address of a raw .bin (default 0)");
+    cmd->add_option("--address,--base-address", o.base_address,
+                    "load address of a raw .bin (flash, verify: default where the device's application starts; else 0)");
+}
+
+// A raw .bin given without --address has no address of its own.
+bool unplaced_binary(const image::Image& img, const ImageOptions& o) {
+    return img.source_format == image::Format::Binary && !o.base_address;
+}
+
+// An unplaced .bin goes where the device's application starts (as bossac --offset and stm32flash do).
+void place_binary(image::Image& img, bool unplaced, const Session& session, Reporter& reporter) {
+    if (!unplaced || session.info.app_start == 0) return;
+    img.shift(session.info.app_start);
+    reporter.info(fmt::format("raw binary placed at {}, where the application starts (--address to choose)",
+                              hex_address(session.info.app_start)));
 }
 
 json device_json(const protocol::DeviceInfo& info) {
@@ -99,12 +113,16 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
                    const DeviceOptions& device_options, const plan::PlanOptions& plan_options) {
     run(global, [&](Reporter& reporter) {
         // Everything about the file is checked before the device is touched.
-        const image::Image img = image::load_file(file, load_options(image_options));
+        image::Image img = image::load_file(file, load_options(image_options));
+        const bool unplaced = unplaced_binary(img, image_options);
         if (!device_options.chip.empty()) {
             const auto& chip = targets::Knowledge::builtin().chip(device_options.chip);
+            if (unplaced) img.shift(chip.flash_base);
             plan::check_fits_flash(img, chip.flash_base, chip.flash_size, chip.name);
+            if (unplaced) img.shift(-int64_t(chip.flash_base));
         }
         auto session = connect(device_options, reporter);
+        place_binary(img, unplaced, session, reporter);
         reporter.info(fmt::format("{}: {}, {}", session.description, session.info.chip, session.info.bootloader_text));
         auto caps = session.bootloader->capabilities();
         auto flash_plan = plan::make_plan(img, session.info, caps, plan_options);
@@ -193,8 +211,10 @@ void read_command(GlobalOptions& global, const DeviceOptions& device_options, co
 void verify_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
                     const DeviceOptions& device_options) {
     run(global, [&](Reporter& reporter) {
-        const image::Image img = image::load_file(file, load_options(image_options));
+        image::Image img = image::load_file(file, load_options(image_options));
+        const bool unplaced = unplaced_binary(img, image_options);
         auto session = connect(device_options, reporter);
+        place_binary(img, unplaced, session, reporter);
         // Compare exactly the image's bytes (no page padding: the rest of a page is not the image's business).
         std::vector<plan::PageWrite> ranges;
         for (const auto& [address, bytes] : img.runs()) ranges.push_back({address, bytes});
@@ -306,6 +326,9 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     add_image_options(flash, image_opts);
     flash->add_flag("--no-verify", no_verify, "skip reading the flash back");
     flash->add_flag("--no-start", no_start, "leave the device in its bootloader afterwards");
+    flash->add_flag("--write-boot-area", plan_opts.write_boot_area,
+                    "allow writing the start of flash where a ROM-bootloader chip (STM32) boots from: to install a "
+                    "bootloader, or an application built without one");
     flash->add_flag("--force", plan_opts.force_link_address,
                     "accept an entry point outside the application region (never allows touching the bootloader)");
     flash->callback([&global] {

@@ -57,6 +57,14 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
                     below ? fmt::format("the application must be linked to start at {}", hex_address(device.app_start))
                           : "the image is too large for the space the bootloader leaves");
     }
+    if (device.boot_area_end && image.lowest() < *device.boot_area_end && !options.write_boot_area)
+        throw Error(ErrorKind::Unsafe,
+                    fmt::format("the image starts at {}, in {}-{} where the {} boots from: it would replace any "
+                                "bootloader installed there; nothing was written",
+                                hex_address(image.lowest()), hex_address(device.flash_base),
+                                hex_address(*device.boot_area_end - 1), device.chip),
+                    "to install a bootloader, or an application built to run without one (Klipper with \"No "
+                    "bootloader\"), add --write-boot-area; an application for a bootloader must be linked above it");
     if (image.entry && (*image.entry < device.app_start || *image.entry >= device.app_end) &&
         !options.force_link_address)
         throw Error(ErrorKind::Unsafe,

@@ -16,6 +16,7 @@ struct PlanOptions {
     bool verify = true;
     bool start_application = true;
     bool force_link_address = false;  // accept an entry point outside the application region
+    bool write_boot_area = false;     // allow writing below DeviceInfo::boot_area_end
     int max_rewrites = 2;             // rounds of rewriting pages that failed verification
 };
 

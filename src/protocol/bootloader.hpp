@@ -24,6 +24,9 @@ struct DeviceInfo {
     uint32_t app_start = 0;        // the writable application region is [app_start, app_end)
     uint32_t app_end = 0;
     uint32_t page_size = 0;        // the program unit
+    // A ROM bootloader leaves all flash to the application, but the start of flash is where a flash
+    // bootloader would live (what the chip boots first): writing below this needs an explicit flag.
+    std::optional<uint32_t> boot_area_end;
     std::vector<std::pair<std::string, std::string>> details;  // extra facts for `info`
 };
 

@@ -258,3 +258,16 @@ TEST(Plan, AFailedVerifyErasesTheSectorAgainAndRewritesAllOfIt) {
     EXPECT_TRUE(std::equal(dev.flash.begin() + 0x4000, dev.flash.begin() + 0x4400,
                            img.flatten(0x08004000, 0x08004400).begin()));
 }
+
+TEST(Plan, WritingWhereARomBootloaderChipBootsNeedsTheFlag) {
+    SectorDevice dev;
+    auto info = stm32_device(SectorDevice::kBase);
+    info.boot_area_end = SectorDevice::kBase + 16384;
+    auto img = image_at(SectorDevice::kBase, 4096);
+    expect_error(ErrorKind::Unsafe, [&] { plan::make_plan(img, info, dev.capabilities(), {}); }, "boots from");
+    plan::PlanOptions allowed;
+    allowed.write_boot_area = true;
+    EXPECT_EQ(plan::make_plan(img, info, dev.capabilities(), allowed).erases.size(), 1u);
+    // Above it, no flag is needed.
+    EXPECT_NO_THROW(plan::make_plan(image_at(SectorDevice::kBase + 16384, 4096), info, dev.capabilities(), {}));
+}

@@ -203,6 +203,7 @@ void Client::identify(DeviceInfo& info) {
     info.app_start = chip_->flash_base;  // the ROM bootloader occupies no flash
     info.app_end = chip_->flash_base + flash_size_;
     info.page_size = kMaxBlock;
+    if (!erase_units_.empty()) info.boot_area_end = erase_units_.front().address + erase_units_.front().size;
 }
 
 uint32_t Client::probe_flash_size(const targets::Chip& chip) {
