@@ -152,6 +152,7 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
                   {"file", file},
                   {"format", image::format_name(*img.source_format)},
                   {"device", device_json(session.info)},
+                  {"bytes_unchanged", report.bytes_unchanged},
                   {"bytes_erased", report.bytes_erased},
                   {"bytes_written", report.bytes_written},
                   {"pages_written", report.pages_written},
@@ -168,6 +169,8 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
                                         report.started ? "; application started" : "");
         if (report.bytes_erased)
             human = fmt::format("erased {} bytes in {:.2f} s; ", report.bytes_erased, report.seconds_erase) + human;
+        if (report.bytes_unchanged)
+            human = fmt::format("{} bytes already held the image and were left alone; ", report.bytes_unchanged) + human;
         if (report.pages_rewritten)
             human += fmt::format("{} page(s) failed the first verify and were written again\n", report.pages_rewritten);
         reporter.result(j, human);
@@ -318,7 +321,7 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     static plan::PlanOptions plan_opts;
     static std::string file, out_file, format, to_format;
     static std::optional<uint32_t> address, length;
-    static bool no_verify = false, no_start = false;
+    static bool no_verify = false, no_start = false, rewrite_unchanged = false;
 
     auto* flash = app.add_subcommand("flash", "write an image to the device, verify it and start it");
     flash->add_option("file", file, "firmware image (Intel HEX, S-record, ELF, raw .bin, UF2)")->required();
@@ -326,6 +329,8 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     add_image_options(flash, image_opts);
     flash->add_flag("--no-verify", no_verify, "skip reading the flash back");
     flash->add_flag("--no-start", no_start, "leave the device in its bootloader afterwards");
+    flash->add_flag("--rewrite-unchanged", rewrite_unchanged,
+                    "write everything even where the device's checksum shows it already holds the image");
     flash->add_flag("--write-boot-area", plan_opts.write_boot_area,
                     "allow writing the start of flash where a ROM-bootloader chip (STM32) boots from: to install a "
                     "bootloader, or an application built without one");
@@ -334,6 +339,7 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     flash->callback([&global] {
         plan_opts.verify = !no_verify;
         plan_opts.start_application = !no_start;
+        plan_opts.skip_unchanged = !rewrite_unchanged;
         flash_command(global, file, image_opts, device, plan_opts);
     });
 

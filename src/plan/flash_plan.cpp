@@ -105,8 +105,22 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
     return plan;
 }
 
+namespace {
+
+// Whether the device's checksum of `bytes` at `address` matches; nullopt when it gave none.
+std::optional<bool> checksum_matches(protocol::Bootloader& device, const protocol::Capabilities& caps,
+                                     uint32_t address, std::span<const uint8_t> bytes) {
+    if (!caps.can_checksum || !caps.local_checksum) return std::nullopt;
+    auto on_device = device.checksum(address, static_cast<uint32_t>(bytes.size()));
+    if (!on_device) return std::nullopt;
+    return *on_device == caps.local_checksum(bytes);
+}
+
+}  // namespace
+
 std::vector<uint32_t> verify_pages(protocol::Bootloader& device, const std::vector<PageWrite>& pages,
                                    const core::Progress& progress) {
+    const auto caps = device.capabilities();
     std::vector<uint32_t> bad;
     uint64_t total = 0, done = 0;
     for (const auto& p : pages) total += p.data.size();
@@ -120,12 +134,18 @@ std::vector<uint32_t> verify_pages(protocol::Bootloader& device, const std::vect
             ++j;
             run_end += pages[j].data.size();
         }
-        auto back = device.read(pages[i].address, static_cast<uint32_t>(run_end - pages[i].address));
         size_t offset = 0;
-        for (size_t k = i; k <= j; ++k) {
-            if (!std::equal(pages[k].data.begin(), pages[k].data.end(), back.begin() + static_cast<long>(offset)))
-                bad.push_back(pages[k].address);
-            offset += pages[k].data.size();
+        std::vector<uint8_t> expected;
+        for (size_t k = i; k <= j; ++k) expected.insert(expected.end(), pages[k].data.begin(), pages[k].data.end());
+        if (checksum_matches(device, caps, pages[i].address, expected) == true) {
+            offset = expected.size();  // the whole run matches; a mismatch falls back to reading it
+        } else {
+            auto back = device.read(pages[i].address, static_cast<uint32_t>(run_end - pages[i].address));
+            for (size_t k = i; k <= j; ++k) {
+                if (!std::equal(pages[k].data.begin(), pages[k].data.end(), back.begin() + static_cast<long>(offset)))
+                    bad.push_back(pages[k].address);
+                offset += pages[k].data.size();
+            }
         }
         done += offset;
         progress.advanced(Stage::Verify, done, total);
@@ -169,20 +189,55 @@ FlashReport execute(protocol::Bootloader& device, const FlashPlan& plan, const P
         report.bytes_erased += done;
     };
 
+    // Leave alone what already holds the image: an erase unit (or, without erase units, a page)
+    // whose device checksum equals that of what flashing would leave there.
+    FlashPlan todo = plan;
+    const auto caps = device.capabilities();
+    if (options.skip_unchanged && caps.can_checksum && caps.local_checksum) {
+        FlashPlan kept;
+        auto pages_in = [&](uint32_t from, uint64_t to) {
+            std::vector<const PageWrite*> in;
+            for (const auto& p : plan.pages)
+                if (p.address >= from && p.address < to) in.push_back(&p);
+            return in;
+        };
+        std::vector<protocol::EraseUnit> groups = plan.erases;
+        if (groups.empty())
+            for (const auto& p : plan.pages) groups.push_back({p.address, static_cast<uint32_t>(p.data.size())});
+        progress.started(Stage::Verify, groups.size(), "comparing checksums with what is on the device");
+        size_t compared = 0;
+        for (const auto& group : groups) {
+            auto pages = pages_in(group.address, group.end());
+            std::vector<uint8_t> after(group.size, 0xFF);  // an erase unit reads 0xFF where no page lands
+            for (auto* p : pages) std::copy(p->data.begin(), p->data.end(), after.begin() + (p->address - group.address));
+            if (checksum_matches(device, caps, group.address, after) == true) {
+                report.bytes_unchanged += group.size;
+            } else {
+                if (!plan.erases.empty()) kept.erases.push_back(group);
+                for (auto* p : pages) kept.pages.push_back(*p);
+            }
+            progress.advanced(Stage::Verify, ++compared, groups.size());
+        }
+        progress.finished(Stage::Verify, compared,
+                          fmt::format("{} bytes already hold the image and are left alone", report.bytes_unchanged));
+        kept.image_bytes = plan.image_bytes;
+        todo = std::move(kept);
+    }
+
     auto t_erase = std::chrono::steady_clock::now();
-    if (!plan.erases.empty()) erase_units(plan.erases);
+    if (!todo.erases.empty()) erase_units(todo.erases);
     report.seconds_erase = seconds_since(t_erase);
 
     auto t0 = std::chrono::steady_clock::now();
     std::vector<const PageWrite*> all;
-    for (const auto& p : plan.pages) all.push_back(&p);
+    for (const auto& p : todo.pages) all.push_back(&p);
     write_pages(all);
-    report.pages_written = plan.pages.size();
+    report.pages_written = todo.pages.size();
     report.seconds_write = seconds_since(t0);
 
     if (options.verify) {
         auto t1 = std::chrono::steady_clock::now();
-        std::vector<PageWrite> to_check = plan.pages;
+        std::vector<PageWrite> to_check = todo.pages;
         for (int round = 0;; ++round) {
             auto bad = verify_pages(device, to_check, progress);
             if (bad.empty()) break;
@@ -195,17 +250,17 @@ FlashReport execute(protocol::Bootloader& device, const FlashPlan& plan, const P
             std::vector<PageWrite> again;
             for (const auto& p : to_check)
                 if (std::find(bad.begin(), bad.end(), p.address) != bad.end()) again.push_back(p);
-            if (!plan.erases.empty()) {
+            if (!todo.erases.empty()) {
                 // Flash that needs an erase cannot be written twice: erase the units holding the bad
                 // pages again and rewrite every planned page inside them.
                 std::vector<protocol::EraseUnit> units;
-                for (const auto& u : plan.erases)
+                for (const auto& u : todo.erases)
                     if (std::any_of(again.begin(), again.end(),
                                     [&](const PageWrite& p) { return p.address >= u.address && p.address < u.end(); }))
                         units.push_back(u);
                 erase_units(units);
                 again.clear();
-                for (const auto& p : plan.pages)
+                for (const auto& p : todo.pages)
                     if (std::any_of(units.begin(), units.end(),
                                     [&](const auto& u) { return p.address >= u.address && p.address < u.end(); }))
                         again.push_back(p);

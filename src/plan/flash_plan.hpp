@@ -17,6 +17,7 @@ struct PlanOptions {
     bool start_application = true;
     bool force_link_address = false;  // accept an entry point outside the application region
     bool write_boot_area = false;     // allow writing below DeviceInfo::boot_area_end
+    bool skip_unchanged = true;       // where the device can checksum: leave units that already match
     int max_rewrites = 2;             // rounds of rewriting pages that failed verification
 };
 
@@ -41,6 +42,7 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
 void check_fits_flash(const image::Image& image, uint32_t flash_base, uint32_t flash_size, const std::string& chip);
 
 struct FlashReport {
+    uint64_t bytes_unchanged = 0;  // skipped: the device's checksum showed they already hold the image
     uint64_t bytes_erased = 0;
     uint64_t bytes_written = 0;
     size_t pages_written = 0;
@@ -50,7 +52,8 @@ struct FlashReport {
     double seconds_erase = 0, seconds_write = 0, seconds_verify = 0;
 };
 
-// Compares device flash with the image; returns the addresses of the pages that differ.
+// Compares device flash with the image (by the device's checksum where it has one, else by reading
+// back); returns the addresses of the pages that differ.
 std::vector<uint32_t> verify_pages(protocol::Bootloader& device, const std::vector<PageWrite>& pages,
                                    const core::Progress& progress);
 

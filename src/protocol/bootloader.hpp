@@ -45,6 +45,8 @@ struct Capabilities {
     // Flash that must be erased (erase()) before it is written, in these units, in address order;
     // empty when writes need no separate erase.
     std::vector<EraseUnit> erase_units;
+    // With can_checksum: what checksum() returns for these bytes, computed here.
+    std::function<uint32_t(std::span<const uint8_t>)> local_checksum;
 };
 
 class Bootloader {
@@ -57,6 +59,8 @@ public:
     virtual void erase(uint32_t address, uint32_t length);
     virtual void write(uint32_t address, std::span<const uint8_t> data) = 0;
     virtual std::vector<uint8_t> read(uint32_t address, uint32_t length) = 0;
+    // The device's own checksum of a range (Capabilities::local_checksum computes the same here);
+    // nullopt when it has none.
     virtual std::optional<uint32_t> checksum(uint32_t address, uint32_t length);
     virtual void start_application() = 0;
 };

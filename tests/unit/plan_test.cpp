@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "core/crc.hpp"
 #include "core/error.hpp"
 #include "plan/flash_plan.hpp"
 
@@ -270,4 +271,63 @@ TEST(Plan, WritingWhereARomBootloaderChipBootsNeedsTheFlag) {
     EXPECT_EQ(plan::make_plan(img, info, dev.capabilities(), allowed).erases.size(), 1u);
     // Above it, no flag is needed.
     EXPECT_NO_THROW(plan::make_plan(image_at(SectorDevice::kBase + 16384, 4096), info, dev.capabilities(), {}));
+}
+
+namespace {
+
+// The sector device with a device-side checksum (CRC32 here; the plan only compares).
+class ChecksumDevice : public SectorDevice {
+public:
+    protocol::Capabilities capabilities() const override {
+        auto c = SectorDevice::capabilities();
+        c.can_checksum = true;
+        c.local_checksum = [](std::span<const uint8_t> bytes) { return core::crc32(bytes); };
+        return c;
+    }
+    std::optional<uint32_t> checksum(uint32_t address, uint32_t length) override {
+        ++checksums;
+        auto data = SectorDevice::read(address, length);
+        return core::crc32(data);
+    }
+    std::vector<uint8_t> read(uint32_t address, uint32_t length) override {
+        ++reads;
+        return SectorDevice::read(address, length);
+    }
+    int checksums = 0;
+    int reads = 0;
+};
+
+}  // namespace
+
+TEST(Plan, AReflashOfWhatIsThereWritesNothingAndAChangeRewritesOnlyItsUnit) {
+    ChecksumDevice dev;
+    auto img = image_at(0x08008000, 40000, 3);  // sectors 2, 3 and 4 (16 + 16 + 64 KiB)
+    auto info = stm32_device(0x08008000);
+    auto first = plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), {}), {}, core::Progress());
+    EXPECT_EQ(first.bytes_unchanged, 0u);
+    EXPECT_EQ(first.bytes_erased, 16384u + 16384u + 65536u);
+    EXPECT_TRUE(first.verified);
+    EXPECT_EQ(dev.reads, 0) << "verify should use the device checksum, not read back";
+
+    dev.erases.clear();
+    auto again = plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), {}), {}, core::Progress());
+    EXPECT_EQ(again.bytes_unchanged, 16384u + 16384u + 65536u);
+    EXPECT_EQ(again.bytes_written, 0u);
+    EXPECT_TRUE(dev.erases.empty());
+
+    auto bytes = img.flatten(0x08008000, 0x08008000 + 40000);
+    bytes[0x4010] = 0x42;  // in sector 3 only
+    image::Image changed;
+    changed.add(0x08008000, bytes, "changed");
+    auto third = plan::execute(dev, plan::make_plan(changed, info, dev.capabilities(), {}), {}, core::Progress());
+    ASSERT_EQ(dev.erases.size(), 1u);
+    EXPECT_EQ(dev.erases[0], std::make_pair(0x0800C000u, 16384u));
+    EXPECT_EQ(third.bytes_unchanged, 16384u + 65536u);
+    EXPECT_EQ(dev.flash[0xC010], 0x42);
+
+    plan::PlanOptions always;
+    always.skip_unchanged = false;
+    dev.erases.clear();
+    plan::execute(dev, plan::make_plan(changed, info, dev.capabilities(), always), always, core::Progress());
+    EXPECT_EQ(dev.erases.size(), 1u);  // one call for the three adjacent sectors
 }
