@@ -1,5 +1,6 @@
 // Every protocol mcuflash speaks: one line each.
 #include "protocol/bootloader.hpp"
+#include "protocol/samba/client.hpp"
 #include "protocol/stk500v1/client.hpp"
 #include "protocol/stk500v2/client.hpp"
 #include "protocol/stm32uart/client.hpp"
@@ -11,6 +12,8 @@ const std::vector<ProtocolInfo>& protocols() {
         stk500v1::protocol_info(),
         stk500v2::protocol_info(),
         stm32uart::protocol_info(),
+        samba::usb_protocol_info(),
+        samba::uart_protocol_info(),
     };
     return all;
 }

@@ -18,6 +18,8 @@ TEST(SambaCodec, CommandsAreHexWithEightDigits) {
     EXPECT_EQ(copy_to_flash(0x4000, 4096), "Y00004000,00001000#");
     EXPECT_EQ(checksum(0x2000, 256), "Z00002000,00000100#");
     EXPECT_EQ(binary_mode(), "N#");
+    EXPECT_EQ(write_byte(0x41004001, 0xC0), "O41004001,C0#");
+    EXPECT_EQ(read_byte(0x41004012), "o41004012,4#");
 }
 
 TEST(SambaCodec, ExtensionsComeFromTheArduinoTag) {

@@ -13,6 +13,8 @@ std::string binary_mode() { return "N#"; }
 std::string version() { return "V#"; }
 std::string write_word(uint32_t address, uint32_t value) { return fmt::format("W{:08X},{:08X}#", address, value); }
 std::string read_word(uint32_t address) { return fmt::format("w{:08X},4#", address); }
+std::string write_byte(uint32_t address, uint8_t value) { return fmt::format("O{:08X},{:02X}#", address, value); }
+std::string read_byte(uint32_t address) { return fmt::format("o{:08X},4#", address); }
 std::string send_data(uint32_t address, uint32_t length) { return fmt::format("S{:08X},{:08X}#", address, length); }
 std::string receive_data(uint32_t address, uint32_t length) { return fmt::format("R{:08X},{:08X}#", address, length); }
 std::string go(uint32_t address) { return fmt::format("G{:08X}#", address); }

@@ -19,6 +19,8 @@ std::string binary_mode();                                    // "N#": answers "
 std::string version();                                        // "V#": answers a text line
 std::string write_word(uint32_t address, uint32_t value);     // "W%08X,%08X#", no answer
 std::string read_word(uint32_t address);                      // "w%08X,4#": 4 bytes, little-endian
+std::string write_byte(uint32_t address, uint8_t value);      // "O%08X,%02X#", no answer
+std::string read_byte(uint32_t address);                      // "o%08X,4#": 1 byte (BOSSA's spelling)
 std::string send_data(uint32_t address, uint32_t length);     // "S...": host -> device, data follows
 std::string receive_data(uint32_t address, uint32_t length);  // "R...": device -> host
 std::string go(uint32_t address);                             // "G%08X#": SP from [a], PC from [a+4]

@@ -1,0 +1,68 @@
+#pragma once
+// SAM-BA client: what `bossac -U -w -v -b -R` does for Atmel SAM boards. Two protocols share it:
+// `samba` (the native USB port: the SAM3/SAM4 ROM monitor, the Arduino Zero and Adafruit SAMD
+// bootloaders) and `samba-uart` (the same monitors on a UART: autobaud, XMODEM data).
+//
+// connect() identifies the chip (CPUID, then CHIPID or the DSU device id) and its bootloader, and
+// from them the application region: flash bootloaders keep the start of flash (Arduino Zero 8 KiB,
+// Adafruit SAMD51 16 KiB), the ROM monitor keeps none. Writes go through the bootloader's Y command
+// where it has one, else through a word-copy applet in SRAM and the flash controller's registers.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/error.hpp"
+#include "protocol/bootloader.hpp"
+#include "protocol/samba/flash_controller.hpp"
+#include "protocol/samba/monitor.hpp"
+#include "protocol/samba/word_copy_applet.hpp"
+#include "targets/knowledge.hpp"
+
+namespace mcuflash::protocol::samba {
+
+ProtocolInfo usb_protocol_info();   // "samba"
+ProtocolInfo uart_protocol_info();  // "samba-uart"
+
+// What the client needs to know about a chip family beyond the knowledge base's chip rows.
+struct FamilyFacts;
+
+class Client : public Bootloader {
+public:
+    Client(link::ByteLink& link, Transport transport, ConnectOptions options);
+    ~Client() override;
+
+    DeviceInfo connect() override;
+    Capabilities capabilities() const override;
+    void erase(uint32_t address, uint32_t length) override;
+    void write(uint32_t address, std::span<const uint8_t> data) override;
+    std::vector<uint8_t> read(uint32_t address, uint32_t length) override;
+    std::optional<uint32_t> checksum(uint32_t address, uint32_t length) override;
+    void start_application() override;
+
+    const Monitor& monitor() const { return monitor_; }
+    static constexpr int kRetries = 3;
+
+private:
+    void start_monitor();
+    void identify(DeviceInfo& info);
+    // Runs `step` again after resynchronising when the link garbled or lost something.
+    template <typename Step>
+    auto with_retries(const std::string& what, Step step);
+    void require_chip(const char* action) const;
+    uint16_t checksum_block(uint32_t address, uint32_t length);
+
+    link::ByteLink& link_;
+    Monitor monitor_;
+    ConnectOptions options_;
+    const FamilyFacts* family_ = nullptr;
+    const targets::Chip* chip_ = nullptr;
+    FlashGeometry geometry_;
+    uint32_t app_start_ = 0;
+    std::unique_ptr<FlashController> controller_;
+    std::unique_ptr<WordCopyApplet> applet_;
+    uint32_t buffer_ = 0;       // SRAM for data on its way to flash (or read out of it)
+    uint32_t buffer_size_ = 0;  // bytes
+};
+
+}  // namespace mcuflash::protocol::samba
