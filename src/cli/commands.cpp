@@ -302,11 +302,18 @@ void chips_command(GlobalOptions& global) {
                     bls.push_back({{"name", bl_name}, {"protocol", bl.protocol}, {"size", *size}, {"baud", bl.baud}});
                     bl_text += fmt::format(" {}({}, {} B)", bl_name, bl.protocol, *size);
                 }
-            chips.push_back({{"name", name}, {"family", chip.family}, {"flash_size", chip.flash_size},
-                             {"page_size", chip.page_size}, {"signature", core::hex_bytes(chip.signature)},
-                             {"bootloaders", bls}});
-            human += fmt::format("{:<13} {:>7} B flash, {:>3} B pages, signature {}; bootloaders:{}\n", name,
-                                 chip.flash_size, chip.page_size, core::hex_bytes(chip.signature), bl_text);
+            json entry{{"name", name},           {"family", chip.family},
+                       {"flash_base", chip.flash_base}, {"flash_size", chip.flash_size},
+                       {"page_size", chip.page_size}, {"signature", core::hex_bytes(chip.signature)},
+                       {"bootloaders", bls}};
+            std::string id = fmt::format("signature {}", core::hex_bytes(chip.signature));
+            if (chip.product_id) {
+                entry["product_id"] = *chip.product_id;
+                id = fmt::format("product ID 0x{:03X}", *chip.product_id);
+            }
+            chips.push_back(std::move(entry));
+            human += fmt::format("{:<13} {:>7} B flash at 0x{:08X}, {:>5} B pages, {}; bootloaders:{}\n", name,
+                                 chip.flash_size, chip.flash_base, chip.page_size, id, bl_text);
         }
         reporter.result({{"command", "chips"}, {"chips", chips}}, human);
     });

@@ -104,6 +104,12 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
         b.sw_major_min = static_cast<int>(range->at(0).value_or<int64_t>(-1));
         b.sw_major_max = static_cast<int>(range->at(1).value_or<int64_t>(-1));
     }
+    if (auto* reported = t["reports_signature"].as_array())
+        for (auto& e : *reported) {
+            auto v = e.value<int64_t>();
+            if (!v || *v < 0 || *v > 255) bad_data(where, "reports_signature bytes must be 0..255");
+            b.reports_signature.push_back(static_cast<uint8_t>(*v));
+        }
     auto* sizes = t["sizes"].as_table();
     if (!sizes) bad_data(where, "missing table 'sizes'");
     for (auto&& [chip_name, value] : *sizes) {
@@ -111,7 +117,8 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
         auto it = chips.find(chip);
         if (it == chips.end()) bad_data(where, fmt::format("sizes names unknown chip '{}'", chip));
         auto size = value.value<int64_t>();
-        if (!size || *size <= 0 || *size >= static_cast<int64_t>(it->second.flash_size) ||
+        // 0: a bootloader in ROM, which keeps no flash for itself.
+        if (!size || *size < 0 || *size >= static_cast<int64_t>(it->second.flash_size) ||
             *size % it->second.page_size != 0)
             bad_data(where, fmt::format("size for '{}' must be a whole number of pages inside flash", chip));
         b.sizes[chip] = static_cast<uint32_t>(*size);

@@ -60,7 +60,10 @@ struct Bootloader {
     uint32_t baud = 0;                 // the usual rate
     std::vector<uint32_t> other_bauds;  // rates some boards use too
     int sw_major_min = -1, sw_major_max = -1;
-    std::map<std::string, uint32_t> sizes;  // chip name -> reserved bytes
+    // A bootloader that pretends to be another chip (the Arduino M0's reports an atmega2560's
+    // signature): what it reports; the chip it really runs on is the one in `sizes`.
+    std::vector<uint8_t> reports_signature;
+    std::map<std::string, uint32_t> sizes;  // chip name -> reserved bytes (0: in ROM, keeps no flash)
     std::map<std::string, BootloaderInstall> installs;  // chip name -> how to install it there
 
     std::optional<uint32_t> size_on(const std::string& chip) const;
