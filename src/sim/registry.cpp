@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "sim/stk500v1/simulator.hpp"
+#include "sim/stk500v2/simulator.hpp"
 
 namespace mcuflash::sim {
 
@@ -16,6 +17,8 @@ using core::ErrorKind;
 const std::vector<SimulatorInfo>& simulators() {
     static const std::vector<SimulatorInfo> all{
         stk500v1::simulator_info(),
+        stk500v2::bootloader_simulator_info(),
+        stk500v2::isp_simulator_info(),
     };
     return all;
 }

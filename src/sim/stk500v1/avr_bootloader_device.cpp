@@ -89,8 +89,9 @@ void AvrBootloaderDevice::tick(Clock::time_point now) {
         if (*next > now) return;
         if (watchdog_fires_at_ && *next == *watchdog_fires_at_) {
             ++stats_.watchdog_resets;
+            watchdog_fires_at_.reset();
             // The watchdog reset flag tells the bootloader to start the application at once.
-            run_application(*next, "watchdog reset");
+            watchdog_fired(*next);
         } else {
             end_busy(*next);
         }
@@ -126,8 +127,13 @@ void AvrBootloaderDevice::receive(uint8_t byte, Clock::time_point now) {
 void AvrBootloaderDevice::consume(uint8_t byte, Clock::time_point now) {
     if (!watchdog_kicked_by_bytes_) return;  // spinning until the watchdog bites: nothing is read
     if (watchdog_fires_at_) watchdog_fires_at_ = now + watchdog_period_;
+    if (!take_byte(byte, now) || !running_bootloader_) return;
     frame_.push_back(byte);
     size_t length = command_length(frame_);
+    if (length == kDiscardFrame) {
+        frame_.clear();
+        return;
+    }
     if (length == 0 || frame_.size() < length) return;
     std::vector<uint8_t> command = std::exchange(frame_, {});
     ++stats_.commands;

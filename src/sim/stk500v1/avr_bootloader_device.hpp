@@ -5,6 +5,7 @@
 // periods while a page is erased and written or a long answer is being transmitted.
 // Personalities (optiboot, ATmegaBOOT) supply the command parser and the quirks.
 #include <cstdint>
+#include <cstddef>
 #include <deque>
 #include <optional>
 #include <span>
@@ -80,8 +81,17 @@ public:
 
 protected:
     // The number of bytes (0x20 included) of the command that starts with `frame`, or 0 while its
-    // first bytes do not tell yet.
+    // first bytes do not tell yet, or kDiscardFrame when the bytes so far cannot start a command (the
+    // parser drops them and waits for a new start).
+    static constexpr size_t kDiscardFrame = SIZE_MAX;
     virtual size_t command_length(std::span<const uint8_t> frame) const = 0;
+    // Sees every byte the bootloader reads before it goes to the command parser; false swallows it
+    // (a personality with a second mode of its own, such as stk500boot_v2's monitor).
+    virtual bool take_byte(uint8_t byte, Clock::time_point now) {
+        (void)byte;
+        (void)now;
+        return true;
+    }
     virtual void execute(std::span<const uint8_t> frame, Clock::time_point now) = 0;
     // Bootloader state after a reset that runs it (address registers, error counters).
     virtual void start(Clock::time_point now) = 0;
@@ -98,6 +108,8 @@ protected:
     // Watchdog (or, for bootloaders without one, the receive timeout): fires `period` after the last
     // byte read, or after `period` flat when `kicked_by_bytes` is false.
     void set_watchdog(Clock::duration period, Clock::time_point now, bool kicked_by_bytes = true);
+    // What happens when the watchdog (or receive timeout) fires: by default the application starts.
+    virtual void watchdog_fired(Clock::time_point now) { run_application(now, "watchdog reset"); }
     void count_bad_eop() { ++stats_.bad_eop; }
     void run_application(Clock::time_point now, const std::string& why);
 
