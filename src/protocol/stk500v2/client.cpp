@@ -23,6 +23,9 @@ namespace {
 constexpr long kSignOnWindowMs = 1500;
 // Flash parts above 64K words need the extended address (LOAD_ADDRESS bit 31).
 constexpr uint32_t kExtendedAbove = 0x20000;
+// The Arduino M0 bootloader: its write unit (NVM row) and how long its whole-application erase may take.
+constexpr uint32_t kM0Row = 256;
+constexpr long kM0EraseTimeoutMs = 10000;
 // PROGRAM_FLASH_ISP parameters for classic ATmega parts (avrdude.conf: mode 0x41, delay 10,
 // 0x40/0x4C/0x20, no polling values); stk500boot_v2 ignores them but real programmers need them.
 constexpr IspProgram kFlashProgram{};
@@ -213,6 +216,9 @@ void Client::identify(DeviceInfo& info) {
     std::vector<uint8_t> signature;
     for (uint8_t i = 0; i < 3; ++i)
         signature.push_back(single_byte_answer(session_.command(read_signature_isp(i), "read signature", 4)));
+    info.details.emplace_back("sign-on", sign_on_);
+    info.details.emplace_back("hardware version", fmt::format("0x{:02X}", hw));
+    if (identify_impersonator(info, signature, major, minor)) return;
     auto id = identify_avr(info, "stk500v2", options_, signature, major, minor,
                            fmt::format("STK500v2 bootloader \"{}\"", sign_on_));
     chip_ = id.chip;
@@ -220,10 +226,43 @@ void Client::identify(DeviceInfo& info) {
     // stk500boot.c: APP_END = FLASHEND - 2 * BOOTSIZE + 1 with BOOTSIZE in bytes, so it erases nothing
     // in the 2 * boot size below the end of flash (on the atmega2560: 0x3C000-0x3DFFF of the app).
     erase_limit_ = chip_->flash_size > 2 * id.boot_size ? chip_->flash_size - 2 * id.boot_size : 0;
-    info.details.emplace_back("sign-on", sign_on_);
-    info.details.emplace_back("hardware version", fmt::format("0x{:02X}", hw));
     if (erase_limit_ < info.app_end)
         info.details.emplace_back("erases pages below", hex_address(erase_limit_));
+}
+
+bool Client::identify_impersonator(DeviceInfo& info, const std::vector<uint8_t>& signature, uint8_t major,
+                                   uint8_t minor) {
+    const auto& kb = targets::Knowledge::builtin();
+    for (const auto& [name, bootloader] : kb.bootloaders()) {
+        if (bootloader.protocol != "stk500v2" || bootloader.reports_signature != signature) continue;
+        if (bootloader.sw_major_min >= 0 && (major < bootloader.sw_major_min || major > bootloader.sw_major_max)) continue;
+        if (bootloader.sizes.size() != 1) continue;
+        const auto& [chip_name, size] = *bootloader.sizes.begin();
+        if (!options_.bootloader.empty() && options_.bootloader != name) continue;
+        if (!options_.chip.empty() && options_.chip != chip_name)
+            throw Error(ErrorKind::Usage,
+                        fmt::format("the device is {} on an {} (it reports the signature {} of another chip), not "
+                                    "the {} asked for",
+                                    bootloader.description, chip_name, core::hex_bytes(signature), options_.chip),
+                        "check --chip, or that this is the board you meant");
+        chip_ = &kb.chip(chip_name);
+        erases_application_ = true;
+        app_start_ = size;
+        extended_addressing_ = false;
+        info.chip = chip_->name;
+        info.signature = signature;
+        info.bootloader = name;
+        info.bootloader_text = fmt::format("{} {}.{}", bootloader.description, major, minor);
+        info.flash_base = 0;
+        info.flash_size = chip_->flash_size;
+        info.page_size = capabilities().write_unit;
+        info.app_start = app_start_;
+        info.app_end = chip_->flash_size;
+        info.details.emplace_back("software version", fmt::format("{}.{}", major, minor));
+        info.details.emplace_back("reports", fmt::format("signature {} (not its own chip's)", core::hex_bytes(signature)));
+        return true;
+    }
+    return false;
 }
 
 DeviceInfo Client::connect() {
@@ -237,9 +276,25 @@ DeviceInfo Client::connect() {
 Capabilities Client::capabilities() const {
     Capabilities caps;
     caps.can_read = true;
+    if (erases_application_) {
+        // Writes pad the address up to the next 256-byte row: write whole rows. Only CHIP_ERASE_ISP
+        // erases, everything from the application start.
+        caps.write_unit = kM0Row;
+        caps.erase_units.push_back({app_start_, chip_->flash_size - app_start_});
+        return caps;
+    }
     caps.erases_on_write = true;
     caps.write_unit = chip_ ? chip_->page_size : 256;
     return caps;
+}
+
+void Client::erase(uint32_t address, uint32_t length) {
+    if (!erases_application_ || address != app_start_ || uint64_t(address) + length != chip_->flash_size)
+        throw Error(ErrorKind::Usage, fmt::format("this bootloader erases only its whole application region {}-{}",
+                                                  hex_address(app_start_), hex_address(chip_ ? chip_->flash_size - 1 : 0)));
+    // One row erase per 256 bytes, up to 6 ms each: up to 6 s for the SAMD21's 240 KiB.
+    session_.command(chip_erase_isp(10, 0), "erase the application region", 2, kM0EraseTimeoutMs);
+    device_address_.reset();
 }
 
 void Client::recover(const Error& failure, const char* what, uint32_t at) {
@@ -335,6 +390,28 @@ void Client::erase_pointer_to(uint32_t at) {
 
 void Client::write(uint32_t address, std::span<const uint8_t> data) {
     const uint32_t page = capabilities().write_unit;
+    if (erases_application_) {
+        if (address < app_start_ || address % page || data.size() % page)
+            throw Error(ErrorKind::Usage, fmt::format("writes go to whole {}-byte rows at or above {}, not {} + {}", page,
+                                                      hex_address(app_start_), hex_address(address), data.size()));
+        for (size_t offset = 0; offset < data.size(); offset += page) {
+            uint32_t at = address + static_cast<uint32_t>(offset);
+            for (bool done = false; !done;) {
+                try {
+                    with_recovery("write row", at, [&] {
+                        load_address(at);
+                        session_.command(program_flash_isp(kFlashProgram, data.subspan(offset, page)), "write row", 2,
+                                         Session::kCommandTimeoutMs, 0);
+                        device_address_ = at + page;
+                    });
+                    done = true;
+                } catch (const RestartNeeded&) {
+                    // Rows already written keep their data (nothing erases them): write this one again.
+                }
+            }
+        }
+        return;
+    }
     if (address % page != 0 || data.size() % page != 0)
         throw Error(ErrorKind::Usage, fmt::format("stk500v2 writes whole pages: {} + {} is not {}-byte aligned",
                                                   hex_address(address), data.size(), page));

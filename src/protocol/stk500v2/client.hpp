@@ -66,6 +66,7 @@ public:
 
     DeviceInfo connect() override;
     Capabilities capabilities() const override;
+    void erase(uint32_t address, uint32_t length) override;
     void write(uint32_t address, std::span<const uint8_t> data) override;
     std::vector<uint8_t> read(uint32_t address, uint32_t length) override;
     void start_application() override;
@@ -76,6 +77,9 @@ public:
 private:
     void synchronise();
     void identify(DeviceInfo& info);
+    // A bootloader that reports another chip's signature (the Arduino M0's): fills `info` and returns
+    // true when the signature and version are one data/bootloaders.toml names in reports_signature.
+    bool identify_impersonator(DeviceInfo& info, const std::vector<uint8_t>& signature, uint8_t major, uint8_t minor);
     uint8_t get_parameter(uint8_t id);
     // Writes one page where the device's erase pointer is; keeps the erase and address models.
     void program_page(uint32_t at, std::span<const uint8_t> page);
@@ -96,6 +100,10 @@ private:
     ConnectOptions options_;
     Session session_;
     const targets::Chip* chip_ = nullptr;
+    // The Arduino M0 case: the application region [app_start_, flash end) is erased as a whole by
+    // CHIP_ERASE_ISP and written at absolute addresses; no erase pointer.
+    bool erases_application_ = false;
+    uint32_t app_start_ = 0;
     std::string sign_on_;  // what SIGN_ON answered ("AVRISP_2" for stk500boot_v2)
     bool extended_addressing_ = false;  // LOAD_ADDRESS bit 31 (parts above 64K words)
     // The device's flash address register (auto-increments by each read/program); nullopt = unknown.

@@ -96,7 +96,8 @@ MessageDevice::Answer IspProgrammerDevice::handle(const std::vector<uint8_t>& bo
             return {std::vector<uint8_t>{command, kStatusOk}};
         case kChipEraseIsp: {
             run(body, 3, 0, busy);
-            busy = std::max(busy, std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(at(1))));
+            // The programmer waits at least the eraseDelay it was given.
+            if (timing_) busy = std::max(busy, std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(at(1))));
             return {std::vector<uint8_t>{command, kStatusOk}, busy};
         }
         case kProgramFlashIsp:
