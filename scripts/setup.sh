@@ -11,7 +11,7 @@ packages=(
   # fuzz and sanitizer builds
   clang-14 libclang-rt-14-dev
   # real peers for the interop tests (see ../shared/reference/test-peers.md)
-  avrdude simavr libsimavr-dev arduino-core-avr arduino-mighty-1284p python3
+  avrdude stm32flash bossa-cli simavr libsimavr-dev arduino-core-avr arduino-mighty-1284p python3
 )
 missing=()
 for p in "${packages[@]}"; do

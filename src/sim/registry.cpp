@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "sim/stk500v1/simulator.hpp"
 #include "sim/stk500v2/simulator.hpp"
+#include "sim/stm32uart/simulator.hpp"
 
 namespace mcuflash::sim {
 
@@ -19,6 +20,7 @@ const std::vector<SimulatorInfo>& simulators() {
         stk500v1::simulator_info(),
         stk500v2::bootloader_simulator_info(),
         stk500v2::isp_simulator_info(),
+        stm32uart::simulator_info(),
     };
     return all;
 }
