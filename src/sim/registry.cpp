@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.hpp"
+#include "sim/samba/simulator.hpp"
 #include "sim/stk500v1/simulator.hpp"
 #include "sim/stk500v2/simulator.hpp"
 #include "sim/stm32uart/simulator.hpp"
@@ -18,6 +19,8 @@ using core::ErrorKind;
 const std::vector<SimulatorInfo>& simulators() {
     static const std::vector<SimulatorInfo> all{
         stk500v1::simulator_info(),
+        samba::usb_simulator_info(),
+        samba::uart_simulator_info(),
         stk500v2::bootloader_simulator_info(),
         stk500v2::isp_simulator_info(),
         stm32uart::simulator_info(),

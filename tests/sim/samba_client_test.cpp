@@ -86,6 +86,14 @@ std::optional<ErrorKind> flash(Run& run, const image::Image& img, plan::FlashRep
     }
 }
 
+// The reset that starts the application ends the monitor (as on the boards): tests that talk to the
+// monitor after flashing leave it running.
+plan::PlanOptions stay_in_monitor() {
+    plan::PlanOptions options;
+    options.start_application = false;
+    return options;
+}
+
 bool flash_holds(sim::InProcessLink& link, const image::Image& img) {
     for (const auto& [address, bytes] : img.runs())
         for (size_t i = 0; i < bytes.size(); ++i)
@@ -159,7 +167,7 @@ TEST(SambaClient, ReadsBackWhatWasWritten) {
         SCOPED_TRACE(c.chip);
         auto run = open(c.chip, Transport::Usb);
         auto img = random_image(c.app_start, 3000, 5);
-        ASSERT_EQ(flash(*run, img), std::nullopt);
+        ASSERT_EQ(flash(*run, img, nullptr, stay_in_monitor()), std::nullopt);
         auto back = run->client->read(c.app_start + 1, 2998);  // unaligned both ends
         const auto& data = img.runs().begin()->second;
         EXPECT_TRUE(std::equal(back.begin(), back.end(), data.begin() + 1));
@@ -198,7 +206,7 @@ TEST(SambaClient, TheDeviceChecksumMatchesTheLocalOneAcrossBufferBoundaries) {
     REQUIRE_SIMULATOR();
     auto run = open("samd51j19a", Transport::Usb);
     auto img = random_image(0x4000, 3 * 4096 + 500, 8);
-    ASSERT_EQ(flash(*run, img), std::nullopt);
+    ASSERT_EQ(flash(*run, img, nullptr, stay_in_monitor()), std::nullopt);
     auto caps = run->client->capabilities();
     ASSERT_TRUE(caps.can_checksum);
     const auto& data = img.runs().begin()->second;

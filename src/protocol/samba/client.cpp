@@ -328,7 +328,7 @@ void Client::erase(uint32_t address, uint32_t length) {
     if (end == flash_end && monitor_.extensions().erase) {
         // Everything from here to the end: the bootloader's X does it in one command.
         with_retries(fmt::format("erasing {} to the end of flash", hex_address(address)), [&] {
-            monitor_.erase_from(address);
+            monitor_.erase_from(address, length / unit);
             return 0;
         });
         return;
@@ -345,15 +345,16 @@ void Client::erase(uint32_t address, uint32_t length) {
 void Client::write(uint32_t address, std::span<const uint8_t> data) {
     require_chip("writing");
     const uint32_t page = geometry_.page_size;
-    if (address % page || data.size() % page)
-        throw Error(ErrorKind::Usage, fmt::format("SAM-BA writes whole {}-byte pages: {} + {} bytes is not aligned",
-                                                  page, hex_address(address), data.size()));
+    // The bootloader check comes first: a write into the bootloader is refused as unsafe, aligned or not.
     if (address < app_start_ || uint64_t(address) + data.size() > uint64_t(geometry_.flash_base) + geometry_.flash_size)
         throw Error(ErrorKind::Unsafe,
                     fmt::format("refusing to write {} bytes at {}: the application region is {}-{}", data.size(),
                                 hex_address(address), hex_address(app_start_),
                                 hex_address(geometry_.flash_base + geometry_.flash_size - 1)),
                     "the bootloader lives below the application start; writing there would brick the board");
+    if (address % page || data.size() % page)
+        throw Error(ErrorKind::Usage, fmt::format("SAM-BA writes whole {}-byte pages: {} + {} bytes is not aligned",
+                                                  page, hex_address(address), data.size()));
     const bool buffered = monitor_.extensions().buffered_write;
     for (size_t offset = 0; offset < data.size(); offset += buffer_size_) {
         auto chunk = data.subspan(offset, std::min<size_t>(buffer_size_, data.size() - offset));

@@ -275,9 +275,10 @@ Bytes Monitor::receive_xmodem(uint32_t length, const std::string& what) {
 
 // ---- extensions ----
 
-void Monitor::erase_from(uint32_t address) {
+void Monitor::erase_from(uint32_t address, uint32_t units) {
     command(samba::erase_from(address));
-    expect_echo('X', fmt::format("erasing from {} to the end of flash (X)", hex_address(address)), kLongTimeoutMs);
+    expect_echo('X', fmt::format("erasing from {} to the end of flash (X)", hex_address(address)),
+                kLongTimeoutMs + kEraseUnitMs * static_cast<long>(units));
 }
 
 void Monitor::copy_to_flash(uint32_t sram, uint32_t flash, uint32_t length) {
