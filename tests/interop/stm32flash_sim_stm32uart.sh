@@ -73,4 +73,30 @@ run_case stm32f103xb 20000 131072 20
 # F407 (Extended Erase 0x44 of sectors 16K x4, 64K): 70000 bytes touch 5 sectors. 1 MiB at 115200
 # would take 100 s to read, so the read-back runs without wire timing.
 run_case stm32f407xg 70000 1048576 5 --no-timing
+# Readout protection round trip on one simulator (each stm32flash run reopens the pty, which resets
+# the device into the ROM, as the real part resets after 0x82/0x92): write, -j (readout protect),
+# a read must fail, -k (readout unprotect: mass erase), then the whole flash reads 0xFF; then -o
+# (erase only) after a second write leaves the flash file erased.
+rdp_case() {
+  CASE="$WORK/rdp.d"
+  mkdir -p "$CASE"
+  head -c 8192 /dev/urandom >"$CASE/app.bin"
+  local s=(timeout 60 stm32flash -m 8n1 -b 115200) port="$WORK/rdp"
+  start_sim rdp stm32-uart --chip stm32f103xb --no-timing --flash-file "$CASE/flash.bin"
+  "${s[@]}" -w "$CASE/app.bin" "$port" >"$CASE/write.log" 2>&1 || case_fail "rdp: write failed"
+  "${s[@]}" -j "$port" >"$CASE/protect.log" 2>&1 || case_fail "rdp: stm32flash -j failed"
+  if "${s[@]}" -r "$CASE/locked.bin" "$port" >"$CASE/locked.log" 2>&1; then case_fail "rdp: read succeeded on a protected device"; fi
+  grep -q "Got NACK from device on command 0x11" "$CASE/locked.log" || case_fail "rdp: the read did not fail on Read Memory's NACK"
+  "${s[@]}" -k "$port" >"$CASE/unprotect.log" 2>&1 || case_fail "rdp: stm32flash -k failed"
+  "${s[@]}" -r "$CASE/back.bin" "$port" >"$CASE/read.log" 2>&1 || case_fail "rdp: read after -k failed"
+  python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); sys.exit(1 if len(d) != 131072 or d.strip(b"\xff") else 0)' "$CASE/back.bin" ||
+    case_fail "rdp: the flash is not all 0xFF after readout unprotect"
+  "${s[@]}" -w "$CASE/app.bin" "$port" >"$CASE/write2.log" 2>&1 || case_fail "rdp: second write failed"
+  "${s[@]}" -o "$port" >"$CASE/erase.log" 2>&1 || case_fail "rdp: stm32flash -o failed"
+  stop_background
+  python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); sys.exit(1 if len(d) != 131072 or d.strip(b"\xff") else 0)' "$CASE/flash.bin" ||
+    case_fail "rdp: the flash file is not erased after stm32flash -o"
+  echo "ok: stm32f103xb readout protect (-j) blocks reads, unprotect (-k) mass-erases, erase-only (-o) erases"
+}
+rdp_case
 echo "all stm32flash interop cases passed"

@@ -25,8 +25,8 @@ constexpr int kSyncAttempts = 8;
 constexpr size_t kResyncBurst = 300;
 
 const char* kNotAnsweringHint =
-    "check that BOOT0 is high (BOOT1/PB2 low) and the board was reset after setting it; TX goes to RX "
-    "and RX to TX, 3.3 V levels, common ground; the port must do 8E1 (even parity): on a Raspberry Pi "
+    "check that BOOT0 is high (BOOT1/PB2 low) and the board was reset after setting it; the wiring: "
+    "TX and RX crossed (adapter TX to board RX, RX to TX), 3.3 V levels, common ground; the port must do 8E1 (even parity): on a Raspberry Pi "
     "the mini UART (ttyS0) cannot, use the PL011 UART (dtoverlay=disable-bt, /dev/ttyAMA0)";
 
 bool transmission_problem(const Error& e) {
@@ -185,8 +185,38 @@ void Client::identify(DeviceInfo& info) {
         // Unknown part: reading works, writing is refused (no geometry to erase by).
         info.chip = fmt::format("unknown STM32 (product ID 0x{:03X})", product_id_);
         info.flash_base = 0x08000000;
+        // Reading needs the flash size: try the flash-size registers of the families mcuflash knows,
+        // once each (another family's address NACKs, leaving the ROM waiting for a command).
+        std::vector<uint32_t> registers;
+        for (const auto& [name, chip] : kb.chips())
+            if (chip.flash_size_register &&
+                std::find(registers.begin(), registers.end(), *chip.flash_size_register) == registers.end())
+                registers.push_back(*chip.flash_size_register);
+        for (uint32_t reg : registers) {
+            try {
+                start_command(cmd::kReadMemory);
+                link_.write(address_block(reg));
+                expect_ack("Read Memory (flash size register)", kAckTimeoutMs);
+                link_.write(read_length(2));
+                expect_ack("Read Memory (flash size register)", kAckTimeoutMs);
+                Bytes kib = read_bytes(2, "Read Memory (flash size register)");
+                uint32_t size = uint32_t(kib[0] | kib[1] << 8) * 1024;
+                if (size < 8 * 1024 || size > 0x01000000) continue;
+                flash_size_ = size;
+                break;
+            } catch (const Error& e) {
+                if (e.kind() != ErrorKind::Protocol) resynchronise(e);
+            }
+        }
+        info.flash_size = flash_size_;
+        info.app_start = info.flash_base;
+        info.app_end = info.flash_base + flash_size_;
+        info.page_size = kMaxBlock;
         if (options_.warn)
-            options_.warn(fmt::format("mcuflash does not know product ID 0x{:03X}: continuing read-only", product_id_));
+            options_.warn(fmt::format("mcuflash does not know product ID 0x{:03X}: continuing read-only{}", product_id_,
+                                      flash_size_ ? fmt::format(" ({} KiB of flash, from its flash size register)",
+                                                                flash_size_ / 1024)
+                                                  : ", flash size unknown"));
         return;
     }
     chip_ = candidates.front();
