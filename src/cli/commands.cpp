@@ -137,14 +137,21 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
             report = plan::execute(*session.bootloader, flash_plan, plan_options, progress);
         } catch (Error& e) {
             // Say what state the board is in and how to try again.
-            std::string bootloader_region =
-                session.info.app_end < session.info.flash_size
-                    ? fmt::format("{}-{}", hex_address(session.info.app_end), hex_address(session.info.flash_size - 1))
-                    : fmt::format("{}-{}", hex_address(session.info.flash_base), hex_address(session.info.app_start - 1));
+            const auto& info = session.info;
+            const uint64_t flash_end = uint64_t(info.flash_base) + info.flash_size;
+            std::string bootloader_state;
+            if (info.app_end < flash_end)
+                bootloader_state = fmt::format("the bootloader region ({}-{}) was not touched", hex_address(info.app_end),
+                                               hex_address(static_cast<uint32_t>(flash_end - 1)));
+            else if (info.app_start > info.flash_base)
+                bootloader_state = fmt::format("the bootloader region ({}-{}) was not touched", hex_address(info.flash_base),
+                                               hex_address(info.app_start - 1));
+            else
+                bootloader_state = "the bootloader is in ROM and cannot be overwritten";
             std::string state = fmt::format(
-                "{} of {} bytes were written before this; the bootloader region ({}) was not touched, so the board "
-                "still enters its bootloader. Retry: mcuflash flash {} {}",
-                written, flash_plan.bytes_to_write(), bootloader_region, file, session.retry_hint);
+                "{} of {} bytes were written before this; {}, so the board still enters its bootloader. Retry: "
+                "mcuflash flash {} {}",
+                written, flash_plan.bytes_to_write(), bootloader_state, file, session.retry_hint);
             e.with_hint(e.hint().empty() ? state : e.hint() + "\n" + state);
             throw;
         }
