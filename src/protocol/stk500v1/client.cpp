@@ -105,10 +105,21 @@ void Client::identify(DeviceInfo& info) {
 
 DeviceInfo Client::connect() {
     synchronise();
-    DeviceInfo info;
-    identify(info);
-    exchange(encode_enter_progmode(), {0}, "enter programming mode", kCommandTimeoutMs);
-    return info;
+    for (int attempt = 0;; ++attempt) {
+        try {
+            DeviceInfo info;
+            identify(info);
+            exchange(encode_enter_progmode(), {0}, "enter programming mode", kCommandTimeoutMs);
+            return info;
+        } catch (const Error& e) {
+            // A late answer to one of the sync probes shifts every answer after it: let the line
+            // go quiet, drop what came, and ask again.
+            if (e.kind() != ErrorKind::Protocol || attempt >= 2) throw;
+            if (options_.warn) options_.warn(fmt::format("{}; the line had stale bytes: asking again", e.what()));
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            link_.drain_input();
+        }
+    }
 }
 
 Capabilities Client::capabilities() const {
