@@ -37,16 +37,19 @@ image::LoadOptions load_options(const ImageOptions& o) {
 
 void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = false) {
     cmd->add_option("-d,--device", d.device,
-                    "serial port (/dev/ttyUSB0, /dev/serial/by-id/...) or sim:PROTOCOL[:CHIP]; "
-                    "omitted: the only serial port found");
-    cmd->add_option("-p,--protocol", d.protocol, "bootloader protocol: stk500v1 (optiboot, ATmegaBOOT), stk500v2 (Mega 2560 wiring), stm32-uart (STM32 ROM, 8E1)");
+                    "serial port (/dev/ttyUSB0, /dev/serial/by-id/...), usb:VID:PID[:SERIAL] or usb:BUS-PORT (DFU), "
+                    "or sim:PROTOCOL[:CHIP]; omitted: the only serial port found (with -p dfu: the only DFU device)");
+    cmd->add_option("-p,--protocol", d.protocol,
+                    "bootloader protocol: stk500v1 (optiboot, ATmegaBOOT), stk500v2 (Mega 2560 wiring, Arduino M0), "
+                    "stm32-uart (STM32 ROM, 8E1), samba / samba-uart (SAM-BA: Due, Duet, SAMD21/51), dfu (USB DFU, DfuSe)");
     auto* chip = cmd->add_option("--chip", d.chip, "expected chip (atmega1284p, atmega2560, ...: `mcuflash chips`)");
     if (chip_required) chip->required();
     cmd->add_option("--bootloader", d.bootloader,
-                    "the bootloader on the board when it cannot be identified (optiboot, atmegaboot, stk500boot_v2)");
+                    "the bootloader on the board when it cannot be identified (optiboot, atmegaboot, stk500boot_v2, ...: `mcuflash chips`)");
     cmd->add_option("-b,--baud", d.baud, "serial baud rate (default: try the protocol's usual rates)");
     cmd->add_flag("--no-reset", d.no_reset, "do not pulse DTR/RTS to reset the board into its bootloader");
-    cmd->add_option("--sim-faults", d.sim_faults, "fault spec for sim: devices (see mcuflash-sim --help)");
+    cmd->add_option("--sim-faults", d.sim_faults,
+                    "fault spec for sim: devices (see mcuflash-sim --help; sim:dfu: stall@N,timeout@N,vanish@N)");
     cmd->add_flag("--sim-fast", d.sim_fast, "sim: devices without wire and flash timing");
 }
 
@@ -393,6 +396,7 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     convert->callback([&global] { image_convert_command(global, file, out_file, image_opts, to_format); });
 
     register_avr_isp_commands(app, global);
+    register_usb_commands(app, global);
 }
 
 }  // namespace mcuflash::cli

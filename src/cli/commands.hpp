@@ -16,6 +16,7 @@ struct GlobalOptions {
 void register_commands(CLI::App& app, GlobalOptions& global);
 // `bootloader install` and `fuses read|write` (avr_isp_commands.cpp).
 void register_avr_isp_commands(CLI::App& app, GlobalOptions& global);
+void register_usb_commands(CLI::App& app, GlobalOptions& global);
 
 // Runs a command body with a Reporter, turning errors into messages and the exit code.
 void run(GlobalOptions& global, const std::function<void(Reporter&)>& body);

@@ -6,8 +6,11 @@
 
 #include "core/error.hpp"
 #include "discover/serial_ports.hpp"
+#include "link/libusb_device.hpp"
 #include "link/serial_port.hpp"
+#include "sim/dfu/simulator.hpp"
 #include "sim/in_process.hpp"
+#include "sim/usb/in_process_usb.hpp"
 #include "targets/knowledge.hpp"
 
 namespace mcuflash::cli {
@@ -18,6 +21,7 @@ using core::ErrorKind;
 namespace {
 
 constexpr const char* kSimPrefix = "sim:";
+constexpr const char* kUsbPrefix = "usb:";
 
 std::string pick_serial_device(const DeviceOptions& options) {
     if (!options.device.empty()) return options.device;
@@ -66,6 +70,20 @@ Session connect(const DeviceOptions& options, Reporter& reporter) {
             throw Error(ErrorKind::Usage, fmt::format("-p {} does not match the simulated device {}", options.protocol,
                                                       options.device));
         const auto& proto = protocol::find_protocol(proto_name);
+        if (proto.make_usb) {
+            sim::DeviceOptions device_options;
+            device_options.timing = !options.sim_fast;
+            device_options.bootloader = options.bootloader;
+            session.usb = std::make_unique<sim::usb::InProcessUsb>(sim::dfu::make_dfu_device(chip, device_options),
+                                                                   !options.sim_fast,
+                                                                   sim::usb::UsbFaults::parse(options.sim_faults));
+            session.protocol = proto.name;
+            session.description = session.usb->describe();
+            session.bootloader = proto.make_usb(*session.usb, connect_options);
+            session.info = session.bootloader->connect();
+            session.retry_hint = fmt::format("-d {}", options.device);
+            return session;
+        }
         sim::InProcessOptions sim_options;
         sim_options.chip = chip;
         sim_options.faults = options.sim_faults;
@@ -81,8 +99,47 @@ Session connect(const DeviceOptions& options, Reporter& reporter) {
         return session;
     }
 
+    if (options.device.rfind(kUsbPrefix, 0) == 0 || (options.device.empty() && options.protocol == "dfu")) {
+        // usb:VID:PID[:SERIAL] or usb:BUS-PORT; or, for -p dfu without -d, the one known DFU device.
+        const auto& proto = protocol::find_protocol(options.protocol.empty() ? "dfu" : options.protocol);
+        if (!proto.make_usb)
+            throw Error(ErrorKind::Usage, fmt::format("{} is not a USB protocol; USB devices speak: dfu", proto.name));
+        link::UsbMatch match;
+        if (!options.device.empty()) {
+            match = link::UsbMatch::parse(options.device.substr(std::char_traits<char>::length(kUsbPrefix)));
+        } else {
+            std::vector<link::UsbIdentity> found;
+            for (const auto& id : link::LibusbDevice::enumerate())
+                for (const auto& [name, bl] : targets::Knowledge::builtin().bootloaders())
+                    if (bl.protocol == proto.name &&
+                        std::find(bl.usb_ids.begin(), bl.usb_ids.end(), std::pair{id.vendor, id.product}) != bl.usb_ids.end())
+                        found.push_back(id);
+            if (found.empty())
+                throw Error(ErrorKind::NotFound, "no USB device in DFU mode found",
+                            "put the board in DFU mode (BOOT0 high and reset, or its bootloader button), then run "
+                            "`mcuflash list`; if it is listed but cannot be opened, see `mcuflash udev-rules`");
+            if (found.size() > 1) {
+                std::string list;
+                for (const auto& id : found) list += fmt::format("\n  -d usb:{}", id.port_path);
+                throw Error(ErrorKind::Usage, "several DFU devices are connected; choose one with -d:" + list);
+            }
+            match.port_path = found.front().port_path;
+        }
+        session.usb = link::LibusbDevice::open(match);
+        session.protocol = proto.name;
+        session.description = session.usb->describe();
+        session.bootloader = proto.make_usb(*session.usb, connect_options);
+        session.info = session.bootloader->connect();
+        session.retry_hint = fmt::format("-d usb:{}", session.usb->identity().port_path);
+        return session;
+    }
+
     std::string path = pick_serial_device(options);
     const auto& proto = protocol::find_protocol(options.protocol.empty() ? "stk500v1" : options.protocol);
+    if (!proto.make)
+        throw Error(ErrorKind::Usage, fmt::format("{} is a USB protocol: give the device as usb:VID:PID (or "
+                                                  "sim:{}:CHIP), not a serial port",
+                                                  proto.name, proto.name));
     if (proto.serial.parity != link::Parity::None && discover::is_raspberry_pi_mini_uart(path))
         throw Error(ErrorKind::Usage,
                     fmt::format("{} is the Raspberry Pi's mini UART, which has no parity; the {} protocol needs 8E1",

@@ -6,6 +6,7 @@
 
 #include "cli/reporter.hpp"
 #include "link/byte_link.hpp"
+#include "link/usb_device.hpp"
 #include "protocol/bootloader.hpp"
 #include "protocol/stk500v2/isp_programmer.hpp"
 #include "targets/knowledge.hpp"
@@ -25,6 +26,7 @@ struct DeviceOptions {
 
 struct Session {
     std::unique_ptr<link::ByteLink> link;
+    std::unique_ptr<link::UsbDevice> usb;  // USB protocols (DFU) instead of `link`
     std::unique_ptr<protocol::Bootloader> bootloader;
     protocol::DeviceInfo info;
     std::string protocol;

@@ -11,6 +11,7 @@
 
 #include "core/progress.hpp"
 #include "link/byte_link.hpp"
+#include "link/usb_device.hpp"
 
 namespace mcuflash::protocol {
 
@@ -78,6 +79,8 @@ struct ProtocolInfo {
     std::string description;
     link::SerialSettings serial;  // the protocol's default line settings
     std::function<std::unique_ptr<Bootloader>(link::ByteLink&, const ConnectOptions&)> make;
+    // USB protocols (DFU) are made on a USB device instead; `make` is empty for them.
+    std::function<std::unique_ptr<Bootloader>(link::UsbDevice&, const ConnectOptions&)> make_usb{};
 };
 
 // The registry: one line per protocol in registry.cpp.

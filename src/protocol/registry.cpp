@@ -1,5 +1,6 @@
 // Every protocol mcuflash speaks: one line each.
 #include "protocol/bootloader.hpp"
+#include "protocol/dfu/client.hpp"
 #include "protocol/samba/client.hpp"
 #include "protocol/stk500v1/client.hpp"
 #include "protocol/stk500v2/client.hpp"
@@ -14,6 +15,7 @@ const std::vector<ProtocolInfo>& protocols() {
         stm32uart::protocol_info(),
         samba::usb_protocol_info(),
         samba::uart_protocol_info(),
+        dfu::protocol_info(),
     };
     return all;
 }

@@ -10,6 +10,8 @@
 #include "sim/fault_injector.hpp"
 #include "sim/pty_server.hpp"
 #include "sim/registry.hpp"
+#include "sim/usb/usb_registry.hpp"
+#include "sim/usb/usbip_server.hpp"
 
 namespace {
 
@@ -25,6 +27,7 @@ struct ServeOptions {
     std::string bootloader;
     bool any_baud = false;
     bool verbose = false;
+    uint16_t usbip_port = 0;  // USB simulators: the USB/IP server's port
 };
 
 void print_list() {
@@ -37,6 +40,10 @@ void print_list() {
                        bl ? bl->description : personality.description,
                        bl ? fmt::format(", {} baud", bl->baud) : "", fmt::join(sim::chips_for(personality), " "));
         }
+    }
+    for (const auto& sim : sim::usb::usb_simulators()) {
+        fmt::print("{} (USB, served over USB/IP with --usbip PORT): {}\n", sim.protocol, sim.description);
+        if (!sim.chips.empty()) fmt::print("      chips: {}\n", fmt::join(sim.chips, " "));
     }
     fmt::print("chips:\n");
     for (const auto& [name, chip] : kb.chips()) fmt::print("  {:<12} {}\n", name, chip.description);
@@ -75,6 +82,37 @@ int serve(const sim::SimulatorInfo& info, const ServeOptions& o) {
     return 0;
 }
 
+// A USB simulator behind a USB/IP server: `usbip attach -r HOST -b 1-1` makes it a device of that kernel.
+int serve_usb(const sim::usb::UsbSimulatorInfo& info, const ServeOptions& o) {
+    sim::DeviceOptions device_options;
+    device_options.bootloader = o.bootloader;
+    device_options.timing = !o.no_timing;
+    if (!o.flash_file.empty()) device_options.flash_file = o.flash_file;
+    if (o.verbose) device_options.trace = log_line;
+    auto model = info.make(o.chip, device_options);
+    if (o.verbose) model->set_trace(log_line);
+
+    sim::usb::UsbipServerOptions server_options;
+    server_options.port = o.usbip_port;
+    server_options.log = log_line;  // imports and unplugs are rare and worth seeing
+    server_options.log_transfers = o.verbose;
+    sim::usb::UsbipServer server(*model, server_options);
+    std::string chip = o.chip.empty() ? info.default_chip : o.chip;
+    log_line(fmt::format("{} {} ({}) on usbip 127.0.0.1:{} bus id {}", info.protocol, chip, model->describe(),
+                         server.port(), sim::usb::UsbipServer::kBusId));
+    std::fflush(stderr);
+
+    server.run();
+
+    const auto& c = model->flash().counters();
+    const auto s = server.counters();
+    log_line(fmt::format("stopped; {} imports, {} control transfers ({} stalled), {} bus resets; flash: {} erases, "
+                         "{} programs ({} bytes), {} refused (protected)",
+                         s.imports, s.submits, s.stalls, s.bus_resets, c.erases, c.programs, c.bytes_programmed,
+                         c.violations));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,6 +141,21 @@ int main(int argc, char** argv) {
         cmd->footer(std::string("\n") + sim::fault_spec_help());
         cmd->callback([&chosen, &info] { chosen = &info; });
     }
+    const sim::usb::UsbSimulatorInfo* chosen_usb = nullptr;
+    for (const auto& info : sim::usb::usb_simulators()) {
+        auto* cmd = app.add_subcommand(info.protocol, info.description + " (USB, over USB/IP)");
+        cmd->add_option("--chip", options.chip, "chip to simulate (default " + info.default_chip + "; see `list`)");
+        cmd->add_option("--usbip", options.usbip_port,
+                        "serve the device over USB/IP on 127.0.0.1:PORT (attach: usbip --tcp-port PORT attach -r HOST -b 1-1)")
+            ->required();
+        cmd->add_option("--flash-file", options.flash_file,
+                        "raw image of the whole flash: loaded if it exists, else created; kept current");
+        cmd->add_option("--bootloader", options.bootloader,
+                        "bootloader to impersonate where the chip could have several (default: the chip's)");
+        cmd->add_flag("--no-timing", options.no_timing, "flash operations take no time");
+        cmd->add_flag("-v,--verbose", options.verbose, "log every control transfer and device event");
+        cmd->callback([&chosen_usb, &info] { chosen_usb = &info; });
+    }
 
     try {
         app.parse(argc, argv);
@@ -116,6 +169,7 @@ int main(int argc, char** argv) {
     }
 
     try {
+        if (chosen_usb) return serve_usb(*chosen_usb, options);
         if (!chosen) {
             print_list();
             return 0;

@@ -1,5 +1,7 @@
 #include "targets/knowledge.hpp"
 
+#include <cstdio>
+
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -110,6 +112,15 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
             if (!v || *v < 0 || *v > 255) bad_data(where, "reports_signature bytes must be 0..255");
             b.reports_signature.push_back(static_cast<uint8_t>(*v));
         }
+    if (auto* ids = t["usb"].as_array())
+        for (auto& e : *ids) {
+            auto text = e.value<std::string>();
+            unsigned vendor = 0, product = 0;
+            if (!text || std::sscanf(text->c_str(), "%4x:%4x", &vendor, &product) != 2)
+                bad_data(where, "usb entries must be \"VVVV:PPPP\" in hex");
+            b.usb_ids.emplace_back(static_cast<uint16_t>(vendor), static_cast<uint16_t>(product));
+        }
+    if (t.contains("dfu_alt")) b.dfu_alt = static_cast<uint8_t>(required_u32(t, "dfu_alt", where));
     auto* sizes = t["sizes"].as_table();
     if (!sizes) bad_data(where, "missing table 'sizes'");
     for (auto&& [chip_name, value] : *sizes) {

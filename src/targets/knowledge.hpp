@@ -63,6 +63,10 @@ struct Bootloader {
     // A bootloader that pretends to be another chip (the Arduino M0's reports an atmega2560's
     // signature): what it reports; the chip it really runs on is the one in `sizes`.
     std::vector<uint8_t> reports_signature;
+    // USB bootloaders: the VID:PID pairs they enumerate as, and (plain DFU) the alternate setting
+    // that writes the application.
+    std::vector<std::pair<uint16_t, uint16_t>> usb_ids;
+    std::optional<uint8_t> dfu_alt;
     std::map<std::string, uint32_t> sizes;  // chip name -> reserved bytes (0: in ROM, keeps no flash)
     std::map<std::string, BootloaderInstall> installs;  // chip name -> how to install it there
 

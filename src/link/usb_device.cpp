@@ -1,0 +1,35 @@
+#include "link/usb_device.hpp"
+
+#include <algorithm>
+#include <thread>
+
+namespace mcuflash::link {
+
+void UsbDevice::pause(unsigned ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+std::vector<uint8_t> UsbDevice::descriptor(uint8_t type, uint8_t index, uint16_t language, uint16_t length,
+                                           unsigned timeout_ms) {
+    UsbSetup setup{0x80, usb::kGetDescriptor, static_cast<uint16_t>((type << 8) | index), language, length};
+    return control_in(setup, timeout_ms);
+}
+
+std::string UsbDevice::string_descriptor(uint8_t index, unsigned timeout_ms) {
+    if (index == 0) return {};
+    auto raw = descriptor(usb::kDescriptorString, index, usb::kLanguageEnglishUs, 255, timeout_ms);
+    std::string out;
+    size_t length = raw.empty() ? 0 : std::min<size_t>(raw[0], raw.size());
+    for (size_t i = 2; i + 1 < length; i += 2) {
+        uint16_t unit = static_cast<uint16_t>(raw[i] | (raw[i + 1] << 8));
+        out.push_back(unit < 0x80 ? static_cast<char>(unit) : '?');
+    }
+    return out;
+}
+
+std::vector<uint8_t> UsbDevice::configuration_descriptor(uint8_t index, unsigned timeout_ms) {
+    auto head = descriptor(usb::kDescriptorConfiguration, index, 0, 9, timeout_ms);
+    if (head.size() < 4) return head;
+    uint16_t total = static_cast<uint16_t>(head[2] | (head[3] << 8));
+    return descriptor(usb::kDescriptorConfiguration, index, 0, total, timeout_ms);
+}
+
+}  // namespace mcuflash::link

@@ -1,0 +1,411 @@
+#include "sim/dfu/dfu_device.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace mcuflash::sim::dfu {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr uint8_t kDetach = 0, kDnload = 1, kUpload = 2, kGetStatus = 3, kClrStatus = 4, kGetState = 5, kAbort = 6;
+constexpr uint8_t kCanDownload = 0x01, kCanUpload = 0x02, kManifestationTolerant = 0x04;
+constexpr uint8_t kStringManufacturer = 1, kStringProduct = 2, kStringSerial = 3, kStringFirstAlt = 4;
+
+FlashLayout layout_of(const targets::Chip& chip, uint32_t write_unit) {
+    FlashLayout layout;
+    layout.base = chip.flash_base;
+    layout.write_unit = write_unit;
+    for (const auto& unit : targets::erase_layout(chip, chip.flash_size)) {
+        if (!layout.regions.empty() && layout.regions.back().unit_size == unit.size) ++layout.regions.back().count;
+        else layout.regions.push_back({unit.size, 1});
+    }
+    return layout;
+}
+
+// "/0x08000000/04*016Kg,01*064Kg,07*128Kg": the chip's erase units, readable, erasable, writable.
+std::string layout_string(const targets::Chip& chip, const std::string& name) {
+    std::string out = fmt::format("@{}/0x{:08X}/", name, chip.flash_base);
+    auto layout = layout_of(chip, 4);
+    for (size_t i = 0; i < layout.regions.size(); ++i) {
+        const auto& r = layout.regions[i];
+        out += fmt::format("{}{:02}*{:03}Kg", i ? "," : "", r.count, r.unit_size / 1024);
+    }
+    return out;
+}
+
+uint32_t le32(std::span<const uint8_t> b, size_t at) {
+    return uint32_t{b[at]} | (uint32_t{b[at + 1]} << 8) | (uint32_t{b[at + 2]} << 16) | (uint32_t{b[at + 3]} << 24);
+}
+
+}  // namespace
+
+DfuPersonality st_rom_dfu(const targets::Chip& chip) {
+    DfuPersonality p;
+    p.name = "st_rom_dfu";
+    p.vendor = 0x0483;
+    p.product = 0xDF11;
+    p.bcd_device = 0x2200;
+    p.manufacturer = "STMicroelectronics";
+    p.product_string = "STM32  BOOTLOADER";
+    p.serial = "FFFFFFFEFFFF";
+    p.dfuse = true;
+    p.attributes = 0x0B;  // can download, can upload, will detach
+    p.transfer_size = 2048;
+    p.alts.push_back({layout_string(chip, "Internal Flash  "), chip.flash_base, true});
+    const bool f4 = !chip.sectors.empty();
+    p.alts.push_back({f4 ? "@Option Bytes  /0x1FFFC000/01*016 e" : "@Option Bytes  /0x1FFFF800/01*016 e",
+                      f4 ? 0x1FFFC000u : 0x1FFFF800u, false});
+    if (f4) {
+        // RM0090: 16 KiB sectors ~300 ms, 64 KiB ~600 ms, 128 KiB ~1 s; a word every 16 us.
+        p.erase_unit = 200ms;
+        p.erase_per_kib = std::chrono::microseconds(6250);
+        p.program_per_kib = std::chrono::microseconds(16 * 256);
+    } else {
+        // F0: a 2 KiB page erase ~20 ms; a halfword every 50 us.
+        p.erase_unit = 20ms;
+        p.program_per_kib = std::chrono::microseconds(50 * 512);
+    }
+    return p;
+}
+
+DfuPersonality stm32duino(const targets::Chip& chip) {
+    (void)chip;
+    DfuPersonality p;
+    p.name = "stm32duino";
+    p.vendor = 0x1EAF;
+    p.product = 0x0003;
+    p.bcd_device = 0x0201;
+    p.manufacturer = "LeafLabs";
+    p.product_string = "Maple 003";
+    p.serial = "LLM 003";
+    p.dfuse = false;
+    p.attributes = kCanDownload | kCanUpload;
+    p.transfer_size = 0x800;
+    p.alts = {{"ERROR. Upload to RAM not supported.", 0x20000C00, false},
+              {"UPLOAD to Flash 0x8005000", 0x08005000, true},
+              {"UPLOAD to Flash 0x8002000", 0x08002000, true}};
+    p.protected_size = 0x2000;
+    p.wait_window = 3s;
+    p.erase_unit = 20ms;
+    p.program_per_kib = std::chrono::microseconds(50 * 512);
+    return p;
+}
+
+DfuDevice::DfuDevice(const targets::Chip& chip, DfuPersonality personality, const DeviceOptions& options)
+    : chip_(chip),
+      p_(std::move(personality)),
+      flash_(layout_of(chip, p_.dfuse && !chip.sectors.empty() ? 4 : 2),
+             options.timing ? FlashTiming{p_.erase_unit, p_.erase_per_kib, p_.program_per_kib / (1024 / (chip.sectors.empty() ? 2 : 4))}
+                            : FlashTiming{}),
+      timing_(options.timing) {
+    if (p_.protected_size) {
+        flash_.protect({chip.flash_base, p_.protected_size, p_.name});
+        flash_.fill_protected_with_placeholder();
+    }
+    if (options.flash_file) flash_.attach_file(*options.flash_file);
+}
+
+std::string DfuDevice::describe() const { return fmt::format("{} on {}", p_.name, chip_.name); }
+
+std::vector<uint8_t> DfuDevice::device_descriptor() const {
+    return usb::device_descriptor_bytes(p_.vendor, p_.product, p_.bcd_device, kStringManufacturer, kStringProduct,
+                                        kStringSerial);
+}
+
+std::vector<uint8_t> DfuDevice::configuration_descriptor() const {
+    std::vector<uint8_t> out{9, 2, 0, 0, 1, 1, 0, 0xC0, 50};
+    const uint16_t version = p_.dfuse ? 0x011A : 0x0110;
+    for (size_t alt = 0; alt < p_.alts.size(); ++alt) {
+        // Interface: class 0xFE (application specific), subclass 1 (DFU), protocol 2 (DFU mode).
+        out.insert(out.end(), {9, 4, 0, static_cast<uint8_t>(alt), 0, 0xFE, 1, 2,
+                               static_cast<uint8_t>(kStringFirstAlt + alt)});
+    }
+    // The DFU functional descriptor, once, after the interfaces.
+    out.insert(out.end(), {9, 0x21, p_.attributes, 0xFF, 0x00, static_cast<uint8_t>(p_.transfer_size),
+                           static_cast<uint8_t>(p_.transfer_size >> 8), static_cast<uint8_t>(version),
+                           static_cast<uint8_t>(version >> 8)});
+    out[2] = static_cast<uint8_t>(out.size());
+    out[3] = static_cast<uint8_t>(out.size() >> 8);
+    return out;
+}
+
+std::string DfuDevice::string_descriptor(uint8_t index) const {
+    if (index == kStringManufacturer) return p_.manufacturer;
+    if (index == kStringProduct) return p_.product_string;
+    if (index == kStringSerial) return p_.serial;
+    if (index >= kStringFirstAlt && index - kStringFirstAlt < static_cast<int>(p_.alts.size()))
+        return p_.alts[index - kStringFirstAlt].name;
+    return {};
+}
+
+void DfuDevice::bus_reset(Clock::time_point now) {
+    attached_ = true;
+    state_ = kIdle;
+    status_ = kOk;
+    busy_until_.reset();
+    leave_at_.reset();
+    pending_.clear();
+    address_pointer_ = chip_.flash_base;
+    plain_offset_ = upload_offset_ = 0;
+    erased_this_session_.assign(flash_.size() / 256 + 1, false);
+    activity_ = false;
+    alt_setting_ = 0;
+    window_ends_.reset();
+    const uint32_t app = p_.protected_size ? chip_.flash_base + p_.protected_size : chip_.flash_base;
+    if (p_.wait_window > Clock::duration::zero() && (flash_.at(app) != 0xFF || flash_.at(app + 1) != 0xFF))
+        window_ends_ = now + p_.wait_window;
+    trace(fmt::format("{}: USB reset: DFU mode", describe()));
+}
+
+void DfuDevice::detach(const std::string& why) {
+    attached_ = false;
+    trace(fmt::format("{}: {}: the device leaves the bus", describe(), why));
+}
+
+void DfuDevice::tick(Clock::time_point now) {
+    if (leave_at_ && now >= *leave_at_) {
+        leave_at_.reset();
+        detach("left DFU, application runs");
+    }
+    if (window_ends_ && now >= *window_ends_) {
+        window_ends_.reset();
+        if (!activity_) detach("no DFU request within the wait window, application runs");
+    }
+}
+
+void DfuDevice::fail(Status status) {
+    state_ = kError;
+    status_ = status;
+    pending_.clear();
+}
+
+bool DfuDevice::in_flash(uint32_t address, uint64_t length) const { return flash_.contains(address, length); }
+
+usb::ControlResult DfuDevice::class_request(const link::UsbSetup& setup, std::span<const uint8_t> data_out,
+                                            Clock::time_point now) {
+    activity_ = true;
+    const bool in = setup.is_in();
+    switch (setup.request) {
+        case kDnload:
+            if (in) break;
+            return download(setup.value, data_out, now);
+        case kUpload:
+            if (!in) break;
+            return upload(setup.value, setup.length);
+        case kGetStatus:
+            if (!in) break;
+            return get_status(now);
+        case kGetState:
+            if (!in) break;
+            return usb::ControlResult::ok({state_});
+        case kClrStatus:
+            if (state_ != kError) break;
+            state_ = kIdle;
+            status_ = kOk;
+            return usb::ControlResult::ok();
+        case kAbort:
+            if (state_ == kIdle || state_ == kDnloadSync || state_ == kDnloadIdle || state_ == kManifestSync ||
+                state_ == kUploadIdle) {
+                state_ = kIdle;
+                pending_.clear();
+                upload_offset_ = 0;
+                return usb::ControlResult::ok();
+            }
+            break;
+        case kDetach:
+        default:
+            break;
+    }
+    // A request the state does not allow: the device stalls and goes to dfuERROR (DFU 1.1 6.1.2).
+    fail(kErrStalledPkt);
+    return usb::ControlResult::stalled();
+}
+
+usb::ControlResult DfuDevice::download(uint16_t block, std::span<const uint8_t> data, Clock::time_point now) {
+    (void)now;
+    if (!(p_.attributes & kCanDownload) || (state_ != kIdle && state_ != kDnloadIdle) || data.size() > p_.transfer_size) {
+        fail(kErrStalledPkt);
+        return usb::ControlResult::stalled();
+    }
+    if (data.empty()) {
+        if (state_ != kDnloadIdle) {
+            fail(kErrStalledPkt);
+            return usb::ControlResult::stalled();
+        }
+        state_ = kManifestSync;
+        return usb::ControlResult::ok();
+    }
+    if (state_ == kIdle && !p_.dfuse) {
+        // A download from dfuIDLE is a new one: the Maple bootloader starts again at the base.
+        plain_offset_ = 0;
+        std::fill(erased_this_session_.begin(), erased_this_session_.end(), false);
+    }
+    pending_.assign(data.begin(), data.end());
+    pending_block_ = block;
+    state_ = kDnloadSync;
+    return usb::ControlResult::ok();
+}
+
+usb::ControlResult DfuDevice::upload(uint16_t block, uint16_t length) {
+    if (!(p_.attributes & kCanUpload) || (state_ != kIdle && state_ != kUploadIdle)) {
+        fail(kErrStalledPkt);
+        return usb::ControlResult::stalled();
+    }
+    std::vector<uint8_t> out;
+    uint32_t address = 0;
+    if (p_.dfuse) {
+        if (block == 0) {
+            state_ = kIdle;
+            return usb::ControlResult::ok({0x00, 0x21, 0x41, 0x92});  // the commands it supports
+        }
+        if (block == 1) {
+            fail(kErrStalledPkt);
+            return usb::ControlResult::stalled();
+        }
+        address = address_pointer_ + (block - 2u) * p_.transfer_size;
+    } else {
+        const auto& alt = p_.alts.at(std::min<size_t>(alt_setting_, p_.alts.size() - 1));
+        if (!alt.flash) {
+            fail(kErrTarget);
+            return usb::ControlResult::stalled();
+        }
+        address = alt.base + upload_offset_;
+    }
+    for (uint32_t i = 0; i < length && in_flash(address + i, 1); ++i) out.push_back(flash_.at(address + i));
+    if (!p_.dfuse) upload_offset_ += static_cast<uint32_t>(out.size());
+    state_ = out.size() < length ? kIdle : kUploadIdle;  // a short packet ends the upload
+    if (state_ == kIdle) upload_offset_ = 0;
+    return usb::ControlResult::ok(std::move(out));
+}
+
+usb::ControlResult DfuDevice::get_status(Clock::time_point now) {
+    uint8_t reported = state_;
+    Clock::duration poll{};
+    if (state_ == kDnloadSync) {
+        // The first GETSTATUS after a block starts the work and always answers dfuDNBUSY (as ST's
+        // ROM does; dfu-util's DfuSe commands insist on it); the next one reports the outcome.
+        execute_pending(now);
+        if (state_ != kError) {
+            state_ = kDnBusy;
+            if (!busy_until_) busy_until_ = now;
+            poll = *busy_until_ - now;
+        }
+        reported = state_;
+    } else if (state_ == kDnBusy) {
+        if (!busy_until_ || now >= *busy_until_) {
+            busy_until_.reset();
+            state_ = kDnloadIdle;
+        } else {
+            poll = *busy_until_ - now;
+        }
+        reported = state_;
+    } else if (state_ == kManifestSync) {
+        if (p_.dfuse) {
+            // Leave: it answers MANIFEST once, then runs the application (or drops off at once).
+            if (leave_without_answer_) {
+                detach("leave (without answering)");
+                return usb::ControlResult::vanished();
+            }
+            reported = state_ = kManifest;
+            leave_at_ = now + 10ms;
+        } else {
+            reported = kManifest;
+            state_ = (p_.attributes & kManifestationTolerant) ? kIdle : kManifestWaitReset;
+        }
+    }
+    const uint32_t poll_ms = static_cast<uint32_t>(std::chrono::ceil<std::chrono::milliseconds>(poll).count());
+    return usb::ControlResult::ok({status_, static_cast<uint8_t>(poll_ms), static_cast<uint8_t>(poll_ms >> 8),
+                                   static_cast<uint8_t>(poll_ms >> 16), reported, 0});
+}
+
+void DfuDevice::execute_pending(Clock::time_point now) {
+    if (p_.dfuse && pending_block_ == 0) {
+        dfuse_command(now);
+    } else if (p_.dfuse && pending_block_ == 1) {
+        fail(kErrStalledPkt);
+    } else if (p_.dfuse) {
+        write_block(address_pointer_ + (pending_block_ - 2u) * p_.transfer_size, now);
+    } else {
+        const auto& alt = p_.alts.at(std::min<size_t>(alt_setting_, p_.alts.size() - 1));
+        if (!alt.flash) {
+            fail(kErrTarget);
+        } else {
+            uint32_t at = alt.base + plain_offset_;
+            plain_offset_ += static_cast<uint32_t>(pending_.size());
+            write_block(at, now);
+        }
+    }
+    pending_.clear();
+}
+
+Clock::duration DfuDevice::erase_unit_at(uint32_t address) {
+    auto unit = flash_.erase_unit_at(address);
+    if (!unit) return {};
+    FlashOutcome outcome = flash_.erase(unit->address, unit->size);
+    if (!outcome.ok()) {
+        fail(kErrErase);
+        return {};
+    }
+    return outcome.busy;
+}
+
+void DfuDevice::dfuse_command(Clock::time_point now) {
+    if (pending_.empty()) return fail(kErrStalledPkt);
+    const uint8_t command = pending_[0];
+    Clock::duration busy{};
+    if (command == 0x21 && pending_.size() == 5) {
+        address_pointer_ = le32(pending_, 1);
+    } else if (command == 0x41 && pending_.size() == 5) {
+        uint32_t address = le32(pending_, 1);
+        if (!in_flash(address, 1)) return fail(kErrTarget);
+        busy = erase_unit_at(address);
+    } else if (command == 0x41 && pending_.size() == 1) {
+        for (uint32_t at = flash_.base(); at < flash_.end();) {
+            auto unit = flash_.erase_unit_at(at);
+            busy += erase_unit_at(at);
+            at += unit->size;
+        }
+    } else if (command == 0x92 && pending_.size() == 1) {
+        // Read unprotect: a mass erase, then the chip resets.
+        flash_.erase(flash_.base(), flash_.size());
+        leave_at_ = now + 50ms;
+    } else {
+        return fail(kErrStalledPkt);
+    }
+    if (state_ == kError) return;
+    if (busy > Clock::duration::zero()) busy_until_ = now + busy;
+}
+
+void DfuDevice::write_block(uint32_t address, Clock::time_point now) {
+    const uint64_t length = pending_.size();
+    if (!in_flash(address, length)) return fail(kErrAddress);
+    Clock::duration busy{};
+    if (!p_.dfuse) {
+        // The Maple bootloader erases each page as the first block enters it.
+        for (uint64_t at = address; at < address + length;) {
+            auto unit = flash_.erase_unit_at(static_cast<uint32_t>(at));
+            size_t index = (unit->address - flash_.base()) / 256;
+            if (!erased_this_session_[index]) {
+                erased_this_session_[index] = true;
+                busy += erase_unit_at(unit->address);
+                if (state_ == kError) return;
+            }
+            at = uint64_t(unit->address) + unit->size;
+        }
+    }
+    // Programming works on whole write units: pad with 0xFF, which leaves cells unchanged.
+    const uint32_t unit = flash_.layout().write_unit;
+    uint32_t start = address / unit * unit;
+    uint64_t end = (uint64_t(address) + length + unit - 1) / unit * unit;
+    std::vector<uint8_t> buffer(end - start, 0xFF);
+    std::copy(pending_.begin(), pending_.end(), buffer.begin() + (address - start));
+    FlashOutcome outcome = flash_.program(start, buffer);
+    if (!outcome.ok()) return fail(kErrWrite);
+    busy += outcome.busy;
+    if (busy > Clock::duration::zero()) busy_until_ = now + busy;
+}
+
+}  // namespace mcuflash::sim::dfu

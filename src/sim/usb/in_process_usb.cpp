@@ -1,0 +1,95 @@
+#include "sim/usb/in_process_usb.hpp"
+
+#include <fmt/format.h>
+
+#include "core/error.hpp"
+
+namespace mcuflash::sim::usb {
+
+using core::Error;
+using core::ErrorKind;
+
+UsbFaults UsbFaults::parse(const std::string& text) {
+    UsbFaults faults;
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find(',', start);
+        std::string item = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        start = end == std::string::npos ? text.size() : end + 1;
+        if (item.empty()) continue;
+        auto at = item.find('@');
+        if (at == std::string::npos)
+            throw Error(ErrorKind::Usage, fmt::format("USB fault '{}': expected ACTION@N (stall, timeout, vanish)", item));
+        std::string action = item.substr(0, at);
+        uint64_t n = 0;
+        try {
+            n = std::stoull(item.substr(at + 1), nullptr, 0);
+        } catch (const std::exception&) {
+            throw Error(ErrorKind::Usage, fmt::format("USB fault '{}': N must be a number", item));
+        }
+        if (action == "stall") faults.stall_at.insert(n);
+        else if (action == "timeout") faults.timeout_at.insert(n);
+        else if (action == "vanish") faults.vanish_at = n;
+        else throw Error(ErrorKind::Usage, fmt::format("USB fault '{}': unknown action (stall, timeout, vanish)", item));
+    }
+    return faults;
+}
+
+InProcessUsb::InProcessUsb(std::unique_ptr<UsbDeviceModel> model, bool timing, UsbFaults faults)
+    : model_(std::move(model)), clock_(timing), faults_(std::move(faults)) {
+    model_->bus_reset(clock_.now());
+}
+
+std::string InProcessUsb::describe() const {
+    auto id = model_->identity();
+    return fmt::format("simulated USB device {:04x}:{:04x} ({})", id.vendor, id.product, model_->describe());
+}
+
+bool InProcessUsb::present() {
+    model_->tick(clock_.now());
+    return !vanished_ && model_->attached();
+}
+
+void InProcessUsb::pause(unsigned ms) { clock_.wait_until(clock_.now() + std::chrono::milliseconds(ms)); }
+
+ControlResult InProcessUsb::transfer(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) {
+    const uint64_t n = transfers_++;
+    if (faults_.vanish_at && n >= *faults_.vanish_at) vanished_ = true;
+    if (!present()) throw Error(ErrorKind::Io, fmt::format("{} is no longer on the bus", describe()));
+    if (faults_.timeout_at.count(n)) {
+        pause(timeout_ms);
+        throw Error(ErrorKind::Timeout, fmt::format("control transfer {} timed out after {} ms", n, timeout_ms));
+    }
+    if (faults_.stall_at.count(n))
+        throw Error(ErrorKind::Protocol, fmt::format("control request 0x{:02x} stalled", setup.request));
+    ControlResult result = model_->control(setup, data, clock_.now());
+    if (result.gone) throw Error(ErrorKind::Io, fmt::format("{} dropped off the bus", describe()));
+    if (result.stall) throw Error(ErrorKind::Protocol, fmt::format("control request 0x{:02x} stalled", setup.request));
+    return result;
+}
+
+std::vector<uint8_t> InProcessUsb::control_in(const link::UsbSetup& setup, unsigned timeout_ms) {
+    ControlResult result = transfer(setup, {}, timeout_ms);
+    if (result.data.size() > setup.length) result.data.resize(setup.length);
+    return std::move(result.data);
+}
+
+void InProcessUsb::control_out(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) {
+    transfer(setup, data, timeout_ms);
+}
+
+void InProcessUsb::claim_interface(uint8_t) {
+    if (!present()) throw Error(ErrorKind::Io, fmt::format("{} is no longer on the bus", describe()));
+}
+
+void InProcessUsb::set_alt_setting(uint8_t interface, uint8_t alt) {
+    link::UsbSetup setup{0x01, link::usb::kSetInterface, alt, interface, 0};
+    transfer(setup, {}, 1000);
+}
+
+void InProcessUsb::reset_port() {
+    if (!present()) return;
+    model_->bus_reset(clock_.now());
+}
+
+}  // namespace mcuflash::sim::usb

@@ -1,0 +1,48 @@
+#pragma once
+// A simulated USB device inside the process, as a link::UsbDevice: control transfers go straight to
+// the model at the simulated clock's instant; pause() sleeps (timing on) or skips the time (off).
+// USB faults for tests ("stall@N", "timeout@N", "vanish@N": the Nth control transfer, 0-based, is
+// stalled, never answered, or the device drops off the bus before it) come from a short spec.
+#include <memory>
+#include <set>
+
+#include "sim/in_process_link.hpp"
+#include "sim/usb/usb_device_model.hpp"
+
+namespace mcuflash::sim::usb {
+
+struct UsbFaults {
+    std::set<uint64_t> stall_at, timeout_at;
+    std::optional<uint64_t> vanish_at;
+    // "stall@3,timeout@10,vanish@40"; throws core::Error(Usage) on anything else.
+    static UsbFaults parse(const std::string& text);
+};
+
+class InProcessUsb : public link::UsbDevice {
+public:
+    InProcessUsb(std::unique_ptr<UsbDeviceModel> model, bool timing, UsbFaults faults = {});
+
+    std::vector<uint8_t> control_in(const link::UsbSetup& setup, unsigned timeout_ms) override;
+    void control_out(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) override;
+    void claim_interface(uint8_t interface) override;
+    void set_alt_setting(uint8_t interface, uint8_t alt) override;
+    void reset_port() override;
+    bool present() override;
+    link::UsbIdentity identity() const override { return model_->identity(); }
+    std::string describe() const override;
+    void pause(unsigned ms) override;
+
+    UsbDeviceModel& model() { return *model_; }
+    uint64_t transfers() const { return transfers_; }
+
+private:
+    ControlResult transfer(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms);
+
+    std::unique_ptr<UsbDeviceModel> model_;
+    SimClock clock_;
+    UsbFaults faults_;
+    uint64_t transfers_ = 0;
+    bool vanished_ = false;
+};
+
+}  // namespace mcuflash::sim::usb

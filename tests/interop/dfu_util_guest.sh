@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Real dfu-util 0.11 and our own USB code against the DFU simulators, through a real Linux kernel:
+# mcuflash-sim serves the device over USB/IP, guest-run.sh boots Debian's kernel under QEMU, and
+# inside the guest `usbip attach` makes it a USB device (vhci-hcd) that dfu-util and mcuflash (libusb)
+# open like any other. For the STM32F407 ROM DfuSe simulator:
+#  1. dfu-util -l lists both alternate settings with their layout strings;
+#  2. dfu-util -a 0 -s 0x08020000:leave -D app.bin writes an image and leaves (the device drops off);
+#  3. after attaching again, dfu-util -U reads the image back;
+#  4. mcuflash flash -d usb:0483:df11 writes a second image at 0x08060000, verifies it and leaves;
+# then the simulator's flash file must hold both images and erased flash elsewhere.
+# Skipped (77) without guest-run.sh, usbip, dfu-util, or a QEMU that guest-run.sh can install.
+source "$(dirname "$0")/../lib/common.sh"
+
+GUEST_RUN=${GUEST_RUN_SH:-$SOURCE_DIR/../shared/tools/guest-run.sh}
+[ -x "$GUEST_RUN" ] || GUEST_RUN=/work/shared/tools/guest-run.sh
+[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
+command -v usbip >/dev/null || skip "usbip (package usbip) not installed"
+command -v dfu-util >/dev/null || skip "dfu-util not installed"
+"$GUEST_RUN" --build-only >"$WORK/build-only.log" 2>&1 || { tail -5 "$WORK/build-only.log" >&2; skip "guest-run.sh cannot prepare QEMU"; }
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 unavailable"
+
+# The guest sees the host's files but not its /tmp, except its cwd: work inside the build folder.
+GUEST_DIR=$(mktemp -d "$BUILD_DIR/tests/interop/dfu-guest.XXXXXX")
+trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
+head -c 100000 /dev/urandom >"$GUEST_DIR/app.bin"
+head -c 60000 /dev/urandom >"$GUEST_DIR/app2.bin"
+
+show_logs() {
+  for log in "$GUEST_DIR"/*.txt "$WORK"/guest.err "$WORK"/sim.log; do
+    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 40 "$log" >&2; }
+  done
+}
+case_fail() { show_logs; fail "$*"; }
+
+"$MCUFLASH_SIM" dfu --chip stm32f407xg --usbip 0 --flash-file "$GUEST_DIR/flash.bin" 2>"$WORK/sim.log" &
+BACKGROUND_PIDS+=($!)
+for ((i = 0; i < 100; i++)); do grep -q 'on usbip 127.0.0.1:' "$WORK/sim.log" && break; sleep 0.05; done
+PORT=$(grep -o 'on usbip 127.0.0.1:[0-9]*' "$WORK/sim.log" | head -1 | cut -d: -f2)
+[ -n "$PORT" ] || case_fail "mcuflash-sim dfu did not start"
+
+cd "$GUEST_DIR"
+started=$(date +%s%N)
+set +e
+"$GUEST_RUN" --usbip-port "$PORT" --timeout 120 -- sh -c "
+  attach() {
+    usbip --tcp-port $PORT attach -r \$GUEST_HOST_ADDR -b 1-1 || return 1
+    i=0; until lsusb -d 0483:df11 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 100 ] && return 1; sleep 0.1; done
+  }
+  attach || exit 11
+  dfu-util -l >list.txt 2>&1 || exit 12
+  dfu-util -a 0 -s 0x08020000:leave -D app.bin >download.txt 2>&1; echo \"dfu-util exit \$?\" >>download.txt
+  i=0; while lsusb -d 0483:df11 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 50 ] && exit 13; sleep 0.1; done
+  sleep 0.5; attach || exit 14
+  dfu-util -a 0 -s 0x08020000:100000 -U back.bin >upload.txt 2>&1 || exit 15
+  $MCUFLASH flash app2.bin -d usb:0483:df11 --address 0x08060000 >mcuflash.txt 2>&1 || exit 16
+" >"$WORK/guest.out" 2>"$WORK/guest.err"
+rc=$?
+set -e
+took_ms=$((($(date +%s%N) - started) / 1000000))
+[ "$rc" -eq 124 ] && case_fail "the guest timed out"
+[ "$rc" -eq 125 ] && case_fail "the guest itself failed"
+[ "$rc" -eq 0 ] || case_fail "guest command failed (exit $rc: 11 attach, 12 dfu-util -l, 13 still on the bus after leave, 14 re-attach, 15 upload, 16 mcuflash)"
+
+expect() { grep -qF -- "$1" "$GUEST_DIR/$2" || case_fail "expected in $2: $1"; }
+expect "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg" list.txt
+expect "@Option Bytes  /0x1FFFC000/01*016 e" list.txt
+expect "File downloaded successfully" download.txt
+cmp -s app.bin back.bin || case_fail "dfu-util's upload differs from what it downloaded"
+grep -q "application started\|left" mcuflash.txt || case_fail "mcuflash did not report the leave: $(cat mcuflash.txt)"
+stop_background
+python3 - "$GUEST_DIR" <<'PY' || case_fail "the flash file is not what was written"
+import sys
+d = sys.argv[1]
+flash = open(f"{d}/flash.bin", "rb").read()
+app, app2 = open(f"{d}/app.bin", "rb").read(), open(f"{d}/app2.bin", "rb").read()
+problems = []
+if len(flash) != 1024 * 1024: problems.append(f"flash file is {len(flash)} bytes")
+if flash[0x20000:0x20000 + len(app)] != app: problems.append("dfu-util's image is not at 0x08020000")
+if flash[0x60000:0x60000 + len(app2)] != app2: problems.append("mcuflash's image is not at 0x08060000")
+rest = flash[:0x20000] + flash[0x20000 + len(app):0x60000] + flash[0x60000 + len(app2):]
+if rest.strip(b"\xff"): problems.append("data outside the two images")
+if problems: sys.exit("\n".join(problems))
+PY
+grep -E "dfu-util exit|Download done|File downloaded" "$GUEST_DIR/download.txt" || true
+tail -n 1 "$GUEST_DIR/mcuflash.txt"
+echo "dfu-util guest test: passed in ${took_ms} ms (guest boot included)"

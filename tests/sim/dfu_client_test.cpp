@@ -1,0 +1,166 @@
+// The DFU client against the DFU simulators in-process: ST's ROM DfuSe (STM32F0/F4) and the
+// stm32duino bootloader (plain DFU), clean and with the failures the field knows: a device left in
+// dfuERROR, a stall mid-download, a device that vanishes, a leave that drops the bus.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "core/error.hpp"
+#include "plan/flash_plan.hpp"
+#include "protocol/dfu/client.hpp"
+#include "sim/dfu/dfu_device.hpp"
+#include "sim/dfu/simulator.hpp"
+#include "sim/usb/in_process_usb.hpp"
+
+using namespace mcuflash;
+using core::ErrorKind;
+
+namespace {
+
+image::Image random_image(uint32_t address, size_t size, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::vector<uint8_t> data(size);
+    for (auto& b : data) b = static_cast<uint8_t>(rng());
+    image::Image img;
+    img.add(address, data, "test");
+    return img;
+}
+
+struct Run {
+    std::unique_ptr<sim::usb::InProcessUsb> usb;
+    std::unique_ptr<protocol::dfu::Client> client;
+    std::vector<std::string> warnings;
+    sim::dfu::DfuDevice& device() { return dynamic_cast<sim::dfu::DfuDevice&>(usb->model()); }
+    sim::FlashMemory& flash() { return usb->model().flash(); }
+};
+
+std::unique_ptr<Run> open(const std::string& chip, const std::string& faults = {}) {
+    auto run = std::make_unique<Run>();
+    sim::DeviceOptions options;
+    options.timing = false;
+    run->usb = std::make_unique<sim::usb::InProcessUsb>(sim::dfu::make_dfu_device(chip, options), false,
+                                                        sim::usb::UsbFaults::parse(faults));
+    protocol::ConnectOptions connect;
+    connect.warn = [r = run.get()](const std::string& w) { r->warnings.push_back(w); };
+    run->client = std::make_unique<protocol::dfu::Client>(*run->usb, connect);
+    return run;
+}
+
+std::optional<ErrorKind> flash(Run& run, const image::Image& img, plan::PlanOptions options = {}) {
+    try {
+        auto info = run.client->connect();
+        auto plan = plan::make_plan(img, info, run.client->capabilities(), options);
+        plan::execute(*run.client, plan, {}, core::Progress());
+        return std::nullopt;
+    } catch (const core::Error& e) {
+        EXPECT_FALSE(std::string(e.what()).empty());
+        return e.kind();
+    }
+}
+
+bool flash_holds(sim::FlashMemory& flash, const image::Image& img) {
+    for (const auto& [address, bytes] : img.runs())
+        for (size_t i = 0; i < bytes.size(); ++i)
+            if (flash.at(address + static_cast<uint32_t>(i)) != bytes[i]) return false;
+    return true;
+}
+
+}  // namespace
+
+TEST(DfuClient, IdentifiesTheRomBootloaderAndTheChipFromItsLayout) {
+    for (const char* chip : {"stm32f407xg", "stm32f072xb", "stm32f446xe"}) {
+        auto run = open(chip);
+        auto info = run->client->connect();
+        EXPECT_EQ(info.chip, chip);
+        EXPECT_EQ(info.bootloader, "st_rom_dfu");
+        EXPECT_TRUE(run->client->dfuse());
+        EXPECT_TRUE(info.boot_area_end.has_value());
+    }
+}
+
+TEST(DfuClient, DfuseErasesOnlyTheSectorsTheImageTouchesWritesVerifiesAndLeaves) {
+    auto run = open("stm32f407xg");
+    auto img = random_image(0x08020000, 200 * 1024, 1);  // sectors 5 and 6 (128 KiB each)
+    EXPECT_FALSE(flash(*run, img).has_value());
+    EXPECT_TRUE(flash_holds(run->flash(), img));
+    EXPECT_EQ(run->flash().counters().erases, 2u);
+    EXPECT_FALSE(run->usb->present());  // left DFU: the application runs
+    EXPECT_NE(run->client->leave_outcome().find("dfuMANIFEST"), std::string::npos) << run->client->leave_outcome();
+}
+
+TEST(DfuClient, TheFirstSectorNeedsWriteBootArea) {
+    auto img = random_image(0x08000000, 20000, 2);
+    auto run = open("stm32f072xb");
+    auto outcome = flash(*run, img);
+    ASSERT_TRUE(outcome);
+    EXPECT_EQ(*outcome, ErrorKind::Unsafe);
+    EXPECT_EQ(run->flash().counters().erases, 0u);
+    auto again = open("stm32f072xb");
+    plan::PlanOptions options;
+    options.write_boot_area = true;
+    EXPECT_FALSE(flash(*again, img, options).has_value());
+    EXPECT_TRUE(flash_holds(again->flash(), img));
+}
+
+TEST(DfuClient, AnImageLargerThanFlashOrInOptionBytesIsRefusedBeforeAnythingIsWritten) {
+    auto run = open("stm32f072xb");
+    auto too_large = flash(*run, random_image(0x08010000, 0x20000, 3));
+    ASSERT_TRUE(too_large.has_value());
+    EXPECT_TRUE(*too_large == ErrorKind::BadInput || *too_large == ErrorKind::Unsafe);
+    auto run2 = open("stm32f407xg");
+    EXPECT_TRUE(flash(*run2, random_image(0x1FFFC000, 16, 4)).has_value());
+    EXPECT_EQ(run->flash().counters().programs + run2->flash().counters().programs, 0u);
+    EXPECT_EQ(run->flash().counters().erases + run2->flash().counters().erases, 0u);
+}
+
+TEST(DfuClient, ADeviceLeftInDfuErrorIsClearedOnConnect) {
+    auto run = open("stm32f407xg");
+    run->device().start_in_error();
+    EXPECT_FALSE(flash(*run, random_image(0x08008000, 4096, 5)).has_value());
+    ASSERT_FALSE(run->warnings.empty());
+    EXPECT_NE(run->warnings.front().find("dfuERROR"), std::string::npos);
+}
+
+TEST(DfuClient, ALeaveThatDropsTheBusIsASuccessSaidAsSuch) {
+    auto run = open("stm32f407xg");
+    run->device().set_leave_without_answer(true);
+    auto img = random_image(0x08008000, 8192, 6);
+    EXPECT_FALSE(flash(*run, img).has_value());
+    EXPECT_TRUE(flash_holds(run->flash(), img));
+    EXPECT_NE(run->client->leave_outcome().find("dropped off the bus"), std::string::npos);
+}
+
+TEST(DfuClient, AStallOrAVanishingDeviceMidDownloadIsAClearErrorNeverSilentSuccess) {
+    auto img = random_image(0x08020000, 64 * 1024, 7);
+    for (const char* faults : {"stall@40", "timeout@40", "vanish@40"}) {
+        auto run = open("stm32f407xg", faults);
+        auto outcome = flash(*run, img);
+        ASSERT_TRUE(outcome.has_value()) << faults;
+        EXPECT_TRUE(*outcome == ErrorKind::Protocol || *outcome == ErrorKind::Timeout || *outcome == ErrorKind::Io)
+            << faults;
+    }
+}
+
+TEST(DfuClient, Stm32duinoWritesFromItsApplicationStartAndLeavesItsBootloaderAlone) {
+    auto run = open("stm32f103xb");
+    auto info = run->client->connect();
+    EXPECT_EQ(info.bootloader, "stm32duino");
+    EXPECT_EQ(info.app_start, 0x08002000u);
+    auto img = random_image(0x08002000, 30000, 8);
+    auto plan = plan::make_plan(img, info, run->client->capabilities(), {});
+    plan::execute(*run->client, plan, {}, core::Progress());
+    EXPECT_TRUE(flash_holds(run->flash(), img));
+    EXPECT_TRUE(run->flash().protected_ranges_intact());
+    EXPECT_TRUE(run->flash().violations().empty());
+    // After the USB reset the bootloader waits its window, then runs the application.
+    EXPECT_TRUE(run->usb->present());
+    run->usb->pause(3500);
+    EXPECT_FALSE(run->usb->present());
+}
+
+TEST(DfuClient, Stm32duinoRefusesAnImageInsideTheBootloader) {
+    auto run = open("stm32f103xb");
+    EXPECT_EQ(flash(*run, random_image(0x08000000, 4096, 9)), ErrorKind::Unsafe);
+    EXPECT_TRUE(run->flash().protected_ranges_intact());
+    EXPECT_EQ(run->flash().counters().programs, 0u);
+}
