@@ -7,7 +7,10 @@
 #  2. dfu-util -a 0 -s 0x08020000:leave -D app.bin writes an image and leaves (the device drops off);
 #  3. after attaching again, dfu-util -U reads the image back;
 #  4. mcuflash flash -d usb:0483:df11 writes a second image at 0x08060000, verifies it and leaves;
-# then the simulator's flash file must hold both images and erased flash elsewhere.
+# then the simulator's flash file must hold both images and erased flash elsewhere. `mcuflash list`
+# in the guest names the device and its alternate settings. For the stm32duino (Maple) simulator:
+#  5. Klipper's command, dfu-util -d 1eaf:0003 -a 2 -R -D app.bin (plain DFU, written at 0x08002000);
+#  6. mcuflash flash -d usb:1eaf:0003 --chip stm32f103xb over it; the bootloader placeholder intact.
 # Skipped (77) without guest-run.sh, usbip, dfu-util, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
 
@@ -52,6 +55,7 @@ set +e
   i=0; while lsusb -d 0483:df11 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 50 ] && exit 13; sleep 0.1; done
   sleep 0.5; attach || exit 14
   dfu-util -a 0 -s 0x08020000:100000 -U back.bin >upload.txt 2>&1 || exit 15
+  $MCUFLASH list >list-mcuflash.txt 2>&1 || exit 17
   $MCUFLASH flash app2.bin -d usb:0483:df11 --address 0x08060000 >mcuflash.txt 2>&1 || exit 16
 " >"$WORK/guest.out" 2>"$WORK/guest.err"
 rc=$?
@@ -59,7 +63,7 @@ set -e
 took_ms=$((($(date +%s%N) - started) / 1000000))
 [ "$rc" -eq 124 ] && case_fail "the guest timed out"
 [ "$rc" -eq 125 ] && case_fail "the guest itself failed"
-[ "$rc" -eq 0 ] || case_fail "guest command failed (exit $rc: 11 attach, 12 dfu-util -l, 13 still on the bus after leave, 14 re-attach, 15 upload, 16 mcuflash)"
+[ "$rc" -eq 0 ] || case_fail "guest command failed (exit $rc: 11 attach, 12 dfu-util -l, 13 still on the bus after leave, 14 re-attach, 15 upload, 16 mcuflash, 17 mcuflash list)"
 
 expect() { grep -qF -- "$1" "$GUEST_DIR/$2" || case_fail "expected in $2: $1"; }
 expect "@Internal Flash  /0x08000000/04*016Kg,01*064Kg,07*128Kg" list.txt
@@ -82,5 +86,48 @@ if rest.strip(b"\xff"): problems.append("data outside the two images")
 if problems: sys.exit("\n".join(problems))
 PY
 grep -E "dfu-util exit|Download done|File downloaded" "$GUEST_DIR/download.txt" || true
+grep -q "alt 0 (used): @Internal Flash" "$GUEST_DIR/list-mcuflash.txt" || case_fail "mcuflash list does not show the alt settings"
+
+# ---- the stm32duino (Maple) bootloader: plain DFU
+cd "$SOURCE_DIR"
+"$MCUFLASH_SIM" dfu --chip stm32f103xb --usbip 0 --flash-file "$GUEST_DIR/maple.bin" 2>"$WORK/sim.log" &
+BACKGROUND_PIDS+=($!)
+for ((i = 0; i < 100; i++)); do grep -q 'on usbip 127.0.0.1:' "$WORK/sim.log" && break; sleep 0.05; done
+PORT=$(grep -o 'on usbip 127.0.0.1:[0-9]*' "$WORK/sim.log" | head -1 | cut -d: -f2)
+[ -n "$PORT" ] || case_fail "mcuflash-sim dfu (maple) did not start"
+head -c 40000 /dev/urandom >"$GUEST_DIR/maple-app.bin"
+head -c 30000 /dev/urandom >"$GUEST_DIR/maple-app2.bin"
+cd "$GUEST_DIR"
+set +e
+"$GUEST_RUN" --usbip-port "$PORT" --timeout 120 -- sh -c "
+  attach() {
+    usbip --tcp-port $PORT attach -r \$GUEST_HOST_ADDR -b 1-1 || return 1
+    i=0; until lsusb -d 1eaf:0003 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 100 ] && return 1; sleep 0.1; done
+  }
+  attach || exit 21
+  dfu-util -d 1eaf:0003 -a 2 -R -D maple-app.bin >maple-download.txt 2>&1; echo \"dfu-util exit \$?\" >>maple-download.txt
+  i=0; while lsusb -d 1eaf:0003 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 80 ] && exit 22; sleep 0.1; done
+  sleep 0.3; attach || exit 23
+  $MCUFLASH flash maple-app2.bin -d usb:1eaf:0003 --chip stm32f103xb >maple-mcuflash.txt 2>&1 || exit 24
+" >"$WORK/guest2.out" 2>"$WORK/guest.err"
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || case_fail "maple guest command failed (exit $rc: 21 attach, 22 did not start the application after -R, 23 re-attach, 24 mcuflash)"
+expect "Download done." maple-download.txt
+expect "dfu-util exit 0" maple-download.txt
+stop_background
+python3 - "$GUEST_DIR" <<'PY' || case_fail "the maple flash file is not what was written"
+import sys
+d = sys.argv[1]
+flash = open(f"{d}/maple.bin", "rb").read()
+app, app2 = open(f"{d}/maple-app.bin", "rb").read(), open(f"{d}/maple-app2.bin", "rb").read()
+text = b"[mcuflash-sim placeholder: stm32duino] "
+problems = []
+if flash[:0x2000] != (text * 300)[:0x2000]: problems.append("bootloader placeholder damaged")
+if flash[0x2000:0x2000 + len(app2)] != app2: problems.append("mcuflash's image is not at 0x08002000")
+# dfu-util's longer image shows beyond mcuflash's, up to the end of the page mcuflash last wrote
+if problems: sys.exit("\n".join(problems))
+PY
+tail -n 1 "$GUEST_DIR/maple-mcuflash.txt"
 tail -n 1 "$GUEST_DIR/mcuflash.txt"
 echo "dfu-util guest test: passed in ${took_ms} ms (guest boot included)"

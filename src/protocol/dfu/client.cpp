@@ -314,6 +314,7 @@ void Client::write(uint32_t address, std::span<const uint8_t> data) {
         }
         return;
     }
+    end_upload();
     if (!downloading_) {
         to_idle();
         plain_next_ = plain_base_;
@@ -352,26 +353,38 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
     } else {
         // Plain DFU uploads run from the alternate setting's base: end the open download first.
         if (address < plain_base_) throw Error(ErrorKind::Usage, fmt::format("reads start at {}", hex_address(plain_base_)));
-        if (downloading_) {
-            abort();
-            downloading_ = false;
+        if (!uploading_) {
+            if (downloading_) {
+                abort();
+                downloading_ = false;
+            }
+            to_idle();
+            uploading_ = true;
+            upload_ended_ = false;
+            upload_block_ = 0;
+            upload_cache_.clear();
         }
-        to_idle();
-        std::vector<uint8_t> all;
         const uint64_t want = uint64_t(address - plain_base_) + length;
-        for (uint16_t block = 0; all.size() < want; ++block) {
-            auto part = upload(block, static_cast<uint16_t>(chunk));
-            all.insert(all.end(), part.begin(), part.end());
-            if (part.size() < chunk) break;
+        while (upload_cache_.size() < want && !upload_ended_) {
+            auto part = upload(upload_block_++, static_cast<uint16_t>(chunk));
+            upload_cache_.insert(upload_cache_.end(), part.begin(), part.end());
+            upload_ended_ = part.size() < chunk;  // a short packet ends the upload: the device is idle
         }
-        to_idle();
-        if (all.size() > address - plain_base_)
-            out.assign(all.begin() + (address - plain_base_), all.begin() + std::min<uint64_t>(all.size(), want));
+        if (upload_cache_.size() > address - plain_base_)
+            out.assign(upload_cache_.begin() + (address - plain_base_),
+                       upload_cache_.begin() + std::min<uint64_t>(upload_cache_.size(), want));
     }
     if (out.size() < length)
         throw Error(ErrorKind::Protocol, fmt::format("the device uploaded {} of {} bytes from {}", out.size(), length,
                                                      hex_address(address)));
     return out;
+}
+
+void Client::end_upload() {
+    if (!uploading_) return;
+    if (!upload_ended_) abort();
+    uploading_ = false;
+    upload_cache_.clear();
 }
 
 void Client::start_application() {
@@ -388,6 +401,7 @@ void Client::start_application() {
             leave_outcome_ += usb_.present() ? ", still on the bus after 1 s" : ", then left the bus (application runs)";
             return;
         }
+        end_upload();
         if (downloading_) {
             usb_.control_out({0x21, kDnload, plain_block_, interface_, 0}, {}, kRequestTimeoutMs);
             DfuStatus st = get_status();

@@ -79,6 +79,11 @@ private:
     uint32_t plain_next_ = 0;       // plain DFU: where the next byte of this download goes
     bool downloading_ = false;      // plain DFU: a download is open (blocks sent, not finished)
     uint16_t plain_block_ = 0;
+    // Plain DFU reads: one upload from the base, kept open and cached (reads come page by page).
+    bool uploading_ = false, upload_ended_ = false;
+    uint16_t upload_block_ = 0;
+    std::vector<uint8_t> upload_cache_;
+    void end_upload();
     std::string leave_outcome_;
 };
 
