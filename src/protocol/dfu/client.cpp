@@ -265,6 +265,7 @@ DeviceInfo Client::connect() {
     usb_.claim_interface(interface_);
     usb_.set_alt_setting(interface_, alt_);
     to_idle();
+    mode_ = DfuseMode::Idle;
     return info;
 }
 
@@ -289,28 +290,59 @@ Capabilities Client::capabilities() const {
     return caps;
 }
 
+bool Client::continues(DfuseMode mode, uint32_t address) const {
+    return mode_ == mode && next_block_ >= 2 &&
+           uint64_t(pointer_) + uint64_t(next_block_ - 2) * functional_.transfer_size == address;
+}
+
+void Client::dfuse_ready(bool downloading_ok) {
+    if (mode_ == DfuseMode::Idle || (downloading_ok && mode_ == DfuseMode::Downloading)) return;
+    if (mode_ == DfuseMode::Uploading) abort();
+    else to_idle();
+    mode_ = DfuseMode::Idle;
+}
+
 void Client::erase(uint32_t address, uint32_t length) {
     if (!dfuse()) throw Error(ErrorKind::Usage, "plain DFU bootloaders erase as they write: there is no erase command");
-    to_idle();
-    for (uint64_t at = address; at < uint64_t(address) + length;) {
-        const auto* segment = layout_->segment_at(static_cast<uint32_t>(at));
-        if (!segment || !segment->erasable)
-            throw Error(ErrorKind::Unsafe, fmt::format("{} is not erasable on this device", hex_address(static_cast<uint32_t>(at))));
-        auto command = command_with_address(kDfuseErase, static_cast<uint32_t>(at));
-        dfuse_command(command, "erase", static_cast<uint32_t>(at));
-        at += segment->unit_size;
+    try {
+        dfuse_ready(true);
+        for (uint64_t at = address; at < uint64_t(address) + length;) {
+            const auto* segment = layout_->segment_at(static_cast<uint32_t>(at));
+            if (!segment || !segment->erasable)
+                throw Error(ErrorKind::Unsafe,
+                            fmt::format("{} is not erasable on this device", hex_address(static_cast<uint32_t>(at))));
+            auto command = command_with_address(kDfuseErase, static_cast<uint32_t>(at));
+            dfuse_command(command, "erase", static_cast<uint32_t>(at));
+            mode_ = DfuseMode::Downloading;
+            next_block_ = 0;  // whether an erase moves the pointer is the device's business
+            at += segment->unit_size;
+        }
+    } catch (const Error&) {
+        mode_ = DfuseMode::Unknown;
+        throw;
     }
 }
 
 void Client::write(uint32_t address, std::span<const uint8_t> data) {
     const uint32_t chunk = functional_.transfer_size;
     if (dfuse()) {
-        to_idle();
-        set_address(address);
-        for (size_t offset = 0; offset < data.size(); offset += chunk) {
-            uint16_t block = static_cast<uint16_t>(2 + offset / chunk);
-            auto part = data.subspan(offset, std::min<size_t>(chunk, data.size() - offset));
-            download_and_wait(block, part, "write", address + static_cast<uint32_t>(offset));
+        try {
+            if (!continues(DfuseMode::Downloading, address)) {
+                dfuse_ready(true);
+                set_address(address);
+                mode_ = DfuseMode::Downloading;
+                pointer_ = address;
+                next_block_ = 2;
+            }
+            for (size_t offset = 0; offset < data.size(); offset += chunk) {
+                auto part = data.subspan(offset, std::min<size_t>(chunk, data.size() - offset));
+                download_and_wait(next_block_, part, "write", address + static_cast<uint32_t>(offset));
+                // A short block ends what the block numbers can address: the next write sets the address.
+                next_block_ = part.size() == chunk ? static_cast<uint16_t>(next_block_ + 1) : 0;
+            }
+        } catch (const Error&) {
+            mode_ = DfuseMode::Unknown;
+            throw;
         }
         return;
     }
@@ -340,16 +372,33 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
     const uint32_t chunk = functional_.transfer_size;
     std::vector<uint8_t> out;
     if (dfuse()) {
-        to_idle();
-        set_address(address);
-        abort();  // UPLOAD needs dfuIDLE; the address pointer stays
-        for (uint16_t block = 2; out.size() < length; ++block) {
-            auto part = upload(block, static_cast<uint16_t>(std::min<uint32_t>(chunk, length - static_cast<uint32_t>(out.size()))));
-            if (part.empty()) break;
-            out.insert(out.end(), part.begin(), part.end());
-            if (part.size() < chunk) break;
+        try {
+            if (!continues(DfuseMode::Uploading, address)) {
+                dfuse_ready(true);
+                set_address(address);
+                abort();  // UPLOAD needs dfuIDLE; the address pointer stays
+                mode_ = DfuseMode::Uploading;
+                pointer_ = address;
+                next_block_ = 2;
+            }
+            while (out.size() < length) {
+                auto want = static_cast<uint16_t>(std::min<uint32_t>(chunk, length - static_cast<uint32_t>(out.size())));
+                auto part = upload(next_block_, want);
+                out.insert(out.end(), part.begin(), part.end());
+                if (part.size() < want) {
+                    // Less than asked for ends the upload: the device is back in dfuIDLE.
+                    mode_ = DfuseMode::Idle;
+                    next_block_ = 0;
+                    break;
+                }
+                // A block shorter than wTransferSize leaves the upload open but the next block's
+                // address unknown to the numbering: the next read starts again.
+                next_block_ = want == chunk ? static_cast<uint16_t>(next_block_ + 1) : 0;
+            }
+        } catch (const Error&) {
+            mode_ = DfuseMode::Unknown;
+            throw;
         }
-        to_idle();
     } else {
         // Plain DFU uploads run from the alternate setting's base: end the open download first.
         if (address < plain_base_) throw Error(ErrorKind::Usage, fmt::format("reads start at {}", hex_address(plain_base_)));
@@ -391,7 +440,7 @@ void Client::start_application() {
     try {
         if (dfuse()) {
             // DfuSe leave: point at the application, then a zero-length download.
-            to_idle();
+            dfuse_ready(true);
             set_address(chip_->flash_base);
             usb_.control_out({0x21, kDnload, 2, interface_, 0}, {}, kRequestTimeoutMs);
             DfuStatus st = get_status();

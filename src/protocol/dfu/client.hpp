@@ -85,6 +85,16 @@ private:
     std::vector<uint8_t> upload_cache_;
     void end_upload();
     std::string leave_outcome_;
+    // DfuSe: what the device is doing, so that contiguous writes and reads go on from the address
+    // pointer with the next block number instead of setting the address again (three transfers
+    // saved per block). Any error makes it Unknown: the next operation starts from dfuIDLE.
+    enum class DfuseMode { Unknown, Idle, Downloading, Uploading };
+    DfuseMode mode_ = DfuseMode::Unknown;
+    uint32_t pointer_ = 0;
+    uint16_t next_block_ = 0;  // 0: the pointer is not known
+    bool continues(DfuseMode mode, uint32_t address) const;
+    // Brings the device to dfuIDLE (from anything) or keeps dfuDNLOAD-IDLE when `downloading_ok`.
+    void dfuse_ready(bool downloading_ok);
 };
 
 ProtocolInfo protocol_info();
