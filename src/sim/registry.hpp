@@ -22,6 +22,15 @@ struct Personality {
     std::string description{};
 };
 
+// The personality of a bootloader whose device class takes (chip, bootloader, options).
+template <typename DeviceType>
+Personality personality_of(std::string bootloader) {
+    return {std::move(bootloader),
+            [](const targets::Chip& chip, const targets::Bootloader& bl, const DeviceOptions& options) {
+                return std::unique_ptr<Device>(std::make_unique<DeviceType>(chip, bl, options));
+            }};
+}
+
 struct SimulatorInfo {
     std::string protocol;
     std::string description;

@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "client_test_support.hpp"
 #include "core/error.hpp"
 #include "plan/flash_plan.hpp"
 #include "protocol/dfu/client.hpp"
@@ -13,18 +14,12 @@
 #include "sim/usb/in_process_usb.hpp"
 
 using namespace mcuflash;
+using test::flash_holds;
+using test::random_image;
 using core::ErrorKind;
 
 namespace {
 
-image::Image random_image(uint32_t address, size_t size, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> data(size);
-    for (auto& b : data) b = static_cast<uint8_t>(rng());
-    image::Image img;
-    img.add(address, data, "test");
-    return img;
-}
 
 struct Run {
     std::unique_ptr<sim::usb::InProcessUsb> usb;
@@ -58,12 +53,6 @@ std::optional<ErrorKind> flash(Run& run, const image::Image& img, plan::PlanOpti
     }
 }
 
-bool flash_holds(sim::FlashMemory& flash, const image::Image& img) {
-    for (const auto& [address, bytes] : img.runs())
-        for (size_t i = 0; i < bytes.size(); ++i)
-            if (flash.at(address + static_cast<uint32_t>(i)) != bytes[i]) return false;
-    return true;
-}
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 
 #include <random>
 
+#include "client_test_support.hpp"
 #include "core/crc.hpp"
 #include "core/error.hpp"
 #include "plan/flash_plan.hpp"
@@ -14,6 +15,8 @@
 #include "sim/registry.hpp"
 
 using namespace mcuflash;
+using test::flash_holds;
+using test::random_image;
 using core::ErrorKind;
 using protocol::samba::Transport;
 
@@ -41,14 +44,6 @@ bool simulator_present() {
     }
 }
 
-image::Image random_image(uint32_t address, size_t size, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> data(size);
-    for (auto& b : data) b = static_cast<uint8_t>(rng());
-    image::Image img;
-    img.add(address, data, "test");
-    return img;
-}
 
 struct Run {
     std::unique_ptr<sim::InProcessLink> link;
@@ -94,12 +89,6 @@ plan::PlanOptions stay_in_monitor() {
     return options;
 }
 
-bool flash_holds(sim::InProcessLink& link, const image::Image& img) {
-    for (const auto& [address, bytes] : img.runs())
-        for (size_t i = 0; i < bytes.size(); ++i)
-            if (link.flash().at(address + static_cast<uint32_t>(i)) != bytes[i]) return false;
-    return true;
-}
 
 std::vector<uint8_t> whole_flash(sim::InProcessLink& link, uint32_t from, uint32_t to) {
     std::vector<uint8_t> out(to - from);

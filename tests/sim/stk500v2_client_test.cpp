@@ -6,6 +6,7 @@
 
 #include <random>
 
+#include "client_test_support.hpp"
 #include "core/error.hpp"
 #include "image/loader.hpp"
 #include "plan/avr_install.hpp"
@@ -16,19 +17,13 @@
 #include "sim/stk500v2/isp_programmer_device.hpp"
 
 using namespace mcuflash;
+using test::flash_holds;
+using test::random_image;
 using core::ErrorKind;
 using targets::FuseByte;
 
 namespace {
 
-image::Image random_image(uint32_t address, size_t size, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> data(size);
-    for (auto& b : data) b = static_cast<uint8_t>(rng());
-    image::Image img;
-    img.add(address, data, "test");
-    return img;
-}
 
 struct Run {
     std::unique_ptr<sim::InProcessLink> link;
@@ -62,12 +57,6 @@ std::optional<ErrorKind> flash(Run& run, const image::Image& img) {
     }
 }
 
-bool flash_holds(sim::FlashMemory& flash, const image::Image& img) {
-    for (const auto& [address, bytes] : img.runs())
-        for (size_t i = 0; i < bytes.size(); ++i)
-            if (flash.at(address + static_cast<uint32_t>(i)) != bytes[i]) return false;
-    return true;
-}
 
 void expect_bootloader_untouched(sim::InProcessLink& link) {
     EXPECT_TRUE(link.flash().violations().empty()) << link.flash().violations().front();

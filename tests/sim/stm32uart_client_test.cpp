@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "client_test_support.hpp"
 #include "core/error.hpp"
 #include "plan/flash_plan.hpp"
 #include "protocol/stm32uart/client.hpp"
@@ -13,6 +14,8 @@
 #include "targets/knowledge.hpp"
 
 using namespace mcuflash;
+using test::flash_holds;
+using test::random_image;
 using core::ErrorKind;
 
 namespace {
@@ -20,14 +23,6 @@ namespace {
 constexpr uint32_t kFlash = 0x08000000;
 constexpr uint8_t kMarker = 0xA5;  // what the flash holds before a test flashes anything
 
-image::Image random_image(uint32_t address, size_t size, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> data(size);
-    for (auto& b : data) b = static_cast<uint8_t>(rng());
-    image::Image img;
-    img.add(address, data, "test");
-    return img;
-}
 
 struct Run {
     std::unique_ptr<sim::InProcessLink> link;
@@ -72,12 +67,6 @@ std::optional<ErrorKind> flash(Run& run, const image::Image& img, plan::FlashRep
     }
 }
 
-bool flash_holds(sim::InProcessLink& link, const image::Image& img) {
-    for (const auto& [address, bytes] : img.runs())
-        for (size_t i = 0; i < bytes.size(); ++i)
-            if (link.flash().at(address + static_cast<uint32_t>(i)) != bytes[i]) return false;
-    return true;
-}
 
 // Units the image touches hold the image and erased bytes; all others still hold the old contents.
 void expect_only_touched_units_erased(Run& run, const image::Image& img, const std::string& chip) {

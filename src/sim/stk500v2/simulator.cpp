@@ -6,23 +6,11 @@
 
 namespace mcuflash::sim::stk500v2 {
 
-namespace {
-
-template <typename DeviceType>
-Personality personality(std::string bootloader) {
-    return {std::move(bootloader),
-            [](const targets::Chip& chip, const targets::Bootloader& bl, const DeviceOptions& options) {
-                return std::unique_ptr<Device>(std::make_unique<DeviceType>(chip, bl, options));
-            }};
-}
-
-}  // namespace
-
 SimulatorInfo bootloader_simulator_info() {
     return {"stk500v2",
             "STK500v2 bootloaders: stk500boot_v2 on the Arduino Mega 2560 (avrdude -c wiring), the Arduino M0's "
             "(avrdude -c stk500v2 -p atmega2560)",
-            {personality<Stk500bootDevice>("stk500boot_v2"), personality<ArduinoM0Device>("arduino_m0_stk500v2")},
+            {personality_of<Stk500bootDevice>("stk500boot_v2"), personality_of<ArduinoM0Device>("arduino_m0_stk500v2")},
             "atmega2560"};
 }
 
