@@ -20,6 +20,8 @@ command -v dfu-util >/dev/null && command -v usbip >/dev/null || skip "dfu-util 
 
 GUEST_DIR=$(mktemp -d "$BUILD_DIR/bench-dfu.XXXXXX")
 trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
+# The guest cannot see the host's /tmp, where a checkout may live: mcuflash runs from the shared cwd.
+cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
 head -c "$SIZE" /dev/urandom >"$GUEST_DIR/app.bin"
 "$MCUFLASH_SIM" dfu --chip stm32f407xg --usbip 0 --flash-file "$GUEST_DIR/flash.bin" 2>"$WORK/sim.log" &
 BACKGROUND_PIDS+=($!)
@@ -38,7 +40,7 @@ cd "$GUEST_DIR"
   t0=\$(date +%s%N); dfu-util -a 0 -s 0x08020000:leave -D app.bin >dfu-util.txt 2>&1; t1=\$(date +%s%N)
   echo \"dfu-util \$t0 \$t1\" >times.txt
   gone; sleep 0.5; attach || exit 12
-  t0=\$(date +%s%N); $MCUFLASH flash app.bin -d usb:0483:df11 --address 0x08020000 --rewrite-unchanged --json >mcuflash.json 2>mcuflash.err; t1=\$(date +%s%N)
+  t0=\$(date +%s%N); ./mcuflash flash app.bin -d usb:0483:df11 --address 0x08020000 --rewrite-unchanged --json >mcuflash.json 2>mcuflash.err; t1=\$(date +%s%N)
   echo \"mcuflash \$t0 \$t1\" >>times.txt
 " >"$WORK/guest.out" 2>"$WORK/guest.err" || { tail -20 "$WORK/guest.err" "$GUEST_DIR"/*.txt "$GUEST_DIR"/mcuflash.err; fail "guest run failed"; }
 stop_background

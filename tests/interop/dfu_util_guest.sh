@@ -25,6 +25,8 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 unavailable
 # The guest sees the host's files but not its /tmp, except its cwd: work inside the build folder.
 GUEST_DIR=$(mktemp -d "$BUILD_DIR/tests/interop/dfu-guest.XXXXXX")
 trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
+# The guest cannot see the host's /tmp, where a checkout may live: mcuflash runs from the shared cwd.
+cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
 head -c 100000 /dev/urandom >"$GUEST_DIR/app.bin"
 head -c 60000 /dev/urandom >"$GUEST_DIR/app2.bin"
 
@@ -55,8 +57,8 @@ set +e
   i=0; while lsusb -d 0483:df11 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 50 ] && exit 13; sleep 0.1; done
   sleep 0.5; attach || exit 14
   dfu-util -a 0 -s 0x08020000:100000 -U back.bin >upload.txt 2>&1 || exit 15
-  $MCUFLASH list >list-mcuflash.txt 2>&1 || exit 17
-  $MCUFLASH flash app2.bin -d usb:0483:df11 --address 0x08060000 >mcuflash.txt 2>&1 || exit 16
+  ./mcuflash list >list-mcuflash.txt 2>&1 || exit 17
+  ./mcuflash flash app2.bin -d usb:0483:df11 --address 0x08060000 >mcuflash.txt 2>&1 || exit 16
 " >"$WORK/guest.out" 2>"$WORK/guest.err"
 rc=$?
 set -e
@@ -108,7 +110,7 @@ set +e
   dfu-util -d 1eaf:0003 -a 2 -R -D maple-app.bin >maple-download.txt 2>&1; echo \"dfu-util exit \$?\" >>maple-download.txt
   i=0; while lsusb -d 1eaf:0003 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 80 ] && exit 22; sleep 0.1; done
   sleep 0.3; attach || exit 23
-  $MCUFLASH flash maple-app2.bin -d usb:1eaf:0003 --chip stm32f103xb >maple-mcuflash.txt 2>&1 || exit 24
+  ./mcuflash flash maple-app2.bin -d usb:1eaf:0003 --chip stm32f103xb >maple-mcuflash.txt 2>&1 || exit 24
 " >"$WORK/guest2.out" 2>"$WORK/guest.err"
 rc=$?
 set -e
