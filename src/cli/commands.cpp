@@ -12,6 +12,7 @@
 #include "core/hexdump.hpp"
 #include "image/loader.hpp"
 #include "plan/flash_plan.hpp"
+#include "protocol/stm32uart/client.hpp"
 #include "targets/knowledge.hpp"
 
 namespace mcuflash::cli {
@@ -329,6 +330,37 @@ void chips_command(GlobalOptions& global) {
     });
 }
 
+void unprotect_command(GlobalOptions& global, const DeviceOptions& device_options, bool readout, bool erase_everything,
+                       bool write) {
+    run(global, [&](Reporter& reporter) {
+        if (readout == write)
+            throw Error(ErrorKind::Usage, "say which protection to remove: --readout or --write");
+        if (readout && !erase_everything)
+            throw Error(ErrorKind::Usage,
+                        "removing readout protection makes the chip erase its whole flash: add --erase-everything to "
+                        "confirm");
+        DeviceOptions options = device_options;
+        if (options.protocol.empty()) options.protocol = "stm32-uart";
+        if (options.protocol != "stm32-uart")
+            throw Error(ErrorKind::Usage, fmt::format("unprotect is for the STM32 ROM bootloader (-p stm32-uart), not {}",
+                                                      options.protocol));
+        auto session = connect(options, reporter);
+        auto* stm32 = dynamic_cast<protocol::stm32uart::Client*>(session.bootloader.get());
+        if (!stm32) throw Error(ErrorKind::Usage, "unprotect needs an STM32 ROM bootloader");
+        std::string done;
+        if (readout) {
+            reporter.info("removing readout protection: the chip erases its whole flash (this can take 30 s)");
+            stm32->readout_unprotect();
+            done = "readout protection removed; the flash is erased";
+        } else {
+            stm32->write_unprotect();
+            done = "write protection removed";
+        }
+        reporter.result({{"command", "unprotect"}, {"readout", readout}, {"write", write}, {"chip", session.info.chip}},
+                        fmt::format("{} ({})\n", done, session.info.chip));
+    });
+}
+
 }  // namespace
 
 void register_commands(CLI::App& app, GlobalOptions& global) {
@@ -373,6 +405,15 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     add_device_options(verify, device);
     add_image_options(verify, image_opts);
     verify->callback([&global] { verify_command(global, file, image_opts, device); });
+
+    static bool readout = false, erase_everything = false, write_protection = false;
+    auto* unprotect = app.add_subcommand(
+        "unprotect", "remove an STM32's readout protection (erases the whole flash) or write protection");
+    add_device_options(unprotect, device);
+    unprotect->add_flag("--readout", readout, "remove readout protection (RDP): the chip erases its whole flash");
+    unprotect->add_flag("--erase-everything", erase_everything, "confirm that --readout erases the whole flash");
+    unprotect->add_flag("--write", write_protection, "remove write protection from every page or sector");
+    unprotect->callback([&global] { unprotect_command(global, device, readout, erase_everything, write_protection); });
 
     auto* info = app.add_subcommand("info", "connect and show what the device says about itself");
     add_device_options(info, device);

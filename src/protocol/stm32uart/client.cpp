@@ -220,7 +220,17 @@ void Client::identify(DeviceInfo& info) {
         return;
     }
     chip_ = candidates.front();
-    flash_size_ = candidates.size() > 1 || chip_->flash_size_register ? probe_flash_size(*chip_) : chip_->flash_size;
+    readout_protected_ = probe_readout_protection();
+    if (readout_protected_) {
+        info.details.emplace_back("readout protection",
+                                  "ON: the ROM refuses reads, writes, erases and Go; `mcuflash unprotect --readout "
+                                  "--erase-everything` removes it and erases the whole flash");
+        if (options_.warn)
+            options_.warn("the chip's readout protection is on: nothing can be read or written until it is removed "
+                          "(mcuflash unprotect --readout --erase-everything, which erases the whole flash)");
+    }
+    flash_size_ = !readout_protected_ && (candidates.size() > 1 || chip_->flash_size_register) ? probe_flash_size(*chip_)
+                                                                                                : chip_->flash_size;
     if (candidates.size() > 1) {
         // Parts that share a product ID (F103 x8/xB) differ in flash size: pick by what it reports.
         for (const auto* c : candidates)
@@ -234,6 +244,37 @@ void Client::identify(DeviceInfo& info) {
     info.app_end = chip_->flash_base + flash_size_;
     info.page_size = kMaxBlock;
     if (!erase_units_.empty()) info.boot_area_end = erase_units_.front().address + erase_units_.front().size;
+}
+
+bool Client::probe_readout_protection() {
+    if (!commands_.has(cmd::kReadMemory)) return false;
+    link_.write(command(cmd::kReadMemory));
+    try {
+        expect_ack("Read Memory", kAckTimeoutMs);
+    } catch (const Error& e) {
+        if (e.kind() == ErrorKind::Protocol) return true;  // NACK: the ROM refuses to read
+        resynchronise(e);
+        return false;
+    }
+    // Accepted: finish the command with a one-byte read of the flash base and go on.
+    try {
+        link_.write(address_block(chip_ ? chip_->flash_base : 0x08000000));
+        expect_ack("Read Memory (address)", kAckTimeoutMs);
+        link_.write(read_length(1));
+        expect_ack("Read Memory (length)", kAckTimeoutMs);
+        read_bytes(1, "Read Memory");
+    } catch (const Error& e) {
+        resynchronise(e);
+    }
+    return false;
+}
+
+void Client::refuse_if_protected(const char* what) const {
+    if (readout_protected_)
+        throw Error(ErrorKind::Unsafe,
+                    fmt::format("cannot {}: the chip's readout protection is on and its ROM refuses it", what),
+                    "remove the protection with `mcuflash unprotect -p stm32-uart -d PORT --readout --erase-everything` "
+                    "(the chip erases its whole flash doing it), then flash again");
 }
 
 uint32_t Client::probe_flash_size(const targets::Chip& chip) {
@@ -274,6 +315,7 @@ Bytes Client::read_block(uint32_t address, size_t count) {
 }
 
 std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
+    refuse_if_protected("read the flash");
     Bytes out;
     out.reserve(length);
     while (out.size() < length) {
@@ -305,6 +347,7 @@ void Client::write_block(uint32_t address, std::span<const uint8_t> block) {
 }
 
 void Client::write(uint32_t address, std::span<const uint8_t> data) {
+    refuse_if_protected("write the flash");
     if (!chip_)
         throw Error(ErrorKind::Usage,
                     fmt::format("writing needs the chip's flash layout, and product ID 0x{:03X} is unknown to mcuflash",
@@ -337,6 +380,7 @@ void Client::erase_units(const std::vector<uint16_t>& numbers) {
 }
 
 void Client::erase(uint32_t address, uint32_t length) {
+    refuse_if_protected("erase the flash");
     if (!chip_) throw Error(ErrorKind::Usage, "erasing needs the chip's flash layout, and this product ID is unknown");
     std::vector<uint16_t> numbers;
     uint64_t end = uint64_t(address) + length;
@@ -352,6 +396,7 @@ void Client::erase(uint32_t address, uint32_t length) {
 }
 
 void Client::mass_erase() {
+    refuse_if_protected("mass-erase the flash");
     const bool extended = commands_.has(cmd::kExtendedErase);
     with_retries("mass erase", [&](int) {
         start_command(extended ? cmd::kExtendedErase : cmd::kErase);
@@ -370,6 +415,7 @@ void Client::readout_unprotect() {
     expect_ack("Readout Unprotect (mass erase)", kMassEraseTimeoutMs);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     synchronise(kSyncAttempts);
+    readout_protected_ = false;
 }
 
 void Client::write_unprotect() {
@@ -380,6 +426,7 @@ void Client::write_unprotect() {
 }
 
 void Client::start_application() {
+    if (readout_protected_) return;  // Go is refused too; the chip stays in its bootloader
     const uint32_t entry = chip_ ? chip_->flash_base : 0x08000000;
     start_command(cmd::kGo);
     link_.write(address_block(entry));

@@ -34,6 +34,9 @@ public:
     void write_unprotect();
 
     const BootloaderCommands& bootloader_commands() const { return commands_; }
+    // True when the ROM refused Read Memory at connect: readout protection (RDP level 1) is on, and
+    // reads, writes, erases and Go are refused until readout_unprotect() (which erases everything).
+    bool readout_protected() const { return readout_protected_; }
 
     static constexpr long kAckTimeoutMs = 1000;
     static constexpr long kMassEraseTimeoutMs = 40000;  // AN3155 allows tens of seconds
@@ -58,6 +61,10 @@ private:
     Bytes read_block(uint32_t address, size_t count);
     void erase_units(const std::vector<uint16_t>& numbers);
     uint32_t probe_flash_size(const targets::Chip& chip);
+    // Whether the ROM NACKs the Read Memory command itself (AN3155: readout protection active).
+    bool probe_readout_protection();
+    void refuse_if_protected(const char* what) const;
+    bool readout_protected_ = false;
     void identify(DeviceInfo& info);
 
     link::ByteLink& link_;
