@@ -153,3 +153,18 @@ TEST(DfuClient, Stm32duinoRefusesAnImageInsideTheBootloader) {
     EXPECT_TRUE(run->flash().protected_ranges_intact());
     EXPECT_EQ(run->flash().counters().programs, 0u);
 }
+
+TEST(DfuClient, SmoothieboardWritesFromItsApplicationStartVerifiesAndLeaves) {
+    auto run = open("lpc1768");
+    auto info = run->client->connect();
+    EXPECT_EQ(info.bootloader, "smoothie_dfu");
+    EXPECT_EQ(info.app_start, 0x4000u);
+    // Not a multiple of the bootloader's 512-byte write buffer: the plan pads the last block, or the
+    // bootloader would never write it.
+    auto img = random_image(0x4000, 40000, 10);
+    auto plan = plan::make_plan(img, info, run->client->capabilities(), {});
+    plan::execute(*run->client, plan, {}, core::Progress());
+    EXPECT_TRUE(flash_holds(run->flash(), img));
+    EXPECT_TRUE(run->flash().protected_ranges_intact());
+    EXPECT_FALSE(run->usb->present());  // the zero-length download made it leave
+}

@@ -451,12 +451,23 @@ void Client::start_application() {
             return;
         }
         end_upload();
-        if (downloading_) {
+        // Finish with a zero-length download: manifestation. After a verify the download was
+        // aborted; some bootloaders (Smoothieboard) take it anyway and leave, the others stall it.
+        try {
             usb_.control_out({0x21, kDnload, plain_block_, interface_, 0}, {}, kRequestTimeoutMs);
             DfuStatus st = get_status();
             if (st.state == kStateError)
                 throw Error(ErrorKind::Protocol, fmt::format("finishing the download: {}", status_text(st.status)));
-            downloading_ = false;
+            leave_outcome_ = fmt::format("answered {}", state_name(st.state));
+        } catch (const Error& e) {
+            if (downloading_ || e.kind() != ErrorKind::Protocol) throw;
+            if (usb_.present()) to_idle();  // stalled: clear dfuERROR before the reset
+        }
+        downloading_ = false;
+        for (int i = 0; i < 4 && usb_.present(); ++i) usb_.pause(50);
+        if (!usb_.present()) {
+            leave_outcome_ += leave_outcome_.empty() ? "left the bus (application runs)" : ", then left the bus (application runs)";
+            return;
         }
         usb_.reset_port();
         leave_outcome_ = "USB reset: the bootloader starts the application after its wait";

@@ -94,6 +94,33 @@ DfuPersonality stm32duino(const targets::Chip& chip) {
     return p;
 }
 
+DfuPersonality smoothie_dfu(const targets::Chip& chip) {
+    (void)chip;
+    DfuPersonality p;
+    p.name = "smoothie_dfu";
+    p.vendor = 0x1D50;
+    p.product = 0x6015;
+    p.bcd_device = 0x0100;
+    p.manufacturer = "SmoothieWare";
+    p.product_string = "Smoothie";
+    p.dfuse = false;
+    p.attributes = 0x0B;  // will detach, can upload, can download
+    p.transfer_size = 512;
+    p.alts = {{"Smoothie DFU", 0x4000, true}};
+    p.protected_size = 0x4000;
+    p.write_buffer = 512;  // FLASH_BUF_SIZE
+    p.erases_sector_at_start = true;
+    p.answers_busy_first = false;  // it writes during the DNLOAD and reports the next state at once
+    p.fixed_poll_ms = 500;
+    p.upload_fills_request = true;
+    p.manifest_from_any_state = true;
+    p.leaves_after_manifest = true;
+    // UM10360: sector erase 100 ms, 512-byte write about 1 ms.
+    p.erase_unit = 100ms;
+    p.program_per_kib = std::chrono::microseconds(2000);
+    return p;
+}
+
 DfuDevice::DfuDevice(const targets::Chip& chip, DfuPersonality personality, const DeviceOptions& options)
     : chip_(chip),
       p_(std::move(personality)),
@@ -112,7 +139,7 @@ std::string DfuDevice::describe() const { return fmt::format("{} on {}", p_.name
 
 std::vector<uint8_t> DfuDevice::device_descriptor() const {
     return usb::device_descriptor_bytes(p_.vendor, p_.product, p_.bcd_device, kStringManufacturer, kStringProduct,
-                                        kStringSerial);
+                                        p_.serial.empty() ? 0 : kStringSerial);
 }
 
 std::vector<uint8_t> DfuDevice::configuration_descriptor() const {
@@ -150,6 +177,7 @@ void DfuDevice::bus_reset(Clock::time_point now) {
     pending_.clear();
     address_pointer_ = chip_.flash_base;
     plain_offset_ = upload_offset_ = 0;
+    write_buffer_.clear();
     erased_this_session_.assign(flash_.size() / 256 + 1, false);
     activity_ = false;
     alt_setting_ = 0;
@@ -226,6 +254,13 @@ usb::ControlResult DfuDevice::class_request(const link::UsbSetup& setup, std::sp
 
 usb::ControlResult DfuDevice::download(uint16_t block, std::span<const uint8_t> data, Clock::time_point now) {
     (void)now;
+    if (p_.manifest_from_any_state && state_ != kError) {
+        if (data.empty()) {
+            state_ = kManifestSync;
+            return usb::ControlResult::ok();
+        }
+        if (state_ != kDnloadIdle) state_ = kIdle;  // it takes blocks in any state
+    }
     if (!(p_.attributes & kCanDownload) || (state_ != kIdle && state_ != kDnloadIdle) || data.size() > p_.transfer_size) {
         fail(kErrStalledPkt);
         return usb::ControlResult::stalled();
@@ -275,6 +310,7 @@ usb::ControlResult DfuDevice::upload(uint16_t block, uint16_t length) {
         address = alt.base + upload_offset_;
     }
     for (uint32_t i = 0; i < length && in_flash(address + i, 1); ++i) out.push_back(flash_.at(address + i));
+    if (p_.upload_fills_request) out.resize(length, 0xFF);  // memcpy from its flash pointer, whatever is there
     if (!p_.dfuse) upload_offset_ += static_cast<uint32_t>(out.size());
     state_ = out.size() < length ? kIdle : kUploadIdle;  // a short packet ends the upload
     if (state_ == kIdle) upload_offset_ = 0;
@@ -288,10 +324,13 @@ usb::ControlResult DfuDevice::get_status(Clock::time_point now) {
         // The first GETSTATUS after a block starts the work and always answers dfuDNBUSY (as ST's
         // ROM does; dfu-util's DfuSe commands insist on it); the next one reports the outcome.
         execute_pending(now);
-        if (state_ != kError) {
+        if (state_ != kError && p_.answers_busy_first) {
             state_ = kDnBusy;
             if (!busy_until_) busy_until_ = now;
             poll = *busy_until_ - now;
+        } else if (state_ != kError) {
+            busy_until_.reset();
+            state_ = kDnloadIdle;
         }
         reported = state_;
     } else if (state_ == kDnBusy) {
@@ -311,12 +350,17 @@ usb::ControlResult DfuDevice::get_status(Clock::time_point now) {
             }
             reported = state_ = kManifest;
             leave_at_ = now + 10ms;
+        } else if (p_.leaves_after_manifest) {
+            // It answers with the state it enters, then disconnects from USB and starts the application.
+            reported = state_ = kManifestWaitReset;
+            leave_at_ = now + 1ms;
         } else {
             reported = kManifest;
             state_ = (p_.attributes & kManifestationTolerant) ? kIdle : kManifestWaitReset;
         }
     }
-    const uint32_t poll_ms = static_cast<uint32_t>(std::chrono::ceil<std::chrono::milliseconds>(poll).count());
+    uint32_t poll_ms = static_cast<uint32_t>(std::chrono::ceil<std::chrono::milliseconds>(poll).count());
+    if (p_.fixed_poll_ms) poll_ms = p_.fixed_poll_ms;
     return usb::ControlResult::ok({status_, static_cast<uint8_t>(poll_ms), static_cast<uint8_t>(poll_ms >> 8),
                                    static_cast<uint8_t>(poll_ms >> 16), reported, 0});
 }
@@ -327,7 +371,7 @@ void DfuDevice::execute_pending(Clock::time_point now) {
     } else if (p_.dfuse && pending_block_ == 1) {
         fail(kErrStalledPkt);
     } else if (p_.dfuse) {
-        write_block(address_pointer_ + (pending_block_ - 2u) * p_.transfer_size, now);
+        write_block(address_pointer_ + (pending_block_ - 2u) * p_.transfer_size, pending_, now);
     } else {
         const auto& alt = p_.alts.at(std::min<size_t>(alt_setting_, p_.alts.size() - 1));
         if (!alt.flash) {
@@ -335,7 +379,17 @@ void DfuDevice::execute_pending(Clock::time_point now) {
         } else {
             uint32_t at = alt.base + plain_offset_;
             plain_offset_ += static_cast<uint32_t>(pending_.size());
-            write_block(at, now);
+            if (!p_.write_buffer) {
+                write_block(at, pending_, now);
+            } else {
+                // Bytes gather in a RAM buffer; only a full buffer is written.
+                if (write_buffer_.empty()) write_buffer_address_ = at;
+                write_buffer_.insert(write_buffer_.end(), pending_.begin(), pending_.end());
+                if (write_buffer_.size() >= p_.write_buffer) {
+                    auto full = std::exchange(write_buffer_, {});
+                    write_block(write_buffer_address_, full, now);
+                }
+            }
         }
     }
     pending_.clear();
@@ -379,11 +433,15 @@ void DfuDevice::dfuse_command(Clock::time_point now) {
     if (busy > Clock::duration::zero()) busy_until_ = now + busy;
 }
 
-void DfuDevice::write_block(uint32_t address, Clock::time_point now) {
-    const uint64_t length = pending_.size();
+void DfuDevice::write_block(uint32_t address, std::span<const uint8_t> data, Clock::time_point now) {
+    const uint64_t length = data.size();
     if (!in_flash(address, length)) return fail(kErrAddress);
     Clock::duration busy{};
-    if (!p_.dfuse) {
+    if (p_.erases_sector_at_start) {
+        auto unit = flash_.erase_unit_at(address);
+        if (unit && unit->address == address) busy += erase_unit_at(address);
+        if (state_ == kError) return;
+    } else if (!p_.dfuse) {
         // The Maple bootloader erases each page as the first block enters it.
         for (uint64_t at = address; at < address + length;) {
             auto unit = flash_.erase_unit_at(static_cast<uint32_t>(at));
@@ -401,7 +459,7 @@ void DfuDevice::write_block(uint32_t address, Clock::time_point now) {
     uint32_t start = address / unit * unit;
     uint64_t end = (uint64_t(address) + length + unit - 1) / unit * unit;
     std::vector<uint8_t> buffer(end - start, 0xFF);
-    std::copy(pending_.begin(), pending_.end(), buffer.begin() + (address - start));
+    std::copy(data.begin(), data.end(), buffer.begin() + (address - start));
     FlashOutcome outcome = flash_.program(start, buffer);
     if (!outcome.ok()) return fail(kErrWrite);
     busy += outcome.busy;

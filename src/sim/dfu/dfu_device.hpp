@@ -39,6 +39,15 @@ struct DfuPersonality {
     uint32_t protected_size = 0;   // bytes at the flash start the bootloader keeps (plain DFU)
     Clock::duration wait_window{};  // plain DFU: how long after a reset it stays in DFU with an application
     Clock::duration erase_unit{}, erase_per_kib{}, program_per_kib{};
+    // Quirks of bootloaders that bend DFU 1.1 (the Smoothieboard's, from its dfu.c / sbl_iap.c):
+    uint32_t write_buffer = 0;          // data is kept until this many bytes came, then written (a
+                                        // final shorter block is never written); 0: each block at once
+    bool erases_sector_at_start = false;  // a write starting exactly at a sector erases that sector
+    bool answers_busy_first = true;     // the first GETSTATUS after a block says dfuDNBUSY
+    uint32_t fixed_poll_ms = 0;         // bwPollTimeout it always reports (0: the real busy time)
+    bool upload_fills_request = false;  // UPLOAD returns wLength bytes always: it never ends by itself
+    bool manifest_from_any_state = false;  // a zero-length DNLOAD is taken in any state
+    bool leaves_after_manifest = false;    // after answering the manifest GETSTATUS it drops off the bus
 };
 
 class DfuDevice : public usb::UsbDeviceModel {
@@ -80,7 +89,7 @@ private:
     // Runs the pending block (DNLOAD-SYNC -> DNBUSY): sets busy_until_ or an error status.
     void execute_pending(Clock::time_point now);
     void dfuse_command(Clock::time_point now);
-    void write_block(uint32_t address, Clock::time_point now);
+    void write_block(uint32_t address, std::span<const uint8_t> data, Clock::time_point now);
     Clock::duration erase_unit_at(uint32_t address);
     bool in_flash(uint32_t address, uint64_t length) const;
     void fail(Status status);
@@ -104,10 +113,13 @@ private:
     std::vector<bool> erased_this_session_;
     bool leave_without_answer_ = false;
     bool activity_ = false;  // a DFU request arrived since the reset (stops the wait window)
+    std::vector<uint8_t> write_buffer_;    // write_buffer personalities: bytes not yet written
+    uint32_t write_buffer_address_ = 0;
 };
 
 // The personalities, with each chip's real layout strings.
 DfuPersonality st_rom_dfu(const targets::Chip& chip);
 DfuPersonality stm32duino(const targets::Chip& chip);
+DfuPersonality smoothie_dfu(const targets::Chip& chip);
 
 }  // namespace mcuflash::sim::dfu

@@ -12,7 +12,7 @@ namespace mcuflash::sim::dfu {
 const std::vector<DfuSimulatorChip>& dfu_simulator_chips() {
     static const std::vector<DfuSimulatorChip> all = [] {
         std::vector<DfuSimulatorChip> out;
-        for (const char* bootloader : {"st_rom_dfu", "stm32duino"})
+        for (const char* bootloader : {"st_rom_dfu", "stm32duino", "smoothie_dfu"})
             if (const auto* bl = targets::Knowledge::builtin().find_bootloader(bootloader))
                 for (const auto& [chip, size] : bl->sizes) out.push_back({chip, bootloader});
         return out;
@@ -27,7 +27,9 @@ std::unique_ptr<usb::UsbDeviceModel> make_dfu_device(const std::string& chip_nam
         known.push_back(entry.chip);
         if (entry.chip != wanted || (!options.bootloader.empty() && options.bootloader != entry.bootloader)) continue;
         const auto& chip = targets::Knowledge::builtin().chip(wanted);
-        auto personality = entry.bootloader == "stm32duino" ? stm32duino(chip) : st_rom_dfu(chip);
+        auto personality = entry.bootloader == "stm32duino"     ? stm32duino(chip)
+                           : entry.bootloader == "smoothie_dfu" ? smoothie_dfu(chip)
+                                                                : st_rom_dfu(chip);
         auto device = std::make_unique<DfuDevice>(chip, personality, options);
         if (options.trace) device->set_trace(options.trace);
         return device;
