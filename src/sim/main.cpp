@@ -26,6 +26,7 @@ struct ServeOptions {
     bool no_timing = false;
     std::string bootloader;
     bool any_baud = false;
+    bool uart = false;  // --uart: the protocol's UART twin
     bool verbose = false;
     uint16_t usbip_port = 0;  // USB simulators: the USB/IP server's port
 };
@@ -139,7 +140,13 @@ int main(int argc, char** argv) {
         cmd->add_flag("--any-baud", options.any_baud, "accept any client baud rate instead of garbling on a mismatch");
         cmd->add_flag("-v,--verbose", options.verbose, "log connections, resets, faults and device events");
         cmd->footer(std::string("\n") + sim::fault_spec_help());
-        cmd->callback([&chosen, &info] { chosen = &info; });
+        // A protocol with a UART twin ("samba" and "samba-uart") takes --uart for the twin.
+        const sim::SimulatorInfo* uart_twin = nullptr;
+        for (const auto& other : sim::simulators())
+            if (other.protocol == info.protocol + "-uart") uart_twin = &other;
+        if (uart_twin)
+            cmd->add_flag("--uart", options.uart, fmt::format("the UART variant (the same as `{}`)", uart_twin->protocol));
+        cmd->callback([&chosen, &info, uart_twin, &options] { chosen = options.uart && uart_twin ? uart_twin : &info; });
     }
     const sim::usb::UsbSimulatorInfo* chosen_usb = nullptr;
     for (const auto& info : sim::usb::usb_simulators()) {
