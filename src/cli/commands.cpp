@@ -12,6 +12,7 @@
 #include "core/hexdump.hpp"
 #include "image/loader.hpp"
 #include "plan/flash_plan.hpp"
+#include "protocol/dfu/client.hpp"
 #include "protocol/stm32uart/client.hpp"
 #include "targets/knowledge.hpp"
 
@@ -340,14 +341,24 @@ void unprotect_command(GlobalOptions& global, const DeviceOptions& device_option
                         "removing readout protection makes the chip erase its whole flash: add --erase-everything to "
                         "confirm");
         DeviceOptions options = device_options;
-        if (options.protocol.empty()) options.protocol = "stm32-uart";
-        if (options.protocol != "stm32-uart")
-            throw Error(ErrorKind::Usage, fmt::format("unprotect is for the STM32 ROM bootloader (-p stm32-uart), not {}",
-                                                      options.protocol));
+        const bool usb = options.device.rfind("usb:", 0) == 0 || options.device.rfind("sim:dfu", 0) == 0;
+        if (options.protocol.empty()) options.protocol = usb ? "dfu" : "stm32-uart";
+        if (options.protocol != "stm32-uart" && options.protocol != "dfu")
+            throw Error(ErrorKind::Usage,
+                        fmt::format("unprotect is for the STM32 ROM bootloaders (-p stm32-uart or dfu), not {}",
+                                    options.protocol));
         auto session = connect(options, reporter);
+        std::string done;
+        if (auto* dfu = dynamic_cast<protocol::dfu::Client*>(session.bootloader.get())) {
+            if (write) throw Error(ErrorKind::Usage, "DfuSe has no write-unprotect command; only --readout");
+            reporter.info("removing readout protection: the chip erases its whole flash, then resets");
+            dfu->read_unprotect();
+            reporter.result({{"command", "unprotect"}, {"readout", true}, {"chip", session.info.chip}},
+                            fmt::format("readout protection removed; the flash is erased ({})\n", session.info.chip));
+            return;
+        }
         auto* stm32 = dynamic_cast<protocol::stm32uart::Client*>(session.bootloader.get());
         if (!stm32) throw Error(ErrorKind::Usage, "unprotect needs an STM32 ROM bootloader");
-        std::string done;
         if (readout) {
             reporter.info("removing readout protection: the chip erases its whole flash (this can take 30 s)");
             stm32->readout_unprotect();
@@ -408,7 +419,7 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
 
     static bool readout = false, erase_everything = false, write_protection = false;
     auto* unprotect = app.add_subcommand(
-        "unprotect", "remove an STM32's readout protection (erases the whole flash) or write protection");
+        "unprotect", "remove an STM32's readout protection (erases the whole flash) or write protection (serial or DfuSe)");
     add_device_options(unprotect, device);
     unprotect->add_flag("--readout", readout, "remove readout protection (RDP): the chip erases its whole flash");
     unprotect->add_flag("--erase-everything", erase_everything, "confirm that --readout erases the whole flash");

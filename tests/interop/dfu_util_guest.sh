@@ -15,6 +15,8 @@
 # a multiple of 512 loses its last partial block (the bootloader writes only full 512-byte buffers:
 # a real quirk) and reports an error although the download worked (the device left the bus);
 # mcuflash pads the last block, the whole image lands, and the leave is reported as a success.
+# Two DFU devices attached at once: `-p dfu` without -d and `-d usb:0483:df11` both refuse (64) and
+# list them; `-d usb:BUS-PORT` picks one.
 # Skipped (77) without guest-run.sh, usbip, dfu-util, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
 
@@ -183,5 +185,36 @@ if flash[:0x4000] != (text * 500)[:0x4000]: problems.append("bootloader placehol
 if problems: sys.exit("\n".join(problems))
 PY
 tail -n 1 "$GUEST_DIR/smoothie-mcuflash.txt"
+
+# ---- two matching devices
+cd "$SOURCE_DIR"
+ports=()
+for n in 1 2; do
+  "$MCUFLASH_SIM" dfu --chip stm32f407xg --usbip 0 --no-timing 2>"$WORK/sim$n.log" &
+  BACKGROUND_PIDS+=($!)
+  for ((i = 0; i < 100; i++)); do grep -q 'on usbip 127.0.0.1:' "$WORK/sim$n.log" && break; sleep 0.05; done
+  ports+=("$(grep -o 'on usbip 127.0.0.1:[0-9]*' "$WORK/sim$n.log" | head -1 | cut -d: -f2 || true)")
+done
+[ -n "${ports[0]}" ] && [ -n "${ports[1]}" ] || case_fail "the two DFU simulators did not start"
+cd "$GUEST_DIR"
+set +e
+"$GUEST_RUN" --usbip-port "${ports[0]}" --usbip-port "${ports[1]}" --timeout 120 -- sh -c "
+  for p in ${ports[0]} ${ports[1]}; do usbip --tcp-port \$p attach -r \$GUEST_HOST_ADDR -b 1-1 || exit 41; done
+  i=0; until [ \$(lsusb -d 0483:df11 | wc -l) -eq 2 ]; do i=\$((i+1)); [ \$i -gt 100 ] && exit 42; sleep 0.1; done
+  ./mcuflash info -p dfu >two-auto.txt 2>&1; echo \"exit \$?\" >>two-auto.txt
+  ./mcuflash info -d usb:0483:df11 >two-vidpid.txt 2>&1; echo \"exit \$?\" >>two-vidpid.txt
+  path=\$(./mcuflash list --json | grep -o '\"port\":\"[^\"]*\"' | head -1 | cut -d'\"' -f4)
+  ./mcuflash info -d usb:\$path >two-path.txt 2>&1; echo \"exit \$?\" >>two-path.txt
+" >"$WORK/guest4.out" 2>"$WORK/guest.err"
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || case_fail "two-device guest command failed (exit $rc: 41 attach, 42 not both enumerated)"
+expect "exit 64" two-auto.txt
+expect "several DFU devices" two-auto.txt
+expect "exit 64" two-vidpid.txt
+expect "exit 0" two-path.txt
+expect "chip:        stm32f407xg" two-path.txt
+stop_background
+echo "ok: two matching DFU devices: refused without a choice, chosen by port path"
 tail -n 1 "$GUEST_DIR/mcuflash.txt"
 echo "dfu-util guest test: passed in ${took_ms} ms (guest boot included)"

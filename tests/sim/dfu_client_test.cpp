@@ -168,3 +168,14 @@ TEST(DfuClient, SmoothieboardWritesFromItsApplicationStartVerifiesAndLeaves) {
     EXPECT_TRUE(run->flash().protected_ranges_intact());
     EXPECT_FALSE(run->usb->present());  // the zero-length download made it leave
 }
+
+TEST(DfuClient, ReadUnprotectMassErasesAndTheDeviceResets) {
+    auto run = open("stm32f407xg");
+    run->flash().load(0x08040000, std::vector<uint8_t>(4096, 0x12));
+    run->client->connect();
+    run->client->read_unprotect();
+    run->usb->pause(100);
+    EXPECT_FALSE(run->usb->present());
+    const auto cells = run->flash().contents();
+    EXPECT_TRUE(std::all_of(cells.begin(), cells.end(), [](uint8_t b) { return b == 0xFF; }));
+}

@@ -429,6 +429,19 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
     return out;
 }
 
+void Client::read_unprotect() {
+    if (!dfuse()) throw Error(ErrorKind::Usage, "read unprotect is a DfuSe command; this device speaks plain DFU");
+    const uint8_t command[] = {0x92};
+    try {
+        dfuse_ready(true);
+        dfuse_command(command, "read unprotect (mass erase)", chip_ ? chip_->flash_base : 0);
+    } catch (const Error& e) {
+        // It resets once the erase is done: a device gone from the bus has done it.
+        if ((e.kind() != ErrorKind::Io && e.kind() != ErrorKind::Timeout) || usb_.present()) throw;
+    }
+    mode_ = DfuseMode::Unknown;
+}
+
 void Client::end_upload() {
     if (!uploading_) return;
     if (!upload_ended_) abort();

@@ -50,6 +50,8 @@ public:
     void start_application() override;
 
     bool dfuse() const { return functional_.version == 0x011A; }
+    // DfuSe read unprotect (0x92): the chip mass-erases its flash, then resets (it leaves the bus).
+    void read_unprotect();
     // How the last start_application() ended: "answered", or "dropped off the bus".
     const std::string& leave_outcome() const { return leave_outcome_; }
 

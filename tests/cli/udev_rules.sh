@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The udev rules file mcuflash ships (data/udev/70-mcuflash.rules) is what `mcuflash udev-rules`
+# prints from the knowledge base: every USB bootloader VID:PID, none missing, none stale.
+source "$(dirname "$0")/../lib/common.sh"
+"$MCUFLASH" udev-rules >"$WORK/rules"
+diff -u "$SOURCE_DIR/data/udev/70-mcuflash.rules" "$WORK/rules" \
+  || fail "data/udev/70-mcuflash.rules is stale: regenerate it with: mcuflash udev-rules > data/udev/70-mcuflash.rules"
+for id in 0483:df11 1eaf:0003 1d50:6015; do
+  grep -q "ATTR{idVendor}==\"${id%:*}\", ATTR{idProduct}==\"${id#*:}\"" "$WORK/rules" || fail "no rule for $id"
+done
+echo "ok: the shipped udev rules cover every USB bootloader mcuflash knows"
