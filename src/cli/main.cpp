@@ -12,8 +12,10 @@ using namespace mcuflash;
 int main(int argc, char** argv) {
     CLI::App app{
         "mcuflash: flash 3D-printer micro-controllers through their bootloaders, natively.\n"
-        "Devices: a serial port (/dev/ttyUSB0, /dev/serial/by-id/...), or sim:PROTOCOL[:CHIP] for a\n"
-        "simulated device (try: mcuflash flash demo.hex -d sim:stk500v1:atmega1284p).\n"
+        "Devices: a serial port (/dev/ttyUSB0, /dev/serial/by-id/...), a USB device in DFU mode\n"
+        "(usb:VID:PID, usb:BUS-PORT), or sim:PROTOCOL[:CHIP] for a simulated device\n"
+        "(try: mcuflash flash demo.hex -d sim:stk500v1:atmega1284p; `mcuflash list` shows what is connected).\n"
+        "Protocols (-p): stk500v1, stk500v2, stm32-uart, samba, samba-uart, dfu.\n"
         "Exit codes: 0 ok, 1 verify mismatch, 64 usage, 65 bad input or refused as unsafe,\n"
         "69 device not found, 74 I/O, 75 timeout, 77 permission."};
     app.require_subcommand(1);
