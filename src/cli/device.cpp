@@ -170,9 +170,14 @@ Session connect(const DeviceOptions& options, Reporter& reporter) {
     }
     std::string tried;
     for (auto b : bauds) tried += (tried.empty() ? "" : ", ") + std::to_string(b);
+    std::string hint = last_failure ? last_failure->hint() : std::string{};
+    if (options.protocol.empty())
+        hint += std::string(hint.empty() ? "" : "\n") +
+                "no -p was given, so only STK500v1 (optiboot, ATmegaBOOT) was tried: an Arduino Mega 2560 with its "
+                "stock bootloader needs -p stk500v2, an STM32 in its ROM bootloader -p stm32-uart, a SAM board "
+                "-p samba";
     throw Error(ErrorKind::NotFound,
-                fmt::format("no {} bootloader answers on {} (tried {} baud)", proto.name, path, tried),
-                last_failure ? last_failure->hint() : std::string{});
+                fmt::format("no {} bootloader answers on {} (tried {} baud)", proto.name, path, tried), hint);
 }
 
 ProgrammerSession connect_programmer(const DeviceOptions& options, const targets::Chip& chip, Reporter& reporter) {
