@@ -1,9 +1,16 @@
 #pragma once
-// What the client-against-simulator tests share: images of random bytes and checking that a
-// simulated flash holds an image.
-#include <random>
+// What the client-against-simulator tests share: images of random bytes, a flash through the plan,
+// and checking that a simulated flash holds an image and its bootloader.
+#include <gtest/gtest.h>
 
+#include <optional>
+#include <random>
+#include <string>
+
+#include "core/error.hpp"
 #include "image/image.hpp"
+#include "plan/flash_plan.hpp"
+#include "protocol/bootloader.hpp"
 #include "sim/flash_memory.hpp"
 #include "sim/in_process_link.hpp"
 
@@ -26,5 +33,30 @@ inline bool flash_holds(const sim::FlashMemory& flash, const image::Image& img) 
 }
 
 inline bool flash_holds(sim::InProcessLink& link, const image::Image& img) { return flash_holds(link.flash(), img); }
+
+// Connects, plans and runs a flash as the CLI does: nullopt on success, else the error's kind (whose
+// message must say something; `error` gets it).
+inline std::optional<core::ErrorKind> flash_through_plan(protocol::Bootloader& client, const image::Image& img,
+                                                         const plan::PlanOptions& options = {},
+                                                         plan::FlashReport* report = nullptr,
+                                                         std::string* error = nullptr) {
+    try {
+        auto info = client.connect();
+        auto plan = plan::make_plan(img, info, client.capabilities(), options);
+        auto result = plan::execute(client, plan, options, core::Progress());
+        if (report) *report = result;
+        return std::nullopt;
+    } catch (const core::Error& e) {
+        EXPECT_FALSE(std::string(e.what()).empty());
+        if (error) *error = e.what();
+        return e.kind();
+    }
+}
+
+// No write into a protected range was even attempted, and each still holds its placeholder.
+inline void expect_bootloader_untouched(const sim::FlashMemory& flash) {
+    EXPECT_TRUE(flash.violations().empty()) << flash.violations().front();
+    EXPECT_TRUE(flash.protected_ranges_intact());
+}
 
 }  // namespace mcuflash::test

@@ -42,15 +42,7 @@ std::unique_ptr<Run> open(const std::string& chip, const std::string& faults = {
 }
 
 std::optional<ErrorKind> flash(Run& run, const image::Image& img, plan::PlanOptions options = {}) {
-    try {
-        auto info = run.client->connect();
-        auto plan = plan::make_plan(img, info, run.client->capabilities(), options);
-        plan::execute(*run.client, plan, {}, core::Progress());
-        return std::nullopt;
-    } catch (const core::Error& e) {
-        EXPECT_FALSE(std::string(e.what()).empty());
-        return e.kind();
-    }
+    return test::flash_through_plan(*run.client, img, options);
 }
 
 

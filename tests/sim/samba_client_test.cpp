@@ -69,16 +69,7 @@ std::unique_ptr<Run> open(const std::string& chip, Transport transport, const st
 
 std::optional<ErrorKind> flash(Run& run, const image::Image& img, plan::FlashReport* report = nullptr,
                                plan::PlanOptions options = {}) {
-    try {
-        auto info = run.client->connect();
-        auto plan = plan::make_plan(img, info, run.client->capabilities(), options);
-        auto r = plan::execute(*run.client, plan, options, core::Progress());
-        if (report) *report = r;
-        return std::nullopt;
-    } catch (const core::Error& e) {
-        EXPECT_FALSE(std::string(e.what()).empty());
-        return e.kind();
-    }
+    return test::flash_through_plan(*run.client, img, options, report);
 }
 
 // The reset that starts the application ends the monitor (as on the boards): tests that talk to the
@@ -96,10 +87,7 @@ std::vector<uint8_t> whole_flash(sim::InProcessLink& link, uint32_t from, uint32
     return out;
 }
 
-void expect_bootloader_untouched(sim::InProcessLink& link) {
-    EXPECT_TRUE(link.flash().violations().empty()) << link.flash().violations().front();
-    EXPECT_TRUE(link.flash().protected_ranges_intact());
-}
+void expect_bootloader_untouched(sim::InProcessLink& link) { test::expect_bootloader_untouched(link.flash()); }
 
 #define REQUIRE_SIMULATOR() \
     if (!simulator_present()) GTEST_SKIP() << "the samba simulator (src/sim/samba) is not built in"

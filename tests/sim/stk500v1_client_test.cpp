@@ -44,23 +44,11 @@ std::unique_ptr<Run> open(const std::string& chip, const std::string& faults = {
 
 // Flashes `img` through the plan; returns the error kind, or nullopt on success.
 std::optional<ErrorKind> flash(Run& run, const image::Image& img, plan::FlashReport* report = nullptr) {
-    try {
-        auto info = run.client->connect();
-        auto plan = plan::make_plan(img, info, run.client->capabilities(), {});
-        auto r = plan::execute(*run.client, plan, {}, core::Progress());
-        if (report) *report = r;
-        return std::nullopt;
-    } catch (const core::Error& e) {
-        EXPECT_FALSE(std::string(e.what()).empty());
-        return e.kind();
-    }
+    return test::flash_through_plan(*run.client, img, {}, report);
 }
 
 
-void expect_bootloader_untouched(sim::InProcessLink& link) {
-    EXPECT_TRUE(link.flash().violations().empty()) << link.flash().violations().front();
-    EXPECT_TRUE(link.flash().protected_ranges_intact());
-}
+void expect_bootloader_untouched(sim::InProcessLink& link) { test::expect_bootloader_untouched(link.flash()); }
 
 }  // namespace
 

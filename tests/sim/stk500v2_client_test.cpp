@@ -45,23 +45,10 @@ std::unique_ptr<Run> open(const std::string& chip, const std::string& faults = {
     return run;
 }
 
-std::optional<ErrorKind> flash(Run& run, const image::Image& img) {
-    try {
-        auto info = run.client->connect();
-        auto plan = plan::make_plan(img, info, run.client->capabilities(), {});
-        plan::execute(*run.client, plan, {}, core::Progress());
-        return std::nullopt;
-    } catch (const core::Error& e) {
-        EXPECT_FALSE(std::string(e.what()).empty());
-        return e.kind();
-    }
-}
+std::optional<ErrorKind> flash(Run& run, const image::Image& img) { return test::flash_through_plan(*run.client, img); }
 
 
-void expect_bootloader_untouched(sim::InProcessLink& link) {
-    EXPECT_TRUE(link.flash().violations().empty()) << link.flash().violations().front();
-    EXPECT_TRUE(link.flash().protected_ranges_intact());
-}
+void expect_bootloader_untouched(sim::InProcessLink& link) { test::expect_bootloader_untouched(link.flash()); }
 
 }  // namespace
 

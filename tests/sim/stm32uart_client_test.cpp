@@ -52,19 +52,9 @@ std::unique_ptr<Run> open(const std::string& chip, const std::string& faults = {
 
 // Flashes `img` through the plan; returns the error kind, or nullopt on success.
 std::optional<ErrorKind> flash(Run& run, const image::Image& img, plan::FlashReport* report = nullptr) {
-    try {
-        auto info = run.client->connect();
-        plan::PlanOptions options;
-        options.write_boot_area = img.lowest() == kFlash;  // no flash bootloader to keep on these boards
-        auto plan = plan::make_plan(img, info, run.client->capabilities(), options);
-        auto r = plan::execute(*run.client, plan, options, core::Progress());
-        if (report) *report = r;
-        return std::nullopt;
-    } catch (const core::Error& e) {
-        EXPECT_FALSE(std::string(e.what()).empty());
-        run.error = e.what();
-        return e.kind();
-    }
+    plan::PlanOptions options;
+    options.write_boot_area = img.lowest() == kFlash;  // no flash bootloader to keep on these boards
+    return test::flash_through_plan(*run.client, img, options, report, &run.error);
 }
 
 
