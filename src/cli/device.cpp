@@ -110,10 +110,9 @@ Session connect(const DeviceOptions& options, Reporter& reporter) {
         } else {
             std::vector<link::UsbIdentity> found;
             for (const auto& id : link::LibusbDevice::enumerate())
-                for (const auto& [name, bl] : targets::Knowledge::builtin().bootloaders())
-                    if (bl.protocol == proto.name &&
-                        std::find(bl.usb_ids.begin(), bl.usb_ids.end(), std::pair{id.vendor, id.product}) != bl.usb_ids.end())
-                        found.push_back(id);
+                if (const auto* bl = targets::Knowledge::builtin().bootloader_by_usb_id(id.vendor, id.product);
+                    bl && bl->protocol == proto.name)
+                    found.push_back(id);
             if (found.empty())
                 throw Error(ErrorKind::NotFound, "no USB device in DFU mode found",
                             "put the board in DFU mode (BOOT0 high and reset, or its bootloader button), then run "

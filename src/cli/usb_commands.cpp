@@ -18,13 +18,6 @@ namespace {
 
 using json = nlohmann::json;
 
-const targets::Bootloader* usb_bootloader(uint16_t vendor, uint16_t product) {
-    for (const auto& [name, bl] : targets::Knowledge::builtin().bootloaders())
-        for (auto [v, p] : bl.usb_ids)
-            if (v == vendor && p == product) return &bl;
-    return nullptr;
-}
-
 void list_command(GlobalOptions& global) {
     run(global, [&](Reporter& reporter) {
         json serial = json::array(), usb = json::array();
@@ -42,7 +35,7 @@ void list_command(GlobalOptions& global) {
             reporter.warning(fmt::format("cannot list USB devices: {}", e.what()));
         }
         for (const auto& id : devices) {
-            const auto* bl = usb_bootloader(id.vendor, id.product);
+            const auto* bl = targets::Knowledge::builtin().bootloader_by_usb_id(id.vendor, id.product);
             json entry{{"vid", fmt::format("{:04x}", id.vendor)}, {"pid", fmt::format("{:04x}", id.product)},
                        {"port", id.port_path}, {"serial", id.serial}, {"bootloader", bl ? bl->name : ""}};
             std::string line = fmt::format("  usb:{:04x}:{:04x} at {}{}{}", id.vendor, id.product, id.port_path,

@@ -1,5 +1,6 @@
 #include "targets/knowledge.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -232,6 +233,12 @@ const Chip& Knowledge::chip(const std::string& name) const {
 const Chip* Knowledge::chip_by_signature(const std::vector<uint8_t>& signature) const {
     for (auto& [n, c] : chips_)
         if (!c.signature.empty() && c.signature == signature) return &c;
+    return nullptr;
+}
+
+const Bootloader* Knowledge::bootloader_by_usb_id(uint16_t vendor, uint16_t product) const {
+    for (const auto& [name, b] : bootloaders_)
+        if (std::find(b.usb_ids.begin(), b.usb_ids.end(), std::pair{vendor, product}) != b.usb_ids.end()) return &b;
     return nullptr;
 }
 

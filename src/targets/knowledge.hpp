@@ -86,6 +86,8 @@ public:
     std::vector<const Chip*> chips_by_product_id(uint16_t product_id) const;
     const Bootloader* find_bootloader(const std::string& name) const;
     std::vector<const Bootloader*> bootloaders_for(const std::string& protocol, const std::string& chip) const;
+    // The bootloader that enumerates as this USB VID:PID (its `usb` list), if any.
+    const Bootloader* bootloader_by_usb_id(uint16_t vendor, uint16_t product) const;
 
     const std::map<std::string, Chip>& chips() const { return chips_; }
     const std::map<std::string, Bootloader>& bootloaders() const { return bootloaders_; }

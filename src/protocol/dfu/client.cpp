@@ -155,13 +155,9 @@ void Client::identify(DeviceInfo& info) {
     for (const auto& alt : alts) alt_names_.push_back(usb_.string_descriptor(alt.name_index));
 
     const auto& kb = targets::Knowledge::builtin();
-    for (const auto& [name, bl] : kb.bootloaders()) {
-        if (bl.protocol != "dfu") continue;
-        if (!options_.bootloader.empty() ? name == options_.bootloader
-                                         : std::find(bl.usb_ids.begin(), bl.usb_ids.end(),
-                                                     std::pair{id.vendor, id.product}) != bl.usb_ids.end())
-            bootloader_ = &bl;
-    }
+    bootloader_ = options_.bootloader.empty() ? kb.bootloader_by_usb_id(id.vendor, id.product)
+                                              : kb.find_bootloader(options_.bootloader);
+    if (bootloader_ && bootloader_->protocol != "dfu") bootloader_ = nullptr;
 
     // The alternate setting that writes the application.
     alt_ = 0;
