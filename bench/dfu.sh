@@ -23,11 +23,8 @@ trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
 # The guest cannot see the host's /tmp, where a checkout may live: mcuflash runs from the shared cwd.
 cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
 head -c "$SIZE" /dev/urandom >"$GUEST_DIR/app.bin"
-"$MCUFLASH_SIM" dfu --chip stm32f407xg --usbip 0 --flash-file "$GUEST_DIR/flash.bin" 2>"$WORK/sim.log" &
-BACKGROUND_PIDS+=($!)
-for ((i = 0; i < 100; i++)); do grep -q 'on usbip 127.0.0.1:' "$WORK/sim.log" && break; sleep 0.05; done
-PORT=$(grep -o 'on usbip 127.0.0.1:[0-9]*' "$WORK/sim.log" | head -1 | cut -d: -f2)
-[ -n "$PORT" ] || fail "mcuflash-sim dfu did not start"
+start_usbip_sim "$WORK/sim.log" dfu --chip stm32f407xg --flash-file "$GUEST_DIR/flash.bin"
+PORT=$USBIP_PORT
 
 cd "$GUEST_DIR"
 "$GUEST_RUN" --usbip-port "$PORT" --timeout 300 -- sh -c "

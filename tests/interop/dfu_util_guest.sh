@@ -43,11 +43,8 @@ show_logs() {
 }
 case_fail() { show_logs; fail "$*"; }
 
-"$MCUFLASH_SIM" dfu --chip stm32f407xg --usbip 0 --flash-file "$GUEST_DIR/flash.bin" 2>"$WORK/sim.log" &
-BACKGROUND_PIDS+=($!)
-for ((i = 0; i < 100; i++)); do grep -q 'on usbip 127.0.0.1:' "$WORK/sim.log" && break; sleep 0.05; done
-PORT=$(grep -o 'on usbip 127.0.0.1:[0-9]*' "$WORK/sim.log" | head -1 | cut -d: -f2)
-[ -n "$PORT" ] || case_fail "mcuflash-sim dfu did not start"
+start_usbip_sim "$WORK/sim.log" dfu --chip stm32f407xg --flash-file "$GUEST_DIR/flash.bin"
+PORT=$USBIP_PORT
 
 cd "$GUEST_DIR"
 started=$(date +%s%N)
@@ -98,11 +95,8 @@ grep -q "alt 0 (used): @Internal Flash" "$GUEST_DIR/list-mcuflash.txt" || case_f
 
 # ---- the stm32duino (Maple) bootloader: plain DFU
 cd "$SOURCE_DIR"
-"$MCUFLASH_SIM" dfu --chip stm32f103xb --usbip 0 --flash-file "$GUEST_DIR/maple.bin" 2>"$WORK/sim.log" &
-BACKGROUND_PIDS+=($!)
-for ((i = 0; i < 100; i++)); do grep -q 'on usbip 127.0.0.1:' "$WORK/sim.log" && break; sleep 0.05; done
-PORT=$(grep -o 'on usbip 127.0.0.1:[0-9]*' "$WORK/sim.log" | head -1 | cut -d: -f2)
-[ -n "$PORT" ] || case_fail "mcuflash-sim dfu (maple) did not start"
+start_usbip_sim "$WORK/sim.log" dfu --chip stm32f103xb --flash-file "$GUEST_DIR/maple.bin"
+PORT=$USBIP_PORT
 head -c 40000 /dev/urandom >"$GUEST_DIR/maple-app.bin"
 head -c 30000 /dev/urandom >"$GUEST_DIR/maple-app2.bin"
 cd "$GUEST_DIR"
@@ -140,11 +134,8 @@ tail -n 1 "$GUEST_DIR/maple-mcuflash.txt"
 
 # ---- the Smoothieboard (LPC1768) DFU bootloader
 cd "$SOURCE_DIR"
-"$MCUFLASH_SIM" dfu --chip lpc1768 --usbip 0 --flash-file "$GUEST_DIR/smoothie.bin" 2>"$WORK/sim.log" &
-BACKGROUND_PIDS+=($!)
-for ((i = 0; i < 100; i++)); do grep -q 'on usbip 127.0.0.1:' "$WORK/sim.log" && break; sleep 0.05; done
-PORT=$(grep -o 'on usbip 127.0.0.1:[0-9]*' "$WORK/sim.log" | head -1 | cut -d: -f2)
-[ -n "$PORT" ] || case_fail "mcuflash-sim dfu (smoothie) did not start"
+start_usbip_sim "$WORK/sim.log" dfu --chip lpc1768 --flash-file "$GUEST_DIR/smoothie.bin"
+PORT=$USBIP_PORT
 head -c 40000 /dev/urandom >"$GUEST_DIR/smoothie-app.bin"   # 78 blocks of 512 and 64 bytes
 head -c 30000 /dev/urandom >"$GUEST_DIR/smoothie-app2.bin"
 cd "$GUEST_DIR"
@@ -190,12 +181,9 @@ tail -n 1 "$GUEST_DIR/smoothie-mcuflash.txt"
 cd "$SOURCE_DIR"
 ports=()
 for n in 1 2; do
-  "$MCUFLASH_SIM" dfu --chip stm32f407xg --usbip 0 --no-timing 2>"$WORK/sim$n.log" &
-  BACKGROUND_PIDS+=($!)
-  for ((i = 0; i < 100; i++)); do grep -q 'on usbip 127.0.0.1:' "$WORK/sim$n.log" && break; sleep 0.05; done
-  ports+=("$(grep -o 'on usbip 127.0.0.1:[0-9]*' "$WORK/sim$n.log" | head -1 | cut -d: -f2 || true)")
+  start_usbip_sim "$WORK/sim$n.log" dfu --chip stm32f407xg --no-timing
+  ports+=("$USBIP_PORT")
 done
-[ -n "${ports[0]}" ] && [ -n "${ports[1]}" ] || case_fail "the two DFU simulators did not start"
 cd "$GUEST_DIR"
 set +e
 "$GUEST_RUN" --usbip-port "${ports[0]}" --usbip-port "${ports[1]}" --timeout 120 -- sh -c "

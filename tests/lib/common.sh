@@ -93,3 +93,18 @@ for line in open(hex_path):
         if dump[a:a + n] != data: sys.exit(f"bootloader differs at 0x{a:05X}")
 PY
 }
+
+# start_usbip_sim LOG ARGS...: runs `mcuflash-sim ARGS --usbip 0` in the background (its log in LOG)
+# and sets USBIP_PORT to the port it chose; fails when it has not started within 5 s.
+start_usbip_sim() {
+  local log=$1 i
+  shift
+  "$MCUFLASH_SIM" "$@" --usbip 0 2>"$log" &
+  BACKGROUND_PIDS+=($!)
+  for ((i = 0; i < 100; i++)); do
+    USBIP_PORT=$(grep -o 'on usbip 127.0.0.1:[0-9]*' "$log" 2>/dev/null | head -1 | cut -d: -f2 || true)
+    [ -n "$USBIP_PORT" ] && return 0
+    sleep 0.05
+  done
+  fail "mcuflash-sim $* did not start: $(cat "$log")"
+}
