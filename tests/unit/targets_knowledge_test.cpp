@@ -24,7 +24,9 @@ TEST(Knowledge, BuiltinDataLoadsAndIsConsistent) {
         for (const auto& [chip, size] : bl.sizes) {
             // A boot section at the top is one the chip's fuses can select; one at the bottom only
             // has to leave room for an application.
-            if (bl.placement == targets::Placement::Top) EXPECT_LE(size, kb.chip(chip).max_boot_size) << name << " " << chip;
+            if (bl.placement == targets::Placement::Top) {
+                EXPECT_LE(size, kb.chip(chip).max_boot_size) << name << " " << chip;
+            }
             EXPECT_LT(size, kb.chip(chip).flash_size) << name << " " << chip;
         }
 }

@@ -3,8 +3,11 @@
 namespace mcuflash::sim::stk500v2 {
 
 std::vector<uint8_t> frame_message(uint8_t sequence, std::span<const uint8_t> body) {
-    std::vector<uint8_t> out{bytes::kMessageStart, sequence, static_cast<uint8_t>(body.size() >> 8),
-                             static_cast<uint8_t>(body.size()), bytes::kToken};
+    std::vector<uint8_t> out;
+    out.reserve(body.size() + 6);
+    for (uint8_t b : {bytes::kMessageStart, sequence, static_cast<uint8_t>(body.size() >> 8),
+                      static_cast<uint8_t>(body.size()), bytes::kToken})
+        out.push_back(b);
     out.insert(out.end(), body.begin(), body.end());
     uint8_t checksum = 0;
     for (uint8_t b : out) checksum ^= b;
