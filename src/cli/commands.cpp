@@ -132,31 +132,25 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
         auto caps = session.bootloader->capabilities();
         auto flash_plan = plan::make_plan(img, session.info, caps, plan_options);
 
-        uint64_t written = 0;
-        core::Progress progress([&](const core::ProgressEvent& e) {
-            if (e.stage == core::Stage::Write && e.kind == core::ProgressEvent::Kind::Advanced) written = e.done;
-            reporter.on_progress(e);
-        });
+        core::Progress progress(reporter.sink());
         plan::FlashReport report;
         try {
-            report = plan::execute(*session.bootloader, flash_plan, plan_options, progress);
+            plan::execute(*session.bootloader, flash_plan, plan_options, progress, report);
         } catch (Error& e) {
             // Say what state the board is in and how to try again.
             const auto& info = session.info;
             const uint64_t flash_end = uint64_t(info.flash_base) + info.flash_size;
-            std::string bootloader_state;
+            std::string bootloader_state = "the bootloader is in ROM and cannot be overwritten";
             if (info.app_end < flash_end)
-                bootloader_state = fmt::format("the bootloader region ({}-{}) was not touched", hex_address(info.app_end),
-                                               hex_address(static_cast<uint32_t>(flash_end - 1)));
+                bootloader_state = fmt::format("mcuflash sent no write or erase to the bootloader region ({}-{})",
+                                               hex_address(info.app_end), hex_address(static_cast<uint32_t>(flash_end - 1)));
             else if (info.app_start > info.flash_base)
-                bootloader_state = fmt::format("the bootloader region ({}-{}) was not touched", hex_address(info.flash_base),
-                                               hex_address(info.app_start - 1));
-            else
-                bootloader_state = "the bootloader is in ROM and cannot be overwritten";
-            std::string state = fmt::format(
-                "{} of {} bytes were written before this; {}, so the board still enters its bootloader. Retry: "
-                "mcuflash flash {} {}",
-                written, flash_plan.bytes_to_write(), bootloader_state, file, session.retry_hint);
+                bootloader_state = fmt::format("mcuflash sent no write or erase to the bootloader region ({}-{})",
+                                               hex_address(info.flash_base), hex_address(info.app_start - 1));
+            std::string erased = report.bytes_erased ? fmt::format("{} bytes were erased and ", report.bytes_erased) : "";
+            std::string state = fmt::format("{}{} of {} bytes written before this; {}. Retry: mcuflash flash {} {}",
+                                            erased, report.bytes_written, flash_plan.bytes_to_write(),
+                                            bootloader_state, file, session.retry_hint);
             e.with_hint(e.hint().empty() ? state : e.hint() + "\n" + state);
             throw;
         }
@@ -170,14 +164,19 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
                   {"pages_written", report.pages_written},
                   {"pages_rewritten", report.pages_rewritten},
                   {"verified", report.verified},
+                  {"outside_checked", report.outside_checked},
                   {"started", report.started},
                   {"seconds_erase", report.seconds_erase},
                   {"seconds_write", report.seconds_write},
                   {"seconds_verify", report.seconds_verify}};
+        if (report.verified) j["verify_method"] = report.verify_method;
+        if (!report.not_verified.empty()) j["not_verified"] = report.not_verified;
+        std::string verified = report.verified ? fmt::format(", verified ({}) in {:.2f} s", report.verify_method,
+                                                             report.seconds_verify)
+                             : plan_options.verify ? "; " + report.not_verified
+                                                   : ", not verified (--no-verify)";
         std::string human = fmt::format("wrote {} bytes ({} pages) to the {} in {:.2f} s{}{}\n", report.bytes_written,
-                                        report.pages_written, session.info.chip, report.seconds_write,
-                                        report.verified ? fmt::format(", verified in {:.2f} s", report.seconds_verify)
-                                                        : ", not verified",
+                                        report.pages_written, session.info.chip, report.seconds_write, verified,
                                         report.started ? "; application started" : "");
         if (report.bytes_erased)
             human = fmt::format("erased {} bytes in {:.2f} s; ", report.bytes_erased, report.seconds_erase) + human;
@@ -185,6 +184,8 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
             human = fmt::format("{} bytes already held the image and were left alone; ", report.bytes_unchanged) + human;
         if (report.pages_rewritten)
             human += fmt::format("{} page(s) failed the first verify and were written again\n", report.pages_rewritten);
+        if (report.outside_checked)
+            human += "the flash outside the image, the bootloader's included, is as it was before\n";
         reporter.result(j, human);
     });
 }

@@ -24,6 +24,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // Verify reads this much at a time, so progress moves and a mismatch is found early.
 constexpr uint32_t kVerifyChunk = 1024;
+// The flash outside the image is checksummed in pieces of this size (aligned), so that a change
+// can be located; SAM-BA's Z computes at most 4 KiB per command anyway.
+constexpr uint32_t kOutsideChunk = 4096;
 
 }  // namespace
 
@@ -76,6 +79,10 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
     const uint32_t unit = std::max<uint32_t>(caps.write_unit, 1);
     FlashPlan plan;
     plan.image_bytes = image.total_bytes();
+    plan.flash_base = device.flash_base;
+    plan.flash_end = uint64_t(device.flash_base) + device.flash_size;
+    plan.app_start = device.app_start;
+    plan.app_end = device.app_end;
     // Every write unit the image touches, in address order.
     std::vector<uint32_t> starts;
     for (const auto& [address, bytes] : image.runs()) {
@@ -107,6 +114,42 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
 
 namespace {
 
+// The unit of the skip and rewrite decisions: an erase unit (or, where nothing needs a separate
+// erase, one page) and the planned pages inside it.
+struct Group {
+    protocol::EraseUnit range;
+    std::vector<const PageWrite*> pages;
+};
+
+std::vector<Group> groups_of(const FlashPlan& plan) {
+    std::vector<Group> groups;
+    if (plan.erases.empty()) {
+        for (const auto& p : plan.pages) groups.push_back({{p.address, static_cast<uint32_t>(p.data.size())}, {&p}});
+        return groups;
+    }
+    for (const auto& unit : plan.erases) {
+        Group group{unit, {}};
+        for (const auto& p : plan.pages)
+            if (p.address >= unit.address && p.address < unit.end()) group.pages.push_back(&p);
+        groups.push_back(std::move(group));
+    }
+    return groups;
+}
+
+// What flashing leaves in a group: its pages, and erased bytes where no page lands.
+std::vector<uint8_t> content_after(const Group& group) {
+    std::vector<uint8_t> after(group.range.size, 0xFF);
+    for (const auto* p : group.pages)
+        std::copy(p->data.begin(), p->data.end(), after.begin() + (p->address - group.range.address));
+    return after;
+}
+
+uint64_t bytes_of(const std::vector<const PageWrite*>& pages) {
+    uint64_t total = 0;
+    for (const auto* p : pages) total += p->data.size();
+    return total;
+}
+
 // Whether the device's checksum of `bytes` at `address` matches; nullopt when it gave none.
 std::optional<bool> checksum_matches(protocol::Bootloader& device, const protocol::Capabilities& caps,
                                      uint32_t address, std::span<const uint8_t> bytes) {
@@ -116,38 +159,62 @@ std::optional<bool> checksum_matches(protocol::Bootloader& device, const protoco
     return *on_device == caps.local_checksum(bytes);
 }
 
-}  // namespace
+// A page that read back different is read again before it counts as different: a reply damaged on
+// a line without checksums (SAM-BA, STK500v1) looks like wrong flash, while no damage turns wrong
+// flash into exactly the right bytes.
+bool reads_back_equal(protocol::Bootloader& device, const PageWrite& page) {
+    constexpr int kRereads = 2;
+    for (int i = 0; i < kRereads; ++i) {
+        auto back = device.read(page.address, static_cast<uint32_t>(page.data.size()));
+        if (std::equal(page.data.begin(), page.data.end(), back.begin(), back.end())) return true;
+    }
+    return false;
+}
 
-std::vector<uint32_t> verify_pages(protocol::Bootloader& device, const std::vector<PageWrite>& pages,
-                                   const core::Progress& progress) {
-    const auto caps = device.capabilities();
+// Whether a comparison with the device can prove that it holds the bytes.
+bool can_prove(const protocol::Capabilities& caps) { return caps.can_read || caps.checksum_proves_sameness; }
+
+std::string checksum_words(const protocol::Capabilities& caps) {
+    return caps.checksum_name.empty() ? std::string("checksum") : caps.checksum_name;
+}
+
+// The pages (in address order) that the device does not hold. Contiguous pages are compared in runs
+// of about kVerifyChunk. With `weak_only` (a device that can neither read nor prove), a weak
+// checksum marks differences and nothing else.
+std::vector<uint32_t> find_differences(protocol::Bootloader& device, const protocol::Capabilities& caps,
+                                       const std::vector<const PageWrite*>& pages, const core::Progress& progress,
+                                       const std::string& message = {}) {
     std::vector<uint32_t> bad;
-    uint64_t total = 0, done = 0;
-    for (const auto& p : pages) total += p.data.size();
-    progress.started(Stage::Verify, total);
-    // Read contiguous runs of pages in chunks: fewer, larger reads.
-    size_t i = 0;
-    while (i < pages.size()) {
+    const uint64_t total = bytes_of(pages);
+    uint64_t done = 0;
+    progress.started(Stage::Verify, total, message);
+    for (size_t i = 0; i < pages.size();) {
         size_t j = i;
-        uint64_t run_end = pages[i].address + pages[i].data.size();
-        while (j + 1 < pages.size() && pages[j + 1].address == run_end && run_end - pages[i].address < kVerifyChunk) {
+        uint64_t run_end = pages[i]->address + pages[i]->data.size();
+        while (j + 1 < pages.size() && pages[j + 1]->address == run_end && run_end - pages[i]->address < kVerifyChunk) {
             ++j;
-            run_end += pages[j].data.size();
+            run_end += pages[j]->data.size();
         }
-        size_t offset = 0;
         std::vector<uint8_t> expected;
-        for (size_t k = i; k <= j; ++k) expected.insert(expected.end(), pages[k].data.begin(), pages[k].data.end());
-        if (checksum_matches(device, caps, pages[i].address, expected) == true) {
-            offset = expected.size();  // the whole run matches; a mismatch falls back to reading it
-        } else {
-            auto back = device.read(pages[i].address, static_cast<uint32_t>(run_end - pages[i].address));
+        for (size_t k = i; k <= j; ++k) expected.insert(expected.end(), pages[k]->data.begin(), pages[k]->data.end());
+        const uint32_t from = pages[i]->address;
+        std::optional<bool> same;
+        if (caps.checksum_proves_sameness || !caps.can_read) same = checksum_matches(device, caps, from, expected);
+        if (same == true && caps.checksum_proves_sameness) {
+            // proved: nothing to read
+        } else if (caps.can_read) {
+            auto back = device.read(from, static_cast<uint32_t>(expected.size()));
+            size_t offset = 0;
             for (size_t k = i; k <= j; ++k) {
-                if (!std::equal(pages[k].data.begin(), pages[k].data.end(), back.begin() + static_cast<long>(offset)))
-                    bad.push_back(pages[k].address);
-                offset += pages[k].data.size();
+                if (!std::equal(pages[k]->data.begin(), pages[k]->data.end(), back.begin() + static_cast<long>(offset)) &&
+                    !reads_back_equal(device, *pages[k]))
+                    bad.push_back(pages[k]->address);
+                offset += pages[k]->data.size();
             }
+        } else if (same != true) {
+            for (size_t k = i; k <= j; ++k) bad.push_back(pages[k]->address);
         }
-        done += offset;
+        done += expected.size();
         progress.advanced(Stage::Verify, done, total);
         i = j + 1;
     }
@@ -155,133 +222,283 @@ std::vector<uint32_t> verify_pages(protocol::Bootloader& device, const std::vect
     return bad;
 }
 
+std::vector<const PageWrite*> pointers(const std::vector<PageWrite>& pages) {
+    std::vector<const PageWrite*> out;
+    for (const auto& p : pages) out.push_back(&p);
+    return out;
+}
+
+// The flash outside the plan's groups (the bootloader's region included), by the device's checksum,
+// so that a command damaged on the line and executed somewhere else is found.
+struct OutsideSnapshot {
+    struct Region {
+        protocol::EraseUnit range;
+        uint32_t checksum = 0;
+    };
+    std::vector<Region> regions;
+};
+
+std::optional<OutsideSnapshot> snapshot_outside(protocol::Bootloader& device, const FlashPlan& plan,
+                                                const std::vector<Group>& groups, const core::Progress& progress,
+                                                const char* message) {
+    std::vector<protocol::EraseUnit> ranges;
+    uint64_t at = plan.flash_base;
+    for (const auto& g : groups) {  // in address order
+        if (g.range.address > at) ranges.push_back({static_cast<uint32_t>(at), static_cast<uint32_t>(g.range.address - at)});
+        at = std::max<uint64_t>(at, g.range.end());
+    }
+    if (plan.flash_end > at) ranges.push_back({static_cast<uint32_t>(at), static_cast<uint32_t>(plan.flash_end - at)});
+    std::vector<protocol::EraseUnit> pieces;
+    for (const auto& r : ranges)
+        for (uint64_t from = r.address; from < r.end();) {
+            uint64_t to = std::min<uint64_t>(r.end(), (from / kOutsideChunk + 1) * kOutsideChunk);
+            pieces.push_back({static_cast<uint32_t>(from), static_cast<uint32_t>(to - from)});
+            from = to;
+        }
+    ranges = std::move(pieces);
+    uint64_t total = 0, done = 0;
+    for (const auto& r : ranges) total += r.size;
+    progress.started(Stage::Verify, total, message);
+    OutsideSnapshot snapshot;
+    for (const auto& r : ranges) {
+        auto sum = device.checksum(r.address, r.size);
+        if (!sum) return std::nullopt;
+        snapshot.regions.push_back({r, *sum});
+        done += r.size;
+        progress.advanced(Stage::Verify, done, total);
+    }
+    progress.finished(Stage::Verify, done);
+    return snapshot;
+}
+
+void check_outside_unchanged(protocol::Bootloader& device, const FlashPlan& plan, const std::vector<Group>& groups,
+                             const OutsideSnapshot& before, const core::Progress& progress, FlashReport& report) {
+    auto after = snapshot_outside(device, plan, groups, progress, "checking that nothing outside the image changed");
+    if (!after || after->regions.size() != before.regions.size()) return;
+    std::vector<protocol::EraseUnit> changed;  // adjacent pieces merged
+    bool bootloader_changed = false;
+    for (size_t i = 0; i < before.regions.size(); ++i) {
+        const auto& r = before.regions[i].range;
+        if (after->regions[i].checksum == before.regions[i].checksum) continue;
+        if (!changed.empty() && changed.back().end() == r.address) changed.back().size += r.size;
+        else changed.push_back(r);
+        if (r.address < plan.app_start || r.end() > plan.app_end) bootloader_changed = true;
+    }
+    if (changed.empty()) {
+        report.outside_checked = true;
+        return;
+    }
+    std::string where;
+    for (const auto& c : changed)
+        where += fmt::format("{}{}-{}", where.empty() ? "" : ", ", hex_address(c.address),
+                             hex_address(static_cast<uint32_t>(c.end() - 1)));
+    throw Error(ErrorKind::VerifyMismatch,
+                fmt::format("flash outside the image changed while flashing ({} no longer hold what they held "
+                            "before): a command damaged on the line was carried out at the wrong address{}",
+                            where,
+                            bootloader_changed ? "; this includes the bootloader's region, so the board may no "
+                                                 "longer start its bootloader"
+                                               : ""),
+                bootloader_changed
+                    ? "do not reset or unplug the board: flash again now while the bootloader still runs, over a "
+                      "shorter cable or another USB port; if it no longer answers, the bootloader must be installed "
+                      "again (mcuflash bootloader install, or through SWD)"
+                    : "the image itself is in place; flash again over a shorter cable or another USB port to be sure "
+                      "nothing else was damaged");
+}
+
+class Executor {
+public:
+    Executor(protocol::Bootloader& device, const FlashPlan& plan, const PlanOptions& options,
+             const core::Progress& progress, FlashReport& report)
+        : device_(device), plan_(plan), options_(options), progress_(progress), report_(report),
+          caps_(device.capabilities()), groups_(groups_of(plan)) {}
+
+    void run() {
+        std::optional<OutsideSnapshot> outside;
+        if (options_.check_outside && caps_.can_checksum)
+            outside = snapshot_outside(device_, plan_, groups_, progress_,
+                                       fmt::format("{} of the flash outside the image", checksum_words(caps_)).c_str());
+        std::vector<const Group*> todo = options_.skip_unchanged ? changed_groups() : all_groups();
+        auto t_erase = std::chrono::steady_clock::now();
+        erase(todo);
+        report_.seconds_erase = seconds_since(t_erase);
+        auto t_write = std::chrono::steady_clock::now();
+        auto pages = pages_of(todo);
+        write(pages);
+        report_.pages_written = pages.size();
+        report_.seconds_write = seconds_since(t_write);
+        if (options_.verify) {
+            auto t_verify = std::chrono::steady_clock::now();
+            if (todo.empty() && unchanged_proved_) {
+                // Every unit was just compared as strongly as a verify, and nothing was written since.
+                report_.verified = true;
+                report_.verify_method = method();
+            } else {
+                verify_and_repair();
+            }
+            report_.seconds_verify = seconds_since(t_verify);
+        }
+        if (outside) check_outside_unchanged(device_, plan_, groups_, *outside, progress_, report_);
+        if (options_.start_application) {
+            progress_.started(Stage::Start, 0);
+            device_.start_application();
+            progress_.finished(Stage::Start, 0);
+            report_.started = true;
+        }
+    }
+
+private:
+    std::string method() const {
+        return caps_.can_read && !caps_.checksum_proves_sameness ? "read back" : "device " + checksum_words(caps_);
+    }
+
+    std::vector<const Group*> all_groups() const {
+        std::vector<const Group*> out;
+        for (const auto& g : groups_) out.push_back(&g);
+        return out;
+    }
+
+    static std::vector<const PageWrite*> pages_of(const std::vector<const Group*>& groups) {
+        std::vector<const PageWrite*> out;
+        for (const auto* g : groups) out.insert(out.end(), g->pages.begin(), g->pages.end());
+        return out;
+    }
+
+    // The groups that do not hold what flashing would leave there. The device's checksum finds
+    // differences quickly; where it matches, only a proof leaves the unit alone: a checksum that
+    // proves sameness, or reading the unit's pages back. A device that can do neither rewrites all.
+    std::vector<const Group*> changed_groups() {
+        unchanged_proved_ = false;
+        if (!caps_.can_checksum || !caps_.local_checksum || !can_prove(caps_)) return all_groups();
+        std::vector<const Group*> todo;
+        progress_.started(Stage::Verify, groups_.size(), "comparing with what is on the device");
+        size_t compared = 0;
+        for (const auto& group : groups_) {
+            bool unchanged = checksum_matches(device_, caps_, group.range.address, content_after(group)) == true;
+            if (unchanged && !caps_.checksum_proves_sameness)
+                unchanged = find_differences(device_, caps_, group.pages, core::Progress()).empty();
+            if (unchanged) report_.bytes_unchanged += group.range.size;
+            else todo.push_back(&group);
+            progress_.advanced(Stage::Verify, ++compared, groups_.size());
+        }
+        progress_.finished(Stage::Verify, compared,
+                           fmt::format("{} bytes already hold the image and are left alone", report_.bytes_unchanged));
+        unchanged_proved_ = true;
+        return todo;
+    }
+
+    void erase(const std::vector<const Group*>& groups) {
+        if (plan_.erases.empty() || groups.empty()) return;
+        uint64_t total = 0, done = 0;
+        for (const auto* g : groups) total += g->range.size;
+        progress_.started(Stage::Erase, total);
+        // Adjacent units go in one call: the device can erase them in one command.
+        for (size_t i = 0; i < groups.size();) {
+            size_t j = i;
+            while (j + 1 < groups.size() && groups[j + 1]->range.address == groups[j]->range.end()) ++j;
+            const auto length = static_cast<uint32_t>(groups[j]->range.end() - groups[i]->range.address);
+            device_.erase(groups[i]->range.address, length);
+            done += length;
+            report_.bytes_erased += length;
+            progress_.advanced(Stage::Erase, done, total);
+            i = j + 1;
+        }
+        progress_.finished(Stage::Erase, done);
+    }
+
+    void write(const std::vector<const PageWrite*>& pages) {
+        if (pages.empty()) return;
+        const uint64_t total = bytes_of(pages);
+        uint64_t done = 0;
+        progress_.started(Stage::Write, total);
+        for (const auto* p : pages) {
+            device_.write(p->address, p->data);
+            done += p->data.size();
+            report_.bytes_written += p->data.size();
+            progress_.advanced(Stage::Write, done, total);
+        }
+        progress_.finished(Stage::Write, done);
+    }
+
+    // Compares every page of the image; rewrites the units holding pages that differ, then compares
+    // every page again: a write sent to the wrong address can land anywhere in the image.
+    void verify_and_repair() {
+        const auto all = pointers(plan_.pages);
+        const bool proves = can_prove(caps_);
+        if (!proves && !caps_.can_checksum) {
+            report_.not_verified =
+                "this bootloader can neither read its flash back nor compute a checksum: written, not verified";
+            return;
+        }
+        for (int round = 0;; ++round) {
+            auto bad = find_differences(device_, caps_, all, progress_);
+            if (bad.empty()) break;
+            if (round >= options_.max_rewrites)
+                throw Error(ErrorKind::VerifyMismatch,
+                            fmt::format("verify failed: {} page(s) still differ after {} rewrites, first at {}",
+                                        bad.size(), options_.max_rewrites, hex_address(bad.front())),
+                            "the flash may be worn, or the link is unreliable: try a lower --baud or another cable")
+                    .at_address(bad.front());
+            progress_.note(Stage::Verify, fmt::format("{} page(s) differ, first at {}: writing them again", bad.size(),
+                                                      hex_address(bad.front())));
+            std::vector<const Group*> again;
+            for (const auto& g : groups_)
+                if (std::any_of(g.pages.begin(), g.pages.end(), [&](const PageWrite* p) {
+                        return std::find(bad.begin(), bad.end(), p->address) != bad.end();
+                    }))
+                    again.push_back(&g);
+            erase(again);
+            auto pages = pages_of(again);
+            write(pages);
+            report_.pages_rewritten += pages.size();
+        }
+        if (proves) {
+            report_.verified = true;
+            report_.verify_method = method();
+        } else {
+            report_.not_verified = fmt::format(
+                "the device's {} matches the image, but that finds differences without proving sameness, and this "
+                "bootloader cannot read its flash back: not verified",
+                checksum_words(caps_));
+        }
+    }
+
+    protocol::Bootloader& device_;
+    const FlashPlan& plan_;
+    const PlanOptions& options_;
+    const core::Progress& progress_;
+    FlashReport& report_;
+    const protocol::Capabilities caps_;
+    const std::vector<Group> groups_;
+    bool unchanged_proved_ = false;  // changed_groups() compared every unit as strongly as a verify
+};
+
+}  // namespace
+
+std::vector<uint32_t> verify_pages(protocol::Bootloader& device, const std::vector<PageWrite>& pages,
+                                   const core::Progress& progress) {
+    const auto caps = device.capabilities();
+    if (!can_prove(caps))
+        throw Error(ErrorKind::Usage,
+                    caps.can_checksum
+                        ? fmt::format("this bootloader cannot read its flash back, and its {} cannot prove that the "
+                                      "device holds the image: mcuflash cannot verify it",
+                                      checksum_words(caps))
+                        : "this bootloader cannot read its flash back: mcuflash cannot verify it");
+    return find_differences(device, caps, pointers(pages), progress);
+}
+
+void execute(protocol::Bootloader& device, const FlashPlan& plan, const PlanOptions& options,
+             const core::Progress& progress, FlashReport& report) {
+    report = {};
+    Executor(device, plan, options, progress, report).run();
+}
+
 FlashReport execute(protocol::Bootloader& device, const FlashPlan& plan, const PlanOptions& options,
                     const core::Progress& progress) {
     FlashReport report;
-    auto write_pages = [&](const std::vector<const PageWrite*>& pages) {
-        uint64_t total = 0, done = 0;
-        for (auto* p : pages) total += p->data.size();
-        progress.started(Stage::Write, total);
-        for (auto* p : pages) {
-            device.write(p->address, p->data);
-            done += p->data.size();
-            progress.advanced(Stage::Write, done, total);
-        }
-        progress.finished(Stage::Write, done);
-        report.bytes_written += done;
-    };
-
-    auto erase_units = [&](const std::vector<protocol::EraseUnit>& units) {
-        uint64_t total = 0, done = 0;
-        for (const auto& u : units) total += u.size;
-        progress.started(Stage::Erase, total);
-        // Adjacent units go in one call: the device can erase them in one command.
-        for (size_t i = 0; i < units.size();) {
-            size_t j = i;
-            while (j + 1 < units.size() && units[j + 1].address == units[j].end()) ++j;
-            uint32_t length = static_cast<uint32_t>(units[j].end() - units[i].address);
-            device.erase(units[i].address, length);
-            done += length;
-            progress.advanced(Stage::Erase, done, total);
-            i = j + 1;
-        }
-        progress.finished(Stage::Erase, done);
-        report.bytes_erased += done;
-    };
-
-    // Leave alone what already holds the image: an erase unit (or, without erase units, a page)
-    // whose device checksum equals that of what flashing would leave there.
-    FlashPlan todo = plan;
-    const auto caps = device.capabilities();
-    if (options.skip_unchanged && caps.can_checksum && caps.local_checksum) {
-        FlashPlan kept;
-        auto pages_in = [&](uint32_t from, uint64_t to) {
-            std::vector<const PageWrite*> in;
-            for (const auto& p : plan.pages)
-                if (p.address >= from && p.address < to) in.push_back(&p);
-            return in;
-        };
-        std::vector<protocol::EraseUnit> groups = plan.erases;
-        if (groups.empty())
-            for (const auto& p : plan.pages) groups.push_back({p.address, static_cast<uint32_t>(p.data.size())});
-        progress.started(Stage::Verify, groups.size(), "comparing checksums with what is on the device");
-        size_t compared = 0;
-        for (const auto& group : groups) {
-            auto pages = pages_in(group.address, group.end());
-            std::vector<uint8_t> after(group.size, 0xFF);  // an erase unit reads 0xFF where no page lands
-            for (auto* p : pages) std::copy(p->data.begin(), p->data.end(), after.begin() + (p->address - group.address));
-            if (checksum_matches(device, caps, group.address, after) == true) {
-                report.bytes_unchanged += group.size;
-            } else {
-                if (!plan.erases.empty()) kept.erases.push_back(group);
-                for (auto* p : pages) kept.pages.push_back(*p);
-            }
-            progress.advanced(Stage::Verify, ++compared, groups.size());
-        }
-        progress.finished(Stage::Verify, compared,
-                          fmt::format("{} bytes already hold the image and are left alone", report.bytes_unchanged));
-        kept.image_bytes = plan.image_bytes;
-        todo = std::move(kept);
-    }
-
-    auto t_erase = std::chrono::steady_clock::now();
-    if (!todo.erases.empty()) erase_units(todo.erases);
-    report.seconds_erase = seconds_since(t_erase);
-
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<const PageWrite*> all;
-    for (const auto& p : todo.pages) all.push_back(&p);
-    write_pages(all);
-    report.pages_written = todo.pages.size();
-    report.seconds_write = seconds_since(t0);
-
-    if (options.verify) {
-        auto t1 = std::chrono::steady_clock::now();
-        std::vector<PageWrite> to_check = todo.pages;
-        for (int round = 0;; ++round) {
-            auto bad = verify_pages(device, to_check, progress);
-            if (bad.empty()) break;
-            if (round >= options.max_rewrites)
-                throw Error(ErrorKind::VerifyMismatch,
-                            fmt::format("verify failed: {} page(s) still differ after {} rewrites, first at {}",
-                                        bad.size(), options.max_rewrites, hex_address(bad.front())),
-                            "the flash may be worn, or the link is unreliable: try a lower --baud or another cable")
-                    .at_address(bad.front());
-            std::vector<PageWrite> again;
-            for (const auto& p : to_check)
-                if (std::find(bad.begin(), bad.end(), p.address) != bad.end()) again.push_back(p);
-            if (!todo.erases.empty()) {
-                // Flash that needs an erase cannot be written twice: erase the units holding the bad
-                // pages again and rewrite every planned page inside them.
-                std::vector<protocol::EraseUnit> units;
-                for (const auto& u : todo.erases)
-                    if (std::any_of(again.begin(), again.end(),
-                                    [&](const PageWrite& p) { return p.address >= u.address && p.address < u.end(); }))
-                        units.push_back(u);
-                erase_units(units);
-                again.clear();
-                for (const auto& p : todo.pages)
-                    if (std::any_of(units.begin(), units.end(),
-                                    [&](const auto& u) { return p.address >= u.address && p.address < u.end(); }))
-                        again.push_back(p);
-            }
-            progress.note(Stage::Verify, fmt::format("{} page(s) differ, first at {}: writing them again", bad.size(),
-                                                     hex_address(bad.front())));
-            std::vector<const PageWrite*> ptrs;
-            for (const auto& p : again) ptrs.push_back(&p);
-            write_pages(ptrs);
-            report.pages_rewritten += again.size();
-            to_check = std::move(again);
-        }
-        report.verified = true;
-        report.seconds_verify = seconds_since(t1);
-    }
-    if (options.start_application) {
-        progress.started(Stage::Start, 0);
-        device.start_application();
-        progress.finished(Stage::Start, 0);
-        report.started = true;
-    }
+    execute(device, plan, options, progress, report);
     return report;
 }
 

@@ -18,6 +18,7 @@ struct PlanOptions {
     bool force_link_address = false;  // accept an entry point outside the application region
     bool write_boot_area = false;     // allow writing below DeviceInfo::boot_area_end
     bool skip_unchanged = true;       // where the device can checksum: leave units that already match
+    bool check_outside = true;        // where the device can checksum: prove nothing outside the image changed
     int max_rewrites = 2;             // rounds of rewriting pages that failed verification
 };
 
@@ -30,6 +31,10 @@ struct FlashPlan {
     std::vector<protocol::EraseUnit> erases;  // erased before writing, in address order
     std::vector<PageWrite> pages;
     uint64_t image_bytes = 0;
+    // The device's flash and where its application may go (the rest is the bootloader's).
+    uint32_t flash_base = 0;
+    uint64_t flash_end = 0;
+    uint32_t app_start = 0, app_end = 0;
     uint64_t bytes_to_write() const { return pages.size() * (pages.empty() ? 0 : pages.front().data.size()); }
 };
 
@@ -42,21 +47,33 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
 void check_fits_flash(const image::Image& image, uint32_t flash_base, uint32_t flash_size, const std::string& chip);
 
 struct FlashReport {
-    uint64_t bytes_unchanged = 0;  // skipped: the device's checksum showed they already hold the image
+    uint64_t bytes_unchanged = 0;  // skipped: they already held the image (checked as strongly as a verify)
     uint64_t bytes_erased = 0;
     uint64_t bytes_written = 0;
     size_t pages_written = 0;
     size_t pages_rewritten = 0;  // pages written again after a failed verify
-    bool verified = false;
+    bool verified = false;       // every page of the image compared after the last write
+    std::string verify_method;   // how: "read back", "device SHA-256"
+    std::string not_verified;    // why not, in words, when !verified
+    // The flash outside the image (the bootloader included) was compared, by the device's checksum,
+    // before and after: nothing there changed.
+    bool outside_checked = false;
     bool started = false;
     double seconds_erase = 0, seconds_write = 0, seconds_verify = 0;
 };
 
-// Compares device flash with the image (by the device's checksum where it has one, else by reading
-// back); returns the addresses of the pages that differ.
+// Compares device flash with `pages` (by reading back, or by the device's checksum only where that
+// proves sameness); returns the addresses of the pages that differ. Throws Usage when the device
+// can neither read nor prove.
 std::vector<uint32_t> verify_pages(protocol::Bootloader& device, const std::vector<PageWrite>& pages,
                                    const core::Progress& progress);
 
+// Skips erase units that already hold the image, erases, writes, verifies every page of the image
+// (rewriting what differs, then verifying everything again, a bounded number of rounds), checks that
+// nothing outside the image changed where the device can tell, and starts the application.
+// `report` holds what was done even when this throws.
+void execute(protocol::Bootloader& device, const FlashPlan& plan, const PlanOptions& options,
+             const core::Progress& progress, FlashReport& report);
 FlashReport execute(protocol::Bootloader& device, const FlashPlan& plan, const PlanOptions& options,
                     const core::Progress& progress);
 

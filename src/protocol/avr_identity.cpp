@@ -42,6 +42,23 @@ AvrIdentity identify_avr(DeviceInfo& info, const std::string& protocol, const Co
     if (forced && !id.bootloader)
         throw Error(ErrorKind::Usage, fmt::format("bootloader '{}' is not known for the {} with protocol {}",
                                                   options.bootloader, id.chip->name, protocol));
+    // --bootloader may name what the device cannot tell, never overrule what it does tell: a version
+    // outside the named bootloader's range is another bootloader, with another boot section size.
+    if (forced && id.bootloader->sw_major_min >= 0 &&
+        (sw_major < id.bootloader->sw_major_min || sw_major > id.bootloader->sw_major_max)) {
+        std::string actual;
+        for (const auto* candidate : kb.bootloaders_for(protocol, id.chip->name))
+            if (candidate->sw_major_min >= 0 && sw_major >= candidate->sw_major_min && sw_major <= candidate->sw_major_max)
+                actual = candidate->name;
+        throw Error(ErrorKind::Unsafe,
+                    fmt::format("--bootloader {} does not match the device: it reports software version {}.{}, which "
+                                "is {}; its boot section may be larger than {}'s, so nothing was written",
+                                options.bootloader, sw_major, sw_minor,
+                                actual.empty() ? "no version " + options.bootloader + " has" : actual,
+                                options.bootloader),
+                    actual.empty() ? "leave out --bootloader and let mcuflash keep the largest boot section free"
+                                   : fmt::format("leave out --bootloader, or give --bootloader {}", actual));
+    }
     if (id.bootloader) {
         info.bootloader = id.bootloader->name;
         info.bootloader_text = fmt::format("{} {}.{}", id.bootloader->description, sw_major, sw_minor);

@@ -41,6 +41,10 @@ struct EraseUnit {
 struct Capabilities {
     bool can_read = true;
     bool can_checksum = false;
+    // A checksum finds differences; only a cryptographic hash (SHA-256 computed on the chip) also
+    // proves two contents the same. Without that, "verified" and "unchanged" take a read-back.
+    bool checksum_proves_sameness = false;
+    std::string checksum_name;     // in words, for messages: "CRC-16/XMODEM"
     bool erases_on_write = false;  // writing a page erases it first (optiboot)
     uint32_t write_unit = 1;       // writes are whole multiples of this, aligned to it
     // Flash that must be erased (erase()) before it is written, in these units, in address order;

@@ -52,6 +52,14 @@ void print_list() {
 
 void log_line(const std::string& message) { fmt::print(stderr, "mcuflash-sim: {}\n", message); }
 
+// What the simulated flash went through; writes refused by its protection only when there were any.
+std::string flash_summary(const sim::FlashMemory& flash) {
+    const auto& c = flash.counters();
+    std::string text = fmt::format("flash: {} erases, {} programs ({} bytes)", c.erases, c.programs, c.bytes_programmed);
+    if (c.violations) text += fmt::format(", {} refused (protected)", c.violations);
+    return text;
+}
+
 int serve(const sim::SimulatorInfo& info, const ServeOptions& o) {
     sim::FaultSpec faults = sim::FaultSpec::parse(o.faults);
     sim::DeviceOptions device_options;
@@ -77,9 +85,7 @@ int serve(const sim::SimulatorInfo& info, const ServeOptions& o) {
 
     server.run();
 
-    const auto& c = device->flash().counters();
-    log_line(fmt::format("stopped; flash: {} erases, {} programs ({} bytes), {} refused (protected)", c.erases,
-                         c.programs, c.bytes_programmed, c.violations));
+    log_line("stopped; " + flash_summary(device->flash()));
     return 0;
 }
 
@@ -105,12 +111,9 @@ int serve_usb(const sim::usb::UsbSimulatorInfo& info, const ServeOptions& o) {
 
     server.run();
 
-    const auto& c = model->flash().counters();
     const auto s = server.counters();
-    log_line(fmt::format("stopped; {} imports, {} control transfers ({} stalled), {} bus resets; flash: {} erases, "
-                         "{} programs ({} bytes), {} refused (protected)",
-                         s.imports, s.submits, s.stalls, s.bus_resets, c.erases, c.programs, c.bytes_programmed,
-                         c.violations));
+    log_line(fmt::format("stopped; {} imports, {} control transfers ({} stalled), {} bus resets; {}", s.imports,
+                         s.submits, s.stalls, s.bus_resets, flash_summary(model->flash())));
     return 0;
 }
 

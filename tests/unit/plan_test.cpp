@@ -18,6 +18,7 @@ public:
     protocol::DeviceInfo connect() override { return {}; }
     protocol::Capabilities capabilities() const override {
         protocol::Capabilities c;
+        c.can_read = readable;
         c.erases_on_write = true;
         c.write_unit = page_;
         return c;
@@ -26,6 +27,8 @@ public:
         writes.push_back(address);
         if (fail_write_at && *fail_write_at == address)
             throw core::Error(ErrorKind::Timeout, "simulated timeout");
+        // A corrupted address sends the second write of a page elsewhere.
+        if (auto m = misdirect.find(address); m != misdirect.end() && ++writes_to[address] == 2) address = m->second;
         for (size_t i = 0; i < data.size(); ++i) flash.at(address + i) = data[i];
         if (corrupt_writes_left > 0 && address == corrupt_address) {
             --corrupt_writes_left;
@@ -39,6 +42,9 @@ public:
 
     std::vector<uint8_t> flash;
     std::vector<uint32_t> writes;
+    std::map<uint32_t, uint32_t> misdirect;  // page -> where its second write lands
+    std::map<uint32_t, int> writes_to;
+    bool readable = true;
     std::optional<uint32_t> fail_write_at;
     uint32_t corrupt_address = 0;
     int corrupt_writes_left = 0;
@@ -190,6 +196,7 @@ public:
         std::fill_n(flash.begin() + (address - kBase), length, 0xFF);
     }
     void write(uint32_t address, std::span<const uint8_t> data) override {
+        if (on_write) on_write(address);
         for (size_t i = 0; i < data.size(); ++i) flash.at(address - kBase + i) &= data[i];
         if (corrupt_writes_left > 0 && address == corrupt_address) {
             --corrupt_writes_left;
@@ -204,6 +211,7 @@ public:
     std::vector<protocol::EraseUnit> units;
     std::vector<uint8_t> flash;
     std::vector<std::pair<uint32_t, uint32_t>> erases;
+    std::function<void(uint32_t)> on_write;  // a damaged command acting somewhere else
     uint32_t corrupt_address = 0;
     int corrupt_writes_left = 0;
 };
@@ -307,7 +315,8 @@ TEST(Plan, AReflashOfWhatIsThereWritesNothingAndAChangeRewritesOnlyItsUnit) {
     EXPECT_EQ(first.bytes_unchanged, 0u);
     EXPECT_EQ(first.bytes_erased, 16384u + 16384u + 65536u);
     EXPECT_TRUE(first.verified);
-    EXPECT_EQ(dev.reads, 0) << "verify should use the device checksum, not read back";
+    EXPECT_EQ(first.verify_method, "read back") << "a CRC finds differences, it cannot prove sameness";
+    EXPECT_GT(dev.reads, 0);
 
     dev.erases.clear();
     auto again = plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), {}), {}, core::Progress());
@@ -330,4 +339,110 @@ TEST(Plan, AReflashOfWhatIsThereWritesNothingAndAChangeRewritesOnlyItsUnit) {
     dev.erases.clear();
     plan::execute(dev, plan::make_plan(changed, info, dev.capabilities(), always), always, core::Progress());
     EXPECT_EQ(dev.erases.size(), 1u);  // one call for the three adjacent sectors
+}
+
+namespace {
+
+// A device whose checksum is a weak one that collides: it answers the checksum of what the plan
+// expects whatever the flash holds (the worst case of a CRC-16 collision).
+class CollidingChecksumDevice : public ChecksumDevice {
+public:
+    std::optional<uint32_t> checksum(uint32_t address, uint32_t length) override {
+        ++checksums;
+        if (lie) return lie(address, length);
+        return ChecksumDevice::checksum(address, length);
+    }
+    std::function<std::optional<uint32_t>(uint32_t, uint32_t)> lie;
+};
+
+// A device with a hash that proves sameness: no read-back is needed.
+class ProvingDevice : public ChecksumDevice {
+public:
+    protocol::Capabilities capabilities() const override {
+        auto c = ChecksumDevice::capabilities();
+        c.checksum_proves_sameness = true;
+        c.checksum_name = "SHA-256";
+        return c;
+    }
+};
+
+}  // namespace
+
+TEST(Plan, AChecksumCollisionNeverSkipsAUnitThatDiffers) {
+    CollidingChecksumDevice dev;
+    auto old_img = image_at(0x08008000, 16384, 1);
+    auto info = stm32_device(0x08008000);
+    plan::execute(dev, plan::make_plan(old_img, info, dev.capabilities(), {}), {}, core::Progress());
+    auto new_img = image_at(0x08008000, 16384, 2);
+    auto plan = plan::make_plan(new_img, info, dev.capabilities(), {});
+    // The device's checksum of every unit equals the new image's: a collision everywhere.
+    dev.lie = [&](uint32_t address, uint32_t length) -> std::optional<uint32_t> {
+        auto expected = new_img.flatten(address, address + length, 0xFF);
+        return core::crc32(expected);
+    };
+    plan::PlanOptions options;
+    options.check_outside = false;
+    auto report = plan::execute(dev, plan, options, core::Progress());
+    EXPECT_EQ(report.bytes_unchanged, 0u);
+    EXPECT_TRUE(report.verified);
+    EXPECT_TRUE(std::equal(dev.flash.begin() + 0x8000, dev.flash.begin() + 0x8000 + 16384,
+                           new_img.flatten(0x08008000, 0x08008000 + 16384).begin()));
+}
+
+TEST(Plan, AHashThatProvesSamenessVerifiesWithoutReadingBack) {
+    ProvingDevice dev;
+    auto img = image_at(0x08008000, 40000, 3);
+    auto info = stm32_device(0x08008000);
+    auto report = plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), {}), {}, core::Progress());
+    EXPECT_TRUE(report.verified);
+    EXPECT_EQ(report.verify_method, "device SHA-256");
+    EXPECT_EQ(dev.reads, 0);
+    auto again = plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), {}), {}, core::Progress());
+    EXPECT_EQ(again.bytes_written, 0u);
+    EXPECT_TRUE(again.verified);
+    EXPECT_EQ(dev.reads, 0);
+}
+
+TEST(Plan, AfterARewriteEveryPageIsVerifiedAgain) {
+    // The rewrite of 0x500 goes to 0x400 (a corrupted address); 0x400 passed the first verify.
+    FakeDevice dev(131072, 256);
+    auto img = image_at(0, 4096);
+    auto plan = plan::make_plan(img, avr_device(), dev.capabilities(), {});
+    dev.corrupt_address = 0x500;
+    dev.corrupt_writes_left = 1;
+    dev.misdirect = {{0x500, 0x400}};
+    auto report = plan::execute(dev, plan, {}, core::Progress());
+    EXPECT_TRUE(report.verified);
+    EXPECT_TRUE(std::equal(dev.flash.begin(), dev.flash.begin() + 4096, img.flatten(0, 4096).begin()));
+}
+
+TEST(Plan, AWriteOnlyDeviceIsWrittenAndSaysItWasNotVerified) {
+    FakeDevice dev(131072, 256);
+    dev.readable = false;
+    auto img = image_at(0, 4096);
+    auto report = plan::execute(dev, plan::make_plan(img, avr_device(), dev.capabilities(), {}), {}, core::Progress());
+    EXPECT_FALSE(report.verified);
+    EXPECT_NE(report.not_verified.find("not verified"), std::string::npos);
+    EXPECT_TRUE(dev.started);
+    expect_error(ErrorKind::Usage, [&] { plan::verify_pages(dev, plan::make_plan(img, avr_device(), dev.capabilities(), {}).pages, core::Progress()); });
+}
+
+TEST(Plan, AChangeOutsideTheImageIsFoundByTheDeviceChecksum) {
+    ChecksumDevice dev;
+    auto img = image_at(0x08008000, 16384, 1);
+    auto info = stm32_device(0x08008000);
+    auto plan = plan::make_plan(img, info, dev.capabilities(), {});
+    // A damaged command erases sector 5 while the image is written.
+    dev.on_write = [&](uint32_t) { std::fill_n(dev.flash.begin() + 0x20000, 16, 0xFF); };
+    expect_error(ErrorKind::VerifyMismatch, [&] { plan::execute(dev, plan, {}, core::Progress()); },
+                 "0x08020000-0x08020FFF");
+    // The bootloader's region too, in words.
+    dev.on_write = [&](uint32_t) { dev.flash[0x10] = 0x5A; };
+    expect_error(ErrorKind::VerifyMismatch, [&] {
+        plan::execute(dev, plan::make_plan(image_at(0x08008000, 16384, 2), info, dev.capabilities(), {}), {},
+                      core::Progress());
+    }, "bootloader");
+    dev.on_write = nullptr;
+    auto report = plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), {}), {}, core::Progress());
+    EXPECT_TRUE(report.outside_checked);
 }

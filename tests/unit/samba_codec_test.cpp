@@ -13,7 +13,6 @@ TEST(SambaCodec, CommandsAreHexWithEightDigits) {
     EXPECT_EQ(send_data(0x20004000, 0x1000), "S20004000,00001000#");
     EXPECT_EQ(receive_data(0x2000, 63), "R00002000,0000003F#");
     EXPECT_EQ(go(0x20001000), "G20001000#");
-    EXPECT_EQ(erase_from(0x2000), "X00002000#");
     EXPECT_EQ(copy_source(0x20005000), "Y20005000,0#");
     EXPECT_EQ(copy_to_flash(0x4000, 4096), "Y00004000,00001000#");
     EXPECT_EQ(checksum(0x2000, 256), "Z00002000,00000100#");

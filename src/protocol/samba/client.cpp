@@ -295,8 +295,10 @@ Capabilities Client::capabilities() const {
     Capabilities caps;
     caps.can_read = true;
     caps.can_checksum = monitor_.extensions().checksum;
-    if (caps.can_checksum)
+    if (caps.can_checksum) {
+        caps.checksum_name = "CRC-16/XMODEM";
         caps.local_checksum = [](std::span<const uint8_t> bytes) -> uint32_t { return core::crc16_xmodem(bytes); };
+    }
     if (!controller_) return caps;
     const uint32_t unit = controller_->erase_unit();
     caps.erases_on_write = unit == 0;
@@ -325,14 +327,9 @@ void Client::erase(uint32_t address, uint32_t length) {
     if (address % unit || length % unit)
         throw Error(ErrorKind::Usage, fmt::format("{}-{} is not made of whole {}-byte erase units", hex_address(address),
                                                   hex_address(static_cast<uint32_t>(end - 1)), unit));
-    if (end == flash_end && monitor_.extensions().erase) {
-        // Everything from here to the end: the bootloader's X does it in one command.
-        with_retries(fmt::format("erasing {} to the end of flash", hex_address(address)), [&] {
-            monitor_.erase_from(address, length / unit);
-            return 0;
-        });
-        return;
-    }
+    // Row by row through the flash controller, never the bootloader's X ("erase from here to the end
+    // of flash"): the controller's address register is read back before each erase, while a damaged
+    // X erases from wherever the damage points, the bootloader included where BOOTPROT is off.
     for (uint32_t at = address; at < end; at += unit)
         with_retries(fmt::format("erasing {}-{}", hex_address(at), hex_address(at + unit - 1)), [&] {
             controller_->erase(at, unit);

@@ -18,7 +18,6 @@ std::string read_byte(uint32_t address) { return fmt::format("o{:08X},4#", addre
 std::string send_data(uint32_t address, uint32_t length) { return fmt::format("S{:08X},{:08X}#", address, length); }
 std::string receive_data(uint32_t address, uint32_t length) { return fmt::format("R{:08X},{:08X}#", address, length); }
 std::string go(uint32_t address) { return fmt::format("G{:08X}#", address); }
-std::string erase_from(uint32_t address) { return fmt::format("X{:08X}#", address); }
 std::string copy_source(uint32_t sram) { return fmt::format("Y{:08X},0#", sram); }
 std::string copy_to_flash(uint32_t flash, uint32_t length) { return fmt::format("Y{:08X},{:08X}#", flash, length); }
 std::string checksum(uint32_t address, uint32_t length) { return fmt::format("Z{:08X},{:08X}#", address, length); }

@@ -25,7 +25,6 @@ std::string send_data(uint32_t address, uint32_t length);     // "S...": host ->
 std::string receive_data(uint32_t address, uint32_t length);  // "R...": device -> host
 std::string go(uint32_t address);                             // "G%08X#": SP from [a], PC from [a+4]
 // Arduino/Adafruit extensions.
-std::string erase_from(uint32_t address);                          // "X%08X#": to the end of flash; "X\n\r"
 std::string copy_source(uint32_t sram);                            // "Y%08X,0#"; answers "Y\n\r"
 std::string copy_to_flash(uint32_t flash, uint32_t length);        // "Y%08X,%08X#"; answers "Y\n\r"
 std::string checksum(uint32_t address, uint32_t length);           // "Z%08X,%08X#"; answers "Z%08X#\n\r"

@@ -275,12 +275,6 @@ Bytes Monitor::receive_xmodem(uint32_t length, const std::string& what) {
 
 // ---- extensions ----
 
-void Monitor::erase_from(uint32_t address, uint32_t units) {
-    command(samba::erase_from(address));
-    expect_echo('X', fmt::format("erasing from {} to the end of flash (X)", hex_address(address)),
-                kLongTimeoutMs + kEraseUnitMs * static_cast<long>(units));
-}
-
 void Monitor::copy_to_flash(uint32_t sram, uint32_t flash, uint32_t length) {
     std::string what = fmt::format("copying {} bytes from {} to flash at {} (Y)", length, hex_address(sram), hex_address(flash));
     command(copy_source(sram));
@@ -304,14 +298,18 @@ uint16_t Monitor::checksum(uint32_t address, uint32_t length) {
 
 void Monitor::resynchronise(const Error& failure) {
     if (warn_) warn_(fmt::format("{}; resynchronising with the SAM-BA monitor and retrying", failure.what()));
-    // In UART mode an XMODEM transfer may be open on either side: CAN ends it. Then '#' bytes
+    // In UART mode an XMODEM transfer may be open on either side: CAN ends it. Then 'N' bytes
     // complete any S transfer the monitor still waits data for (they land in the SRAM buffer it
-    // named) and end any half-received command; each extra '#' is an empty command.
+    // named); after that each 'N' names the command anew and one '#' runs the last (binary mode,
+    // harmless). A filler of '#' would run every byte the line damages into a command letter with
+    // address 0: one '#' read as 'X' erases all flash from 0.
     if (transport_ == Transport::Uart) {
         const Bytes cancel(3, kCan);
         link_.write(cancel);
     }
-    link_.write(Bytes(kResyncFill, '#'));
+    Bytes fill(kResyncFill, 'N');
+    fill.back() = '#';
+    link_.write(fill);
     for (int probe = 0; probe < kResyncProbes; ++probe) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         link_.drain_input();

@@ -37,9 +37,8 @@ public:
     void send(uint32_t address, std::span<const uint8_t> data);  // S: host -> device memory
     Bytes receive(uint32_t address, uint32_t length);            // R: device memory -> host
     void go(uint32_t address);  // G: SP from [address], PC from [address + 4]; returns to the monitor
-    // Extensions (only when extensions() announces them).
-    // X: to the end of flash. `units`: erase units it covers, each may take up to kEraseUnitMs.
-    void erase_from(uint32_t address, uint32_t units);
+    // Extensions (only when extensions() announces them). X (erase to the end of flash) is not
+    // used: see Client::erase.
     void copy_to_flash(uint32_t sram, uint32_t flash, uint32_t length);  // Y src,0 then Y dst,len
     uint16_t checksum(uint32_t address, uint32_t length);             // Z: CRC16/XMODEM on the device
 
@@ -49,10 +48,7 @@ public:
 
     static constexpr uint32_t kMaxBuffer = 4096;  // largest Y copy and Z range the bootloaders take
     static constexpr long kAnswerTimeoutMs = 1000;
-    static constexpr long kLongTimeoutMs = 5000;  // X (erase to the end), Y (program 4 KiB), Z
-    // X waits kLongTimeoutMs plus this per erase unit: a SAMD21 row takes up to 6 ms (datasheet tFRE),
-    // so erasing 248 KiB of rows can take 5.95 s, more than kLongTimeoutMs alone.
-    static constexpr long kEraseUnitMs = 10;
+    static constexpr long kLongTimeoutMs = 5000;  // Y (program 4 KiB), Z
 
 private:
     void command(const std::string& text);

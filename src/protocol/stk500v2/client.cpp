@@ -96,8 +96,13 @@ std::optional<Frame> Session::read_frame(uint8_t seq, Deadline deadline, const c
 }
 
 Frame Session::exchange(const Bytes& body, const char* what, long timeout_ms) {
-    send(encode_frame(seq_, body));
-    auto reply = read_frame(seq_, Deadline::after_ms(timeout_ms), what);
+    Bytes frame = encode_frame(seq_, body);
+    send(frame);
+    // The device's time plus the wire's: the request may still be on its way, the longest answer
+    // has to cross back (10 bits a byte).
+    const size_t wire_bytes = frame.size() + kMaxBody + 6;
+    const long wire_ms = static_cast<long>(wire_bytes * 10 * 1000 / std::max<uint32_t>(link_.settings().baud, 1200));
+    auto reply = read_frame(seq_, Deadline::after_ms(timeout_ms + wire_ms), what);
     if (!reply)
         throw Error(ErrorKind::Timeout, fmt::format("{}: no answer from {} to {} (seq {})", what, link_.describe(),
                                                     describe_command(body.at(0)), seq_));
@@ -322,11 +327,13 @@ void Client::with_recovery(const char* what, uint32_t at, Step step) {
         try {
             step();
             recoveries_in_a_row_ = 0;
+            ++successes_;
             return;
         } catch (const DeviceRefusal&) {
             throw;
         } catch (const Error& e) {
             if (!transmission_problem(e)) throw;
+            count_failure(e, at);
             // The device's address register (and perhaps its erase pointer) moved or not: unknown.
             device_address_.reset();
             if (++attempts <= Session::kRetries) {
@@ -374,18 +381,46 @@ void Client::erase_pointer_to(uint32_t at) {
     if (erase_known_ && erase_pointer_ == target) return;
     bool rewind = !erase_known_ || erase_pointer_ > target;
     uint32_t from = rewind ? 0 : erase_pointer_;
-    // Pages between the erase pointer and `at` are erased on the way: read them first and write
-    // them back unchanged.
-    Bytes keep = target > from ? read(from, target - from) : Bytes{};
+    const uint32_t page = capabilities().write_unit;
+    // Pages between the erase pointer and `at` are erased on the way: learn what they hold first
+    // (once: a later rewind must not take a page the line damaged for its content).
+    for (uint32_t run = from; run < target;) {
+        if (contents_.count(run)) {
+            run += page;
+            continue;
+        }
+        uint32_t end = run;
+        while (end < target && !contents_.count(end)) end += page;
+        Bytes held = read(run, end - run);
+        for (uint32_t a = run; a < end; a += page)
+            contents_[a] = {Bytes(held.begin() + (a - run), held.begin() + (a - run + page)), false};
+        run = end;
+    }
     if (!rewind && !erase_known_) throw RestartNeeded{};  // a reset during that read restarted the pointer
     if (rewind) pin_erase_pointer();
-    if (!keep.empty() && options_.warn)
-        options_.warn(fmt::format("stk500boot_v2 erases pages only in order from 0: rewriting {}-{} unchanged "
+    if (target > from && options_.warn)
+        options_.warn(fmt::format("stk500boot_v2 erases pages only in order from 0: rewriting {}-{} as they were "
                                   "before the page at {}",
                                   hex_address(from), hex_address(target - 1), hex_address(at)));
-    const uint32_t page = capabilities().write_unit;
-    for (uint32_t offset = 0; offset < keep.size(); offset += page)
-        program_page(from + offset, std::span(keep).subspan(offset, page));
+    for (uint32_t a = from; a < target; a += page) program_page(a, contents_.at(a).bytes);
+    // The plan verifies the pages it wrote; the others are read back here.
+    for (uint32_t a = from; a < target; a += page) {
+        const auto& content = contents_.at(a);
+        if (content.from_host || read(a, page) == content.bytes) continue;
+        count_failure(Error(ErrorKind::Protocol, fmt::format("the page at {} did not keep its content when "
+                                                             "rewritten on the erase pointer's way", hex_address(a))),
+                      a);
+        erase_known_ = false;
+        throw RestartNeeded{};
+    }
+}
+
+void Client::count_failure(const Error& failure, uint32_t at) {
+    if (++failures_ <= kFailureAllowance + successes_ / kSuccessesPerFailure) return;
+    throw Error(failure.kind(),
+                fmt::format("{} (gave up: {} exchanges failed, {} worked)", failure.what(), failures_, successes_),
+                "the line to the board damages too much: try another USB port or cable, or a lower --baud")
+        .at_address(at);
 }
 
 void Client::write(uint32_t address, std::span<const uint8_t> data) {
@@ -435,6 +470,7 @@ void Client::write(uint32_t address, std::span<const uint8_t> data) {
                                 .at_address(at);
                 }
                 program_page(at, bytes);
+                if (at < erase_limit_) contents_[at] = {Bytes(bytes.begin(), bytes.end()), true};
                 break;
             } catch (const RestartNeeded&) {
                 erase_known_ = false;  // a reset happened: start the erase sequence again

@@ -2,6 +2,7 @@
 // STK500v2 client for the Arduino Mega "wiring" bootloader stk500boot_v2 (avrdude -c wiring).
 // Session (framing, sequence numbers, retries) is meant to serve the ISP programmer role too.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -42,7 +43,9 @@ public:
     uint8_t next_seq() const { return seq_; }
     link::ByteLink& link() { return link_; }
 
-    static constexpr long kCommandTimeoutMs = 1000;
+    // What the device may take for a command beyond the wire time of the frames (stk500boot_v2 writes
+    // a page in about 10 ms; USB serial adapters add up to 16 ms): a lost answer costs this, not 1 s.
+    static constexpr long kCommandTimeoutMs = 300;
     static constexpr long kSyncProbeMs = 200;  // avrdude's sign-on retry interval
     static constexpr int kRetries = 4;         // avrdude: 5 attempts
 
@@ -83,9 +86,11 @@ private:
     uint8_t get_parameter(uint8_t id);
     // Writes one page where the device's erase pointer is; keeps the erase and address models.
     void program_page(uint32_t at, std::span<const uint8_t> page);
-    // Brings the device's erase pointer to `at` (rewriting what lies between, unchanged).
+    // Brings the device's erase pointer to `at`, writing back what the pages on the way must hold,
+    // and reading back those the host never wrote (the plan verifies its own pages).
     void erase_pointer_to(uint32_t at);
-    void rewrite_unchanged(uint32_t from, uint32_t to);
+    // A transmission problem: gives up once they exceed an allowance plus a share of what worked.
+    void count_failure(const core::Error& failure, uint32_t at);
     void load_address(uint32_t byte_address);
     void recover(const core::Error& failure, const char* what, uint32_t at);
     // Sends CHIP_ERASE_ISP, which sets stk500boot_v2's erase pointer back to 0.
@@ -120,6 +125,18 @@ private:
     // Resets in the whole session: rewriting after a reset must not loop for ever.
     static constexpr int kMaxRecoveries = 10;
     int recoveries_total_ = 0;
+    // A line that damages a large share of the exchanges would keep a flash retrying for a very long
+    // time: allow this many failures plus one per kSuccessesPerFailure exchanges that worked.
+    static constexpr int kFailureAllowance = 32;
+    static constexpr int kSuccessesPerFailure = 8;
+    int failures_ = 0, successes_ = 0;
+    // What each page below the erase limit must hold once rewritten on the erase pointer's way:
+    // what the host wrote there, else what it held when first read.
+    struct PageContent {
+        Bytes bytes;
+        bool from_host = false;
+    };
+    std::map<uint32_t, PageContent> contents_;
 };
 
 }  // namespace mcuflash::protocol::stk500v2
