@@ -35,7 +35,9 @@ void add_isp_options(CLI::App* cmd, IspOptions& o) {
         ->required();
     cmd->add_option("--chip", o.device.chip, "the target chip (atmega2560, atmega1280, atmega1284p, atmega168, ...)")
         ->required();
-    cmd->add_option("--programmer", o.device.protocol, "programmer type: stk500v2 (AVRISP mkII clones, STK500; default)");
+    std::string types;
+    for (const auto& p : protocol::programmers()) types += fmt::format("\n  {}: {}", p.name, p.description);
+    cmd->add_option("--programmer", o.device.protocol, "programmer type (default: the first):" + types);
     cmd->add_option("-b,--baud", o.device.baud, "the programmer's serial baud rate (default 115200)");
     cmd->add_option("--sim-faults", o.device.sim_faults, "fault spec for sim: devices (see mcuflash-sim --help)");
     cmd->add_flag("--sim-fast", o.device.sim_fast, "sim: devices without wire and flash timing");

@@ -12,8 +12,6 @@
 #include "core/hexdump.hpp"
 #include "image/loader.hpp"
 #include "plan/flash_plan.hpp"
-#include "protocol/dfu/client.hpp"
-#include "protocol/stm32uart/client.hpp"
 #include "targets/knowledge.hpp"
 
 namespace mcuflash::cli {
@@ -39,11 +37,12 @@ image::LoadOptions load_options(const ImageOptions& o) {
 
 void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = false) {
     cmd->add_option("-d,--device", d.device,
-                    "serial port (/dev/ttyUSB0, /dev/serial/by-id/...), usb:VID:PID[:SERIAL] or usb:BUS-PORT (DFU), "
-                    "or sim:PROTOCOL[:CHIP]; omitted: the only serial port found (with -p dfu: the only DFU device)");
+                    device::device_syntax() + "; omitted: the only serial port or USB bootloader found (`mcuflash list`)");
+    std::string protocols;
+    for (const auto& p : protocol::protocols()) protocols += fmt::format("\n  {}: {}", p.name, p.description);
     cmd->add_option("-p,--protocol", d.protocol,
-                    "bootloader protocol: stk500v1 (optiboot, ATmegaBOOT), stk500v2 (Mega 2560 wiring, Arduino M0), "
-                    "stm32-uart (STM32 ROM, 8E1), samba / samba-uart (SAM-BA: Due, Duet, SAMD21/51), dfu (USB DFU, DfuSe)");
+                    "bootloader protocol (default: what a USB or simulated device is known to speak; on a serial port "
+                    "the Arduino one):" + protocols);
     auto* chip = cmd->add_option("--chip", d.chip, "expected chip (atmega1284p, atmega2560, ...: `mcuflash chips`)");
     if (chip_required) chip->required();
     cmd->add_option("--bootloader", d.bootloader,
@@ -103,19 +102,25 @@ std::string device_text(const Session& s) {
 void run(GlobalOptions& global, const std::function<void(Reporter&)>& body) {
     Reporter reporter(detect_output_mode(global.json), global.quiet);
     try {
+        if (global.trace || !global.trace_file.empty()) reporter.enable_trace(global.trace_file);
         body(reporter);
         global.exit_code = 0;
     } catch (const Error& e) {
         global.exit_code = reporter.error(e);
+    } catch (const core::TimeLimitExceeded& e) {
+        global.exit_code = reporter.error(Error(ErrorKind::Timeout, e.what(), "raise it with --time-limit SECONDS"));
     } catch (const std::exception& e) {
-        global.exit_code = reporter.error(Error(ErrorKind::Io, fmt::format("internal error: {}", e.what())));
+        global.exit_code = reporter.error(
+            Error(ErrorKind::Internal, fmt::format("this is a bug in mcuflash: {}", e.what()),
+                  "please report it with the command line and its output (add --trace for what crossed the link)"));
     }
 }
 
 namespace {
 
 void flash_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
-                   const DeviceOptions& device_options, const plan::PlanOptions& plan_options) {
+                   const DeviceOptions& device_options, const plan::PlanOptions& plan_options,
+                   std::optional<unsigned> time_limit_seconds) {
     run(global, [&](Reporter& reporter) {
         // Everything about the file is checked before the device is touched.
         image::Image img = image::load_file(file, load_options(image_options));
@@ -131,13 +136,14 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
         reporter.info(fmt::format("{}: {}, {}", session.description, session.info.chip, session.info.bootloader_text));
         auto caps = session.bootloader->capabilities();
         auto flash_plan = plan::make_plan(img, session.info, caps, plan_options);
+        std::optional<std::chrono::seconds> time_limit = plan::time_limit(flash_plan, session.link->bytes_per_second());
+        if (time_limit_seconds) time_limit = std::chrono::seconds(*time_limit_seconds);
 
+        if (time_limit) session.link->set_time_limit(core::Clock::now() + *time_limit, "flashing", *time_limit);
         core::Progress progress(reporter.sink());
         plan::FlashReport report;
-        try {
-            plan::execute(*session.bootloader, flash_plan, plan_options, progress, report);
-        } catch (Error& e) {
-            // Say what state the board is in and how to try again.
+        // Say what state the board is in and how to try again.
+        auto with_state = [&](Error e) {
             const auto& info = session.info;
             const uint64_t flash_end = uint64_t(info.flash_base) + info.flash_size;
             std::string bootloader_state = "the bootloader is in ROM and cannot be overwritten";
@@ -152,8 +158,16 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
                                             erased, report.bytes_written, flash_plan.bytes_to_write(),
                                             bootloader_state, file, session.retry_hint);
             e.with_hint(e.hint().empty() ? state : e.hint() + "\n" + state);
-            throw;
+            return e;
+        };
+        try {
+            plan::execute(*session.bootloader, flash_plan, plan_options, progress, report);
+        } catch (const core::TimeLimitExceeded& e) {
+            throw with_state(Error(ErrorKind::Timeout, e.what(), "raise it with --time-limit SECONDS"));
+        } catch (const Error& e) {
+            throw with_state(e);
         }
+        session.link->clear_time_limit();
         json j = {{"command", "flash"},
                   {"file", file},
                   {"format", image::format_name(*img.source_format)},
@@ -341,31 +355,23 @@ void unprotect_command(GlobalOptions& global, const DeviceOptions& device_option
             throw Error(ErrorKind::Usage,
                         "removing readout protection makes the chip erase its whole flash: add --erase-everything to "
                         "confirm");
-        DeviceOptions options = device_options;
-        const bool usb = options.device.rfind("usb:", 0) == 0 || options.device.rfind("sim:dfu", 0) == 0;
-        if (options.protocol.empty()) options.protocol = usb ? "dfu" : "stm32-uart";
-        if (options.protocol != "stm32-uart" && options.protocol != "dfu")
+        auto session = connect(device_options, reporter, device::Needs::Protection);
+        auto* protection = session.bootloader->protection();
+        if (!protection)
+            throw Error(ErrorKind::Unsupported,
+                        fmt::format("{} ({}) has no protection mcuflash can remove", session.description,
+                                    session.info.bootloader_text));
+        if (write && !protection->can_remove_write_protection())
             throw Error(ErrorKind::Usage,
-                        fmt::format("unprotect is for the STM32 ROM bootloaders (-p stm32-uart or dfu), not {}",
-                                    options.protocol));
-        auto session = connect(options, reporter);
+                        fmt::format("the {} bootloader has no command to remove write protection; only --readout",
+                                    session.protocol->name));
         std::string done;
-        if (auto* dfu = dynamic_cast<protocol::dfu::Client*>(session.bootloader.get())) {
-            if (write) throw Error(ErrorKind::Usage, "DfuSe has no write-unprotect command; only --readout");
-            reporter.info("removing readout protection: the chip erases its whole flash, then resets");
-            dfu->read_unprotect();
-            reporter.result({{"command", "unprotect"}, {"readout", true}, {"chip", session.info.chip}},
-                            fmt::format("readout protection removed; the flash is erased ({})\n", session.info.chip));
-            return;
-        }
-        auto* stm32 = dynamic_cast<protocol::stm32uart::Client*>(session.bootloader.get());
-        if (!stm32) throw Error(ErrorKind::Usage, "unprotect needs an STM32 ROM bootloader");
         if (readout) {
-            reporter.info("removing readout protection: the chip erases its whole flash (this can take 30 s)");
-            stm32->readout_unprotect();
+            reporter.info("removing readout protection: the chip erases its whole flash, then resets (this can take 30 s)");
+            protection->remove_readout_protection();
             done = "readout protection removed; the flash is erased";
         } else {
-            stm32->write_unprotect();
+            protection->remove_write_protection();
             done = "write protection removed";
         }
         reporter.result({{"command", "unprotect"}, {"readout", readout}, {"write", write}, {"chip", session.info.chip}},
@@ -384,6 +390,7 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     static std::optional<uint32_t> address, length;
     static bool no_verify = false, no_start = false, rewrite_unchanged = false;
 
+    static std::optional<unsigned> time_limit;
     auto* flash = app.add_subcommand("flash", "write an image to the device, verify it and start it");
     flash->add_option("file", file, "firmware image (Intel HEX, S-record, ELF, raw .bin, UF2)")->required();
     add_device_options(flash, device);
@@ -397,11 +404,14 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
                     "bootloader, or an application built without one");
     flash->add_flag("--force", plan_opts.force_link_address,
                     "accept an entry point outside the application region (never allows touching the bootloader)");
+    flash->add_option("--time-limit", time_limit,
+                      "stop after this many seconds (default: far above what the flash and the link need)")
+        ->check(CLI::Range(1u, 86400u));
     flash->callback([&global] {
         plan_opts.verify = !no_verify;
         plan_opts.start_application = !no_start;
         plan_opts.skip_unchanged = !rewrite_unchanged;
-        flash_command(global, file, image_opts, device, plan_opts);
+        flash_command(global, file, image_opts, device, plan_opts, time_limit);
     });
 
     auto* read = app.add_subcommand("read", "read the device's flash into a file");

@@ -10,6 +10,8 @@ class Reporter;
 struct GlobalOptions {
     bool json = false;
     bool quiet = false;
+    bool trace = false;      // every byte or packet on the link, to stderr
+    std::string trace_file;  // ... or to this file
     int exit_code = 0;  // set by the sub-command that ran
 };
 

@@ -6,24 +6,28 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
+#include "device/device.hpp"
+#include "protocol/bootloader.hpp"
 
 using namespace mcuflash;
 
 int main(int argc, char** argv) {
-    CLI::App app{
+    CLI::App app{fmt::format(
         "mcuflash: flash 3D-printer micro-controllers through their bootloaders, natively.\n"
-        "Devices: a serial port (/dev/ttyUSB0, /dev/serial/by-id/...), a USB device in DFU mode\n"
-        "(usb:VID:PID, usb:BUS-PORT), or sim:PROTOCOL[:CHIP] for a simulated device\n"
+        "Devices (-d): {}\n"
         "(try: mcuflash flash demo.hex -d sim:stk500v1:atmega1284p; `mcuflash list` shows what is connected).\n"
-        "Protocols (-p): stk500v1, stk500v2, stm32-uart, samba, samba-uart, dfu.\n"
+        "Protocols (-p): {}.\n"
         "Exit codes: 0 ok, 1 verify mismatch, 64 usage, 65 bad input or refused as unsafe,\n"
-        "69 device not found, 74 I/O, 75 timeout, 77 permission."};
+        "69 device not found or not supported, 70 a bug in mcuflash, 74 I/O, 75 timeout, 77 permission.",
+        device::device_syntax(), protocol::protocol_names())};
     app.require_subcommand(1);
     app.fallthrough();  // --json and -q also work after the sub-command
     app.set_version_flag("--version", "mcuflash 0.1.0");
     cli::GlobalOptions global;
     app.add_flag("--json", global.json, "JSON Lines on stdout: progress events, then one result or error object");
     app.add_flag("-q,--quiet", global.quiet, "no progress output (errors and results still print)");
+    app.add_flag("--trace", global.trace, "every byte or packet on the link, with its direction and time, on stderr");
+    app.add_option("--trace-file", global.trace_file, "... or in this file");
 
     cli::register_commands(app, global);
     try {

@@ -18,6 +18,23 @@ OutputMode detect_output_mode(bool json) {
 
 Reporter::Reporter(OutputMode mode, bool quiet) : mode_(mode), quiet_(quiet) {}
 
+void Reporter::enable_trace(const std::string& file) {
+    trace_ = true;
+    if (file.empty()) return;
+    trace_file_.reset(std::fopen(file.c_str(), "w"));
+    if (!trace_file_)
+        throw core::Error(core::ErrorKind::Usage, fmt::format("cannot write the trace to {}", file));
+}
+
+link::TraceSink Reporter::trace_sink() {
+    if (!trace_) return {};
+    return [this](const std::string& line) {
+        FILE* out = trace_file_ ? trace_file_.get() : stderr;
+        if (!trace_file_) end_bar();
+        fmt::print(out, "trace: {}\n", line);
+    };
+}
+
 core::ProgressSink Reporter::sink() {
     return [this](const ProgressEvent& e) { on_progress(e); };
 }
@@ -139,15 +156,16 @@ void Reporter::result(const nlohmann::json& data, const std::string& human) {
 int Reporter::error(const core::Error& error) {
     int code = core::exit_code(error.kind());
     if (mode_ == OutputMode::Json) {
-        nlohmann::json j = {{"event", "error"}, {"kind", core::kind_name(error.kind())}, {"message", error.what()},
-                            {"exit_code", code}};
+        nlohmann::json j = {{"event", "error"}, {"kind", core::kind_name(error.kind())},
+                            {"message", error.full_message()}, {"exit_code", code}};
+        if (!error.operation().empty()) j["during"] = error.operation();
         if (!error.hint().empty()) j["hint"] = error.hint();
         if (error.address()) j["address"] = *error.address();
         std::cout << j.dump() << std::endl;
         return code;
     }
     end_bar();
-    fmt::print(stderr, "error: {}\n", error.what());
+    fmt::print(stderr, "error: {}\n", error.full_message());
     if (!error.hint().empty()) fmt::print(stderr, "hint: {}\n", error.hint());
     return code;
 }

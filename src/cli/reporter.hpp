@@ -2,12 +2,15 @@
 // How the CLI shows things: a progress bar on a terminal, plain lines when piped,
 // JSON Lines (one object per line on stdout) with --json.
 #include <chrono>
+#include <cstdio>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "core/progress.hpp"
+#include "link/link.hpp"
 
 namespace mcuflash::cli {
 
@@ -26,6 +29,9 @@ public:
     void result(const nlohmann::json& data, const std::string& human);
     // Prints the error with its hint; returns the exit code.
     int error(const core::Error& error);
+    // --trace: what crosses the link goes to stderr, or to `file` when it is not empty.
+    void enable_trace(const std::string& file);
+    link::TraceSink trace_sink();  // empty when tracing is off
 
 private:
     void draw_bar(const core::ProgressEvent& event);
@@ -37,6 +43,8 @@ private:
     std::chrono::steady_clock::time_point stage_start_{};
     std::chrono::steady_clock::time_point last_draw_{};
     int last_percent_ = -1;
+    bool trace_ = false;
+    std::unique_ptr<FILE, int (*)(FILE*)> trace_file_{nullptr, &std::fclose};
 };
 
 OutputMode detect_output_mode(bool json);

@@ -1,4 +1,4 @@
-// `mcuflash list` (serial ports and USB devices, and what mcuflash knows them as) and
+// `mcuflash list` (every device the transports discover, and what mcuflash knows them as) and
 // `mcuflash udev-rules` (the rules that let a user open every USB bootloader mcuflash knows).
 #include <fmt/format.h>
 
@@ -7,9 +7,7 @@
 #include "cli/commands.hpp"
 #include "cli/reporter.hpp"
 #include "core/error.hpp"
-#include "discover/serial_ports.hpp"
-#include "link/libusb_device.hpp"
-#include "protocol/dfu/client.hpp"
+#include "device/device.hpp"
 #include "targets/knowledge.hpp"
 
 namespace mcuflash::cli {
@@ -20,52 +18,46 @@ using json = nlohmann::json;
 
 void list_command(GlobalOptions& global) {
     run(global, [&](Reporter& reporter) {
-        json serial = json::array(), usb = json::array();
-        std::string human = "serial ports:\n";
-        for (const auto& port : discover::serial_candidates()) {
-            serial.push_back({{"path", port.path}, {"resolved", port.resolved}});
-            human += fmt::format("  {}{}\n", port.path, port.path == port.resolved ? "" : " -> " + port.resolved);
-        }
-        if (serial.empty()) human += "  (none)\n";
-        human += "USB devices:\n";
-        std::vector<link::UsbIdentity> devices;
-        try {
-            devices = link::LibusbDevice::enumerate();
-        } catch (const core::Error& e) {
-            reporter.warning(fmt::format("cannot list USB devices: {}", e.what()));
-        }
-        for (const auto& id : devices) {
-            const auto* bl = targets::Knowledge::builtin().bootloader_by_usb_id(id.vendor, id.product);
-            json entry{{"vid", fmt::format("{:04x}", id.vendor)}, {"pid", fmt::format("{:04x}", id.product)},
-                       {"port", id.port_path}, {"serial", id.serial}, {"bootloader", bl ? bl->name : ""}};
-            std::string line = fmt::format("  usb:{:04x}:{:04x} at {}{}{}", id.vendor, id.product, id.port_path,
-                                           id.serial.empty() ? "" : " serial " + id.serial,
-                                           bl ? fmt::format(": {} (-p {})", bl->description, bl->protocol) : "");
-            if (bl && bl->protocol == "dfu") {
-                // What the DFU device says about its memory: its alternate settings.
-                try {
-                    link::UsbMatch match;
-                    match.port_path = id.port_path;
-                    auto device = link::LibusbDevice::open(match);
-                    protocol::ConnectOptions options;
-                    protocol::dfu::Client client(*device, options);
-                    auto info = client.connect();
-                    entry["chip"] = info.chip;
-                    for (const auto& [key, value] : info.details)
-                        if (key.rfind("alt ", 0) == 0) {
-                            entry["alts"].push_back(value);
-                            line += fmt::format("\n      {}: {}", key, value);
+        const auto& knowledge = targets::Knowledge::builtin();
+        link::WarningSink warn = [&reporter](const std::string& m) { reporter.warning(m); };
+        json groups = json::object();
+        std::string human;
+        for (auto kind : {link::LinkKind::ByteStream, link::LinkKind::Usb}) {
+            const std::string key = kind == link::LinkKind::ByteStream ? "serial" : "usb";
+            groups[key] = json::array();
+            human += fmt::format("{}s:\n", link::link_kind_name(kind));
+            size_t shown = 0;
+            for (const auto& c : device::discover_all(knowledge, warn)) {
+                if (c.kind != kind) continue;
+                json entry = c.facts;
+                entry["device"] = c.device;
+                std::string line = fmt::format("  {}{}", c.device, c.detail.empty() ? "" : "  " + c.detail);
+                if (!c.protocol.empty()) {
+                    // What a known bootloader says about itself (a DFU device: its memory, per alternate setting).
+                    try {
+                        device::DeviceOptions options;
+                        options.device = c.device;
+                        options.protocol = c.protocol;
+                        options.no_reset = true;
+                        auto session = device::connect(options, knowledge, warn);
+                        entry["chip"] = session.info.chip;
+                        line += fmt::format("\n      chip: {}", session.info.chip);
+                        for (const auto& [name, value] : session.info.details) {
+                            entry["details"][name] = value;
+                            line += fmt::format("\n      {}: {}", name, value);
                         }
-                    line += fmt::format("\n      chip: {}", info.chip);
-                } catch (const core::Error& e) {
-                    line += fmt::format("\n      (could not open it: {})", e.what());
+                    } catch (const core::Error& e) {
+                        line += fmt::format("\n      (could not open it: {})", e.what());
+                    }
                 }
+                groups[key].push_back(std::move(entry));
+                human += line + "\n";
+                ++shown;
             }
-            usb.push_back(std::move(entry));
-            human += line + "\n";
+            if (!shown) human += "  (none)\n";
         }
-        if (devices.empty()) human += "  (none)\n";
-        reporter.result({{"command", "list"}, {"serial", serial}, {"usb", usb}}, human);
+        groups["command"] = "list";
+        reporter.result(groups, human);
     });
 }
 

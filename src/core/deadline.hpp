@@ -25,3 +25,17 @@ private:
 };
 
 }  // namespace mcuflash::core
+
+#include <stdexcept>
+#include <string>
+
+namespace mcuflash::core {
+
+// Thrown by a link once the time limit of the whole operation has passed. Deliberately not a
+// core::Error: no retry loop in a protocol catches it, so it ends the operation wherever it is.
+class TimeLimitExceeded : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+}  // namespace mcuflash::core

@@ -13,6 +13,8 @@ int exit_code(ErrorKind kind) {
         case ErrorKind::Timeout: return 75;
         case ErrorKind::Permission: return 77;
         case ErrorKind::VerifyMismatch: return 1;
+        case ErrorKind::Unsupported: return 69;
+        case ErrorKind::Internal: return 70;
     }
     return 70;
 }
@@ -28,8 +30,17 @@ const char* kind_name(ErrorKind kind) {
         case ErrorKind::Timeout: return "timeout";
         case ErrorKind::Permission: return "permission";
         case ErrorKind::VerifyMismatch: return "verify_mismatch";
+        case ErrorKind::Unsupported: return "unsupported";
+        case ErrorKind::Internal: return "internal";
     }
     return "internal";
+}
+
+std::string Error::full_message() const {
+    std::string message = what();
+    // Clients often name the operation in the message already.
+    if (operation_.empty() || message.rfind(operation_, 0) == 0) return message;
+    return operation_ + ": " + message;
 }
 
 }  // namespace mcuflash::core

@@ -18,6 +18,8 @@ enum class ErrorKind {
     VerifyMismatch,  // 1: flash read back differs from the image
     Unsafe,          // 65: refused because it would damage the board
     Protocol,        // 74: the device answered something the protocol does not allow
+    Unsupported,     // 69: the device is there, but it is a chip or bootloader mcuflash does not support
+    Internal,        // 70: a bug in mcuflash
 };
 
 int exit_code(ErrorKind kind);
@@ -36,6 +38,8 @@ public:
     Error& at_address(uint32_t address) { address_ = address; return *this; }
     Error& during(std::string operation) { operation_ = std::move(operation); return *this; }
     Error& with_hint(std::string hint) { hint_ = std::move(hint); return *this; }
+    // The message with what was being done: "writing 256 bytes at 0x1000: no answer ...".
+    std::string full_message() const;
 
 private:
     ErrorKind kind_;

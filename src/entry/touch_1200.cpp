@@ -1,7 +1,6 @@
 #include "entry/touch_1200.hpp"
 
 #include <algorithm>
-#include <thread>
 
 #include "core/error.hpp"
 #include "discover/serial_ports.hpp"
@@ -23,27 +22,28 @@ std::vector<std::string> port_nodes() {
 
 TouchResult touch_1200_baud(link::ByteLink& link, std::chrono::milliseconds wait) {
     TouchResult result;
-    if (!link.has_modem_lines()) return result;
+    auto* line = link.serial_line();
+    if (!line || !line->has_modem_lines()) return result;
     const link::SerialSettings previous = link.settings();
     const std::vector<std::string> before = port_nodes();
-    link.configure({kTouchBaud, link::Parity::None});
-    link.set_dtr_rts(false, true);  // RTS set, DTR cleared: what the application watches for
+    line->configure({kTouchBaud, link::Parity::None});
+    line->set_dtr_rts(false, true);  // RTS set, DTR cleared: what the application watches for
     result.touched = true;
-    std::this_thread::sleep_for(kLeaveTime);
+    link.pause(kLeaveTime);
 
     const auto give_up = std::chrono::steady_clock::now() + wait;
     for (;;) {
         try {
-            link.reopen();
-            link.configure(previous);
-            link.set_dtr_rts(true, true);
+            line->reopen();
+            line->configure(previous);
+            line->set_dtr_rts(true, true);
             result.reopened = true;
             return result;
         } catch (const core::Error&) {
             // Not back yet (or back under another name).
         }
         if (std::chrono::steady_clock::now() >= give_up) break;
-        std::this_thread::sleep_for(kRetryInterval);
+        link.pause(kRetryInterval);
     }
     for (const auto& node : port_nodes())
         if (std::find(before.begin(), before.end(), node) == before.end()) result.new_ports.push_back(node);

@@ -271,7 +271,7 @@ void LibusbDevice::fail(int error, const std::string& what) const {
     }
 }
 
-std::vector<uint8_t> LibusbDevice::control_in(const UsbSetup& setup, unsigned timeout_ms) {
+std::vector<uint8_t> LibusbDevice::do_control_in(const UsbSetup& setup, unsigned timeout_ms) {
     if (!setup.is_in()) throw Error(ErrorKind::Usage, "control_in with an OUT request type: " + setup_words(setup));
     if (!handle_) fail(LIBUSB_ERROR_NO_DEVICE, setup_words(setup));
     std::vector<uint8_t> data(setup.length);
@@ -282,7 +282,7 @@ std::vector<uint8_t> LibusbDevice::control_in(const UsbSetup& setup, unsigned ti
     return data;
 }
 
-void LibusbDevice::control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) {
+void LibusbDevice::do_control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) {
     if (setup.is_in()) throw Error(ErrorKind::Usage, "control_out with an IN request type: " + setup_words(setup));
     if (setup.length != data.size())
         throw Error(ErrorKind::Usage, fmt::format("{}: wLength {} but {} data bytes", setup_words(setup), setup.length,
@@ -361,7 +361,7 @@ void LibusbDevice::reopen_after_reenumeration(std::chrono::milliseconds timeout)
             }
         }
         if (deadline.expired()) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        pause(std::chrono::milliseconds(50));
     }
     if (last_error) throw *last_error;
     throw Error(ErrorKind::NotFound,

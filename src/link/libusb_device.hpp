@@ -43,8 +43,6 @@ public:
     LibusbDevice(const LibusbDevice&) = delete;
     LibusbDevice& operator=(const LibusbDevice&) = delete;
 
-    std::vector<uint8_t> control_in(const UsbSetup& setup, unsigned timeout_ms) override;
-    void control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) override;
     // Detaches a kernel driver from the interface first when one holds it.
     void claim_interface(uint8_t interface) override;
     void set_alt_setting(uint8_t interface, uint8_t alt) override;
@@ -62,6 +60,10 @@ public:
 
     // /dev/bus/usb/BBB/DDD of the open device (for messages).
     std::string node_path() const;
+
+protected:
+    std::vector<uint8_t> do_control_in(const UsbSetup& setup, unsigned timeout_ms) override;
+    void do_control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) override;
 
 private:
     struct Context;

@@ -112,7 +112,7 @@ void SerialPort::configure(const SerialSettings& settings) {
     }
 }
 
-void SerialPort::write(std::span<const uint8_t> bytes) {
+void SerialPort::do_write(std::span<const uint8_t> bytes) {
     size_t done = 0;
     while (done < bytes.size()) {
         ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
@@ -131,7 +131,7 @@ void SerialPort::write(std::span<const uint8_t> bytes) {
     }
 }
 
-size_t SerialPort::read_some(std::span<uint8_t> buffer, const core::Deadline& deadline) {
+size_t SerialPort::do_read_some(std::span<uint8_t> buffer, const core::Deadline& deadline) {
     for (;;) {
         ssize_t n = ::read(fd_, buffer.data(), buffer.size());
         if (n > 0) return static_cast<size_t>(n);
@@ -154,11 +154,12 @@ size_t SerialPort::read_some(std::span<uint8_t> buffer, const core::Deadline& de
     }
 }
 
-void SerialPort::drain_input() {
+size_t SerialPort::do_drain_input() {
     ::ioctl(fd_, TCFLSH, TCIFLUSH);
     uint8_t scratch[256];
-    while (::read(fd_, scratch, sizeof scratch) > 0) {
-    }
+    size_t dropped = 0;
+    for (ssize_t n; (n = ::read(fd_, scratch, sizeof scratch)) > 0;) dropped += static_cast<size_t>(n);
+    return dropped;
 }
 
 void SerialPort::set_dtr_rts(bool dtr, bool rts) {

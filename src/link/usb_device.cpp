@@ -1,11 +1,30 @@
 #include "link/usb_device.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
-#include <thread>
 
 namespace mcuflash::link {
 
-void UsbDevice::pause(unsigned ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+namespace {
+std::string setup_text(const UsbSetup& s) {
+    return fmt::format("SETUP {:02X} {:02X} {:04X} {:04X} {:04X}", s.request_type, s.request, s.value, s.index, s.length);
+}
+}  // namespace
+
+std::vector<uint8_t> UsbDevice::control_in(const UsbSetup& setup, unsigned timeout_ms) {
+    check_time_limit();
+    if (tracing()) trace(TraceDirection::ToDevice, {}, setup_text(setup));
+    auto data = do_control_in(setup, timeout_ms);
+    trace(TraceDirection::FromDevice, data, data.empty() ? "no data" : "");
+    return data;
+}
+
+void UsbDevice::control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) {
+    check_time_limit();
+    if (tracing()) trace(TraceDirection::ToDevice, data, setup_text(setup));
+    do_control_out(setup, data, timeout_ms);
+}
 
 std::vector<uint8_t> UsbDevice::descriptor(uint8_t type, uint8_t index, uint16_t language, uint16_t length,
                                            unsigned timeout_ms) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "link/link.hpp"
+
 namespace mcuflash::link {
 
 // The 8-byte SETUP packet (USB 2.0 section 9.3).
@@ -35,15 +37,19 @@ struct UsbIdentity {
     std::string port_path;  // "1-1.4": bus-ports, stable across re-enumeration on the same port
 };
 
-class UsbDevice {
+class UsbDevice : public Link {
 public:
-    virtual ~UsbDevice() = default;
+    static constexpr LinkKind kKind = LinkKind::Usb;
+    LinkKind kind() const override { return kKind; }
+    // Full-speed control transfers with flash erase and write times: a cautious figure.
+    uint32_t bytes_per_second() const override { return 16 * 1024; }
 
     // IN transfer: returns the data stage (possibly shorter than setup.length). OUT transfer: sends
     // `data` (setup.length must equal data.size()). A STALL throws core::Error(Protocol) whose
-    // message says "stalled"; no answer in time throws Timeout; a vanished device throws Io.
-    virtual std::vector<uint8_t> control_in(const UsbSetup& setup, unsigned timeout_ms) = 0;
-    virtual void control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) = 0;
+    // message says "stalled"; no answer in time throws Timeout; a vanished device throws Io. Each
+    // checks the time limit and traces the SETUP packet and the data.
+    std::vector<uint8_t> control_in(const UsbSetup& setup, unsigned timeout_ms);
+    void control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms);
     virtual void claim_interface(uint8_t interface) = 0;
     virtual void set_alt_setting(uint8_t interface, uint8_t alt) = 0;
     // A USB port reset: after it the device may re-enumerate as something else (DFU -> application).
@@ -51,9 +57,6 @@ public:
     // Whether the device is still on the bus (after a detach or leave it may be gone: no error).
     virtual bool present() = 0;
     virtual UsbIdentity identity() const = 0;
-    virtual std::string describe() const = 0;
-    // Waits as the protocol asks (DFU bwPollTimeout); a simulated device may skip the time instead.
-    virtual void pause(unsigned ms);
 
     // Helpers over control_in.
     std::vector<uint8_t> descriptor(uint8_t type, uint8_t index, uint16_t language, uint16_t length,
@@ -62,6 +65,10 @@ public:
     std::string string_descriptor(uint8_t index, unsigned timeout_ms = 1000);
     // The whole configuration descriptor (wTotalLength bytes) of configuration `index`.
     std::vector<uint8_t> configuration_descriptor(uint8_t index = 0, unsigned timeout_ms = 1000);
+
+protected:
+    virtual std::vector<uint8_t> do_control_in(const UsbSetup& setup, unsigned timeout_ms) = 0;
+    virtual void do_control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) = 0;
 };
 
 }  // namespace mcuflash::link

@@ -119,13 +119,13 @@ std::vector<std::string> check_install(const InstallRequest& request, const Fuse
     return warnings;
 }
 
-FuseValues read_fuses(protocol::stk500v2::IspProgrammer& programmer) {
+FuseValues read_fuses(protocol::AvrProgrammer& programmer) {
     FuseValues values;
     for (FuseByte fuse : targets::kAllFuseBytes) values[fuse] = programmer.read(fuse);
     return values;
 }
 
-std::vector<FuseWrite> write_fuses(protocol::stk500v2::IspProgrammer& programmer, const targets::AvrFuses& facts,
+std::vector<FuseWrite> write_fuses(protocol::AvrProgrammer& programmer, const targets::AvrFuses& facts,
                                    const FuseValues& values, const core::Progress& progress) {
     std::vector<std::pair<FuseByte, uint8_t>> todo;
     for (FuseByte fuse : kWriteOrder)
@@ -164,7 +164,7 @@ std::vector<FuseWrite> write_fuses(protocol::stk500v2::IspProgrammer& programmer
     return done;
 }
 
-InstallReport install_bootloader(protocol::stk500v2::IspProgrammer& programmer, const InstallRequest& request,
+InstallReport install_bootloader(protocol::AvrProgrammer& programmer, const InstallRequest& request,
                                  const core::Progress& progress) {
     const targets::Chip& chip = *request.chip;
     const auto& facts = fuse_facts(chip);

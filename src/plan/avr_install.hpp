@@ -11,7 +11,7 @@
 
 #include "core/progress.hpp"
 #include "image/image.hpp"
-#include "protocol/stk500v2/isp_programmer.hpp"
+#include "protocol/programmer.hpp"
 #include "targets/avr_fuses.hpp"
 #include "targets/knowledge.hpp"
 
@@ -61,16 +61,16 @@ struct InstallReport {
 };
 
 // Reads all four bytes.
-targets::FuseValues read_fuses(protocol::stk500v2::IspProgrammer& programmer);
+targets::FuseValues read_fuses(protocol::AvrProgrammer& programmer);
 
 // Writes `values` (efuse, hfuse, lfuse, then lock), reading each back. A value that does not read
 // back as written stops the sequence with core::Error(VerifyMismatch) naming it, what the chip
 // holds, and what was and was not written. Call check_fuses() first.
-std::vector<FuseWrite> write_fuses(protocol::stk500v2::IspProgrammer& programmer, const targets::AvrFuses& facts,
+std::vector<FuseWrite> write_fuses(protocol::AvrProgrammer& programmer, const targets::AvrFuses& facts,
                                    const targets::FuseValues& values, const core::Progress& progress);
 
 // The whole install; the programmer must be in programming mode. Call check_install() first.
-InstallReport install_bootloader(protocol::stk500v2::IspProgrammer& programmer, const InstallRequest& request,
+InstallReport install_bootloader(protocol::AvrProgrammer& programmer, const InstallRequest& request,
                                  const core::Progress& progress);
 
 // "lfuse=0xFF hfuse=0xD8 efuse=0xFD lock=0x0F" (those present, in that order).

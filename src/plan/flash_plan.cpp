@@ -30,6 +30,12 @@ constexpr uint32_t kOutsideChunk = 4096;
 
 }  // namespace
 
+std::chrono::seconds time_limit(const FlashPlan& plan, uint32_t bytes_per_second) {
+    const uint64_t flash = plan.flash_end - plan.flash_base;
+    const uint64_t carry = 3 * flash / std::max<uint32_t>(bytes_per_second, 1);
+    return std::chrono::seconds(300 + 10 * carry);
+}
+
 void check_fits_flash(const image::Image& image, uint32_t flash_base, uint32_t flash_size, const std::string& chip) {
     uint64_t flash_end = uint64_t(flash_base) + flash_size;
     if (image.lowest() < flash_base || image.end() > flash_end)

@@ -2,6 +2,7 @@
 // FlashPlan: image + device facts -> the pages to write, after the safety checks.
 // Executing a plan writes, verifies (rewriting pages that fail, a bounded number of times)
 // and starts the application, reporting progress as events.
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -42,6 +43,11 @@ struct FlashPlan {
 // or would need an erase unit that reaches outside it erased.
 FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& device,
                     const protocol::Capabilities& caps, const PlanOptions& options);
+
+// A bound on how long flashing may take, far above what it should: it ends an operation that would
+// otherwise go on for ever, not a slow one. Five minutes plus ten times what the link needs to carry
+// the whole flash three times (writing, verifying, and the rewinds some bootloaders need).
+std::chrono::seconds time_limit(const FlashPlan& plan, uint32_t bytes_per_second);
 
 // Checks that need no device: an image past the end of the chip's flash (known from --chip).
 void check_fits_flash(const image::Image& image, uint32_t flash_base, uint32_t flash_size, const std::string& chip);

@@ -1,4 +1,5 @@
 #include "protocol/bootloader.hpp"
+#include "protocol/programmer.hpp"
 
 #include <fmt/format.h>
 
@@ -15,9 +16,22 @@ std::optional<uint32_t> Bootloader::checksum(uint32_t, uint32_t) { return std::n
 const ProtocolInfo& find_protocol(const std::string& name) {
     for (const auto& p : protocols())
         if (p.name == name) return p;
+    throw core::Error(core::ErrorKind::Usage, fmt::format("unknown protocol '{}' (known: {})", name, protocol_names()));
+}
+
+const ProgrammerInfo& find_programmer(const std::string& name) {
     std::string known;
-    for (const auto& p : protocols()) known += (known.empty() ? "" : ", ") + p.name;
-    throw core::Error(core::ErrorKind::Usage, fmt::format("unknown protocol '{}' (known: {})", name, known));
+    for (const auto& p : programmers()) {
+        if (p.name == name) return p;
+        known += (known.empty() ? "" : ", ") + p.name;
+    }
+    throw core::Error(core::ErrorKind::Usage, fmt::format("unknown programmer type '{}' (known: {})", name, known));
+}
+
+std::string protocol_names() {
+    std::string names;
+    for (const auto& p : protocols()) names += (names.empty() ? "" : ", ") + p.name;
+    return names;
 }
 
 }  // namespace mcuflash::protocol

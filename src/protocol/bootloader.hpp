@@ -54,6 +54,17 @@ struct Capabilities {
     std::function<uint32_t(std::span<const uint8_t>)> local_checksum;
 };
 
+// The optional role of removing a chip's protection (STM32 ROM bootloaders).
+class Protection {
+public:
+    virtual ~Protection() = default;
+    // Readout protection off: the chip erases its whole flash.
+    virtual void remove_readout_protection() = 0;
+    // False where the bootloader has no such command (DfuSe).
+    virtual bool can_remove_write_protection() const = 0;
+    virtual void remove_write_protection() = 0;
+};
+
 class Bootloader {
 public:
     virtual ~Bootloader() = default;
@@ -68,6 +79,9 @@ public:
     // nullopt when it has none.
     virtual std::optional<uint32_t> checksum(uint32_t address, uint32_t length);
     virtual void start_application() = 0;
+
+    // Optional roles: nullptr when the bootloader has none.
+    virtual Protection* protection() { return nullptr; }
 };
 
 struct ConnectOptions {
@@ -81,14 +95,20 @@ struct ConnectOptions {
 struct ProtocolInfo {
     std::string name;
     std::string description;
-    link::SerialSettings serial;  // the protocol's default line settings
-    std::function<std::unique_ptr<Bootloader>(link::ByteLink&, const ConnectOptions&)> make;
-    // USB protocols (DFU) are made on a USB device instead; `make` is empty for them.
-    std::function<std::unique_ptr<Bootloader>(link::UsbDevice&, const ConnectOptions&)> make_usb{};
+    link::LinkKind runs_on = link::LinkKind::ByteStream;
+    link::SerialSettings serial;  // byte streams: the protocol's default line settings
+    // Tried on a serial port when no -p is given (one protocol says so).
+    bool default_on_serial = false;
+    // The client offers Bootloader::protection().
+    bool offers_protection = false;
+    // Builds the client on a link of kind `runs_on` (link::link_as checks it).
+    std::function<std::unique_ptr<Bootloader>(link::Link&, const ConnectOptions&)> make;
 };
 
 // The registry: one line per protocol in registry.cpp.
 const std::vector<ProtocolInfo>& protocols();
 const ProtocolInfo& find_protocol(const std::string& name);  // throws Usage error listing the known ones
+// "stk500v1, stk500v2, ..." for help texts and messages.
+std::string protocol_names();
 
 }  // namespace mcuflash::protocol

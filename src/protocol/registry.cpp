@@ -1,9 +1,11 @@
-// Every protocol mcuflash speaks: one line each.
+// Every protocol mcuflash speaks, and every programmer type: one line each.
 #include "protocol/bootloader.hpp"
+#include "protocol/programmer.hpp"
 #include "protocol/dfu/client.hpp"
 #include "protocol/samba/client.hpp"
 #include "protocol/stk500v1/client.hpp"
 #include "protocol/stk500v2/client.hpp"
+#include "protocol/stk500v2/isp_programmer.hpp"
 #include "protocol/stm32uart/client.hpp"
 
 namespace mcuflash::protocol {
@@ -16,6 +18,13 @@ const std::vector<ProtocolInfo>& protocols() {
         samba::usb_protocol_info(),
         samba::uart_protocol_info(),
         dfu::protocol_info(),
+    };
+    return all;
+}
+
+const std::vector<ProgrammerInfo>& programmers() {
+    static const std::vector<ProgrammerInfo> all = {
+        stk500v2::programmer_info(),
     };
     return all;
 }

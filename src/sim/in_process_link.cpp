@@ -48,13 +48,13 @@ void InProcessLink::check_alive(Clock::time_point now) {
                     "reopen the port once the device is back");
 }
 
-void InProcessLink::write(std::span<const uint8_t> bytes) {
+void InProcessLink::do_write(std::span<const uint8_t> bytes) {
     Clock::time_point now = clock_.now();
     check_alive(now);
     line_.host_write(bytes, now);
 }
 
-size_t InProcessLink::read_some(std::span<uint8_t> buffer, const core::Deadline& deadline) {
+size_t InProcessLink::do_read_some(std::span<uint8_t> buffer, const core::Deadline& deadline) {
     if (buffer.empty()) return 0;
     const Clock::time_point give_up = clock_.now() + deadline.remaining();
     for (;;) {
@@ -78,10 +78,15 @@ size_t InProcessLink::read_some(std::span<uint8_t> buffer, const core::Deadline&
     }
 }
 
-void InProcessLink::drain_input() {
+size_t InProcessLink::do_drain_input() {
     Clock::time_point now = clock_.now();
     line_.advance(now);
-    line_.discard_host_input(now);
+    return line_.discard_host_input(now);
+}
+
+void InProcessLink::pause(std::chrono::milliseconds duration) {
+    clock_.wait_until(clock_.now() + duration);
+    line_.advance(clock_.now());
 }
 
 void InProcessLink::set_dtr_rts(bool dtr, bool rts) {

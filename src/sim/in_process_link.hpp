@@ -52,25 +52,30 @@ struct LinkBehaviour {
     link::SerialSettings host_settings{};  // the port settings the host starts with
 };
 
-class InProcessLink : public link::ByteLink {
+class InProcessLink : public link::ByteLink, public link::SerialLine {
 public:
     InProcessLink(std::unique_ptr<Device> device, FaultInjector faults, LinkBehaviour behaviour);
 
-    void write(std::span<const uint8_t> bytes) override;
-    size_t read_some(std::span<uint8_t> buffer, const core::Deadline& deadline) override;
-    void drain_input() override;
     void set_dtr_rts(bool dtr, bool rts) override;
     bool has_modem_lines() const override { return behaviour_.modem_lines; }
     void reopen() override;
     void configure(const link::SerialSettings& settings) override;
     link::SerialSettings settings() const override { return behaviour_.host_settings; }
     std::string describe() const override;
+    link::SerialLine* serial_line() override { return this; }
+    // In simulated time: with the timing off, the device's clock moves on and nobody sleeps.
+    void pause(std::chrono::milliseconds duration) override;
 
     Device& device() { return *device_; }
     FlashMemory& flash() { return device_->flash(); }
     const FaultInjector& faults() const { return line_.faults(); }
     SimulatedLine& line() { return line_; }
     SimClock& clock() { return clock_; }
+
+protected:
+    void do_write(std::span<const uint8_t> bytes) override;
+    size_t do_read_some(std::span<uint8_t> buffer, const core::Deadline& deadline) override;
+    size_t do_drain_input() override;
 
 private:
     // Throws if the link is (or was, since this handle was opened) disconnected.

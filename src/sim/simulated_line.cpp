@@ -122,8 +122,10 @@ size_t SimulatedLine::host_read(std::span<uint8_t> out, Clock::time_point now) {
     return n;
 }
 
-void SimulatedLine::discard_host_input(Clock::time_point now) {
-    while (!to_host_.empty() && to_host_.front().arrival <= now) to_host_.pop_front();
+size_t SimulatedLine::discard_host_input(Clock::time_point now) {
+    size_t dropped = 0;
+    for (; !to_host_.empty() && to_host_.front().arrival <= now; ++dropped) to_host_.pop_front();
+    return dropped;
 }
 
 void SimulatedLine::reset_device(ResetCause cause, Clock::time_point now) {

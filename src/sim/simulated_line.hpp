@@ -41,7 +41,7 @@ public:
     std::optional<Clock::time_point> next_host_arrival() const;
     // Takes the bytes that have reached the host by `now`.
     size_t host_read(std::span<uint8_t> out, Clock::time_point now);
-    void discard_host_input(Clock::time_point now);
+    size_t discard_host_input(Clock::time_point now);  // returns how many bytes it dropped
 
     void reset_device(ResetCause cause, Clock::time_point now);
 

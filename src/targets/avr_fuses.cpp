@@ -127,7 +127,16 @@ uint8_t mask_value(const toml::table& t, const std::string& where, const std::st
 
 }  // namespace
 
+void check_keys(const toml::table& t, std::initializer_list<std::string_view> known, const std::string& where) {
+    for (auto&& [key, value] : t) {
+        if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
+        bad_data(where, fmt::format("unknown key '{}' (line {}; known here: {})", key.str(), value.source().begin.line,
+                                    fmt::join(known, ", ")));
+    }
+}
+
 AvrFuses parse_avr_fuses(const toml::table& t, const std::string& where) {
+    check_keys(t, {"bits", "boot_size", "boot_reset", "rules"}, where);
     AvrFuses f;
     for (auto&& [key, value] : subtable(t, "bits", where)) {
         std::string name{key.str()};
@@ -137,6 +146,7 @@ AvrFuses parse_avr_fuses(const toml::table& t, const std::string& where) {
     }
 
     const auto& boot_size = subtable(t, "boot_size", where);
+    check_keys(boot_size, {"fuse", "mask", "sizes"}, where + ".boot_size");
     f.boot_size_fuse = fuse_name(required(boot_size, "fuse", where), where, "boot_size.fuse");
     f.boot_size_mask = mask_value(boot_size, where, "boot_size");
     for (const auto& size : array(boot_size, "sizes", where)) {
@@ -148,12 +158,14 @@ AvrFuses parse_avr_fuses(const toml::table& t, const std::string& where) {
         bad_data(where, "boot_size.sizes needs one size per value of boot_size.mask");
 
     const auto& boot_reset = subtable(t, "boot_reset", where);
+    check_keys(boot_reset, {"fuse", "mask"}, where + ".boot_reset");
     f.boot_reset_fuse = fuse_name(required(boot_reset, "fuse", where), where, "boot_reset.fuse");
     f.boot_reset_mask = mask_value(boot_reset, where, "boot_reset");
 
     for (const auto& node : array(t, "rules", where)) {
         auto* rule_table = node.as_table();
         if (!rule_table) bad_data(where, "rules must be tables");
+        check_keys(*rule_table, {"fuse", "mask", "allowed", "why"}, where + ".rules");
         FuseRule rule;
         rule.fuse = fuse_name(required(*rule_table, "fuse", where), where, "rules.fuse");
         rule.mask = mask_value(*rule_table, where, "rules");
@@ -171,6 +183,7 @@ AvrFuses parse_avr_fuses(const toml::table& t, const std::string& where) {
 }
 
 BootloaderInstall parse_bootloader_install(const toml::table& t, const std::string& where, const Chip& chip) {
+    check_keys(t, {"hex", "package", "lfuse", "hfuse", "efuse", "stray_bytes", "unlock", "lock"}, where);
     BootloaderInstall install;
     auto hex = t["hex"].value<std::string>();
     if (!hex || hex->empty()) bad_data(where, "missing string 'hex'");
@@ -186,7 +199,7 @@ BootloaderInstall parse_bootloader_install(const toml::table& t, const std::stri
             auto* pair = range.as_array();
             auto address = pair && pair->size() == 2 ? pair->at(0).value<int64_t>() : std::nullopt;
             auto size = pair && pair->size() == 2 ? pair->at(1).value<int64_t>() : std::nullopt;
-            if (!address || !size || *address < 0 || *size <= 0 || *address + *size > chip.flash_size)
+            if (!address || !size || *address < 0 || *size <= 0 || *size > int64_t{chip.flash_size} - *address)
                 bad_data(where, "stray_bytes must be [address, size] pairs inside flash");
             install.stray_bytes.emplace_back(static_cast<uint32_t>(*address), static_cast<uint32_t>(*size));
         }

@@ -28,6 +28,11 @@ using core::ErrorKind;
     throw Error(ErrorKind::BadInput, fmt::format("{}: {}", where, problem));
 }
 
+// "chips.toml:114: chips.samd21g18a": the document, the line and the key path of a table.
+std::string where_of(const std::string& document, const toml::node& node, const std::string& path) {
+    return fmt::format("{}:{}: {}", document, node.source().begin.line, path);
+}
+
 uint32_t required_u32(const toml::table& t, const char* key, const std::string& where) {
     auto v = t[key].value<int64_t>();
     if (!v) bad_data(where, fmt::format("missing integer '{}'", key));
@@ -47,6 +52,10 @@ std::string required_string(const toml::table& t, const char* key, const std::st
 }
 
 Chip parse_chip(const std::string& name, const toml::table& t, const std::string& where) {
+    check_keys(t,
+               {"family", "description", "signature", "flash_base", "flash_size", "page_size", "eeprom_size",
+                "max_boot_size", "fuses", "install_bootloader", "product_id", "flash_size_register", "sectors", "sam"},
+               where);
     Chip c;
     c.name = name;
     c.family = required_string(t, "family", where);
@@ -76,7 +85,7 @@ Chip parse_chip(const std::string& name, const toml::table& t, const std::string
         uint64_t total = 0;
         for (auto& e : *sectors) {
             auto v = e.value<int64_t>();
-            if (!v || *v <= 0) bad_data(where, "sectors must be positive sizes");
+            if (!v || *v <= 0 || *v > 0xFFFFFFFF) bad_data(where, "sectors must be positive sizes of at most 4 GiB");
             c.sectors.push_back(static_cast<uint32_t>(*v));
             total += static_cast<uint64_t>(*v);
         }
@@ -86,10 +95,19 @@ Chip parse_chip(const std::string& name, const toml::table& t, const std::string
 }
 
 Bootloader parse_bootloader(const std::string& name, const toml::table& t, const std::string& where,
-                            const std::map<std::string, Chip>& chips) {
+                            const std::map<std::string, Chip>& chips, const std::map<std::string, std::string>& protocols) {
+    check_keys(t,
+               {"protocol", "description", "placement", "baud", "other_bauds", "sw_major", "reports_signature", "usb",
+                "dfu_alt", "sizes", "install"},
+               where);
     Bootloader b;
     b.name = name;
     b.protocol = required_string(t, "protocol", where);
+    if (!protocols.count(b.protocol)) {
+        std::string known;
+        for (const auto& [p, d] : protocols) known += (known.empty() ? "" : ", ") + p;
+        bad_data(where, fmt::format("protocol '{}' is not in protocols.toml (known: {})", b.protocol, known));
+    }
     b.description = t["description"].value_or(std::string{});
     std::string placement = t["placement"].value_or(std::string{"top"});
     if (placement == "top") b.placement = Placement::Top;
@@ -138,7 +156,7 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
     if (auto* installs = t["install"].as_table())
         for (auto&& [chip_name, value] : *installs) {
             std::string chip{chip_name.str()};
-            std::string install_where = fmt::format("{}.install.{}", where, chip);
+            std::string install_where = fmt::format("{}.install.{} (line {})", where, chip, value.source().begin.line);
             if (!b.sizes.count(chip)) bad_data(install_where, "the bootloader has no size on that chip");
             auto* install = value.as_table();
             if (!install) bad_data(install_where, "must be a table");
@@ -165,13 +183,26 @@ Knowledge Knowledge::from_documents(const std::vector<std::pair<std::string, std
             bad_data(fmt::format("{}:{}", name, e.source().begin.line), std::string(e.description()));
         }
     }
-    // Chips first: bootloader rows refer to them.
+    for (auto& [name, doc] : parsed) {
+        check_keys(doc, {"protocols", "chips", "bootloaders"}, name);
+        if (auto* protocols = doc["protocols"].as_table())
+            for (auto&& [key, value] : *protocols) {
+                std::string protocol{key.str()};
+                auto* t = value.as_table();
+                std::string where = where_of(name, value, "protocols." + protocol);
+                if (!t) bad_data(where, "must be a table");
+                check_keys(*t, {"description"}, where);
+                if (k.protocols_.count(protocol)) bad_data(where, "defined twice");
+                k.protocols_.emplace(protocol, required_string(*t, "description", where));
+            }
+    }
+    // Chips next: bootloader rows refer to them.
     for (auto& [name, doc] : parsed) {
         if (auto* chips = doc["chips"].as_table())
             for (auto&& [key, value] : *chips) {
                 std::string chip{key.str()};
                 auto* t = value.as_table();
-                std::string where = fmt::format("{}: chips.{}", name, chip);
+                std::string where = where_of(name, value, "chips." + chip);
                 if (!t) bad_data(where, "must be a table");
                 if (k.chips_.count(chip)) bad_data(where, "defined twice");
                 k.chips_.emplace(chip, parse_chip(chip, *t, where));
@@ -182,10 +213,10 @@ Knowledge Knowledge::from_documents(const std::vector<std::pair<std::string, std
             for (auto&& [key, value] : *bls) {
                 std::string bl{key.str()};
                 auto* t = value.as_table();
-                std::string where = fmt::format("{}: bootloaders.{}", name, bl);
+                std::string where = where_of(name, value, "bootloaders." + bl);
                 if (!t) bad_data(where, "must be a table");
                 if (k.bootloaders_.count(bl)) bad_data(where, "defined twice");
-                k.bootloaders_.emplace(bl, parse_bootloader(bl, *t, where, k.chips_));
+                k.bootloaders_.emplace(bl, parse_bootloader(bl, *t, where, k.chips_, k.protocols_));
             }
     }
     for (const auto& [name, chip] : k.chips_) {

@@ -90,9 +90,12 @@ public:
     const Bootloader* bootloader_by_usb_id(uint16_t vendor, uint16_t product) const;
 
     const std::map<std::string, Chip>& chips() const { return chips_; }
+    // protocols.toml: every protocol a bootloader may name -> how firmware goes in, in words.
+    const std::map<std::string, std::string>& protocols() const { return protocols_; }
     const std::map<std::string, Bootloader>& bootloaders() const { return bootloaders_; }
 
 private:
+    std::map<std::string, std::string> protocols_;
     std::map<std::string, Chip> chips_;
     std::map<std::string, Bootloader> bootloaders_;
 };

@@ -135,7 +135,7 @@ TEST(DfuClient, Stm32duinoWritesFromItsApplicationStartAndLeavesItsBootloaderAlo
     EXPECT_TRUE(run->flash().violations().empty());
     // After the USB reset the bootloader waits its window, then runs the application.
     EXPECT_TRUE(run->usb->present());
-    run->usb->pause(3500);
+    run->usb->pause(std::chrono::milliseconds(3500));
     EXPECT_FALSE(run->usb->present());
 }
 
@@ -165,8 +165,8 @@ TEST(DfuClient, ReadUnprotectMassErasesAndTheDeviceResets) {
     auto run = open("stm32f407xg");
     run->flash().load(0x08040000, std::vector<uint8_t>(4096, 0x12));
     run->client->connect();
-    run->client->read_unprotect();
-    run->usb->pause(100);
+    run->client->remove_readout_protection();
+    run->usb->pause(std::chrono::milliseconds(100));
     EXPECT_FALSE(run->usb->present());
     const auto cells = run->flash().contents();
     EXPECT_TRUE(std::all_of(cells.begin(), cells.end(), [](uint8_t b) { return b == 0xFF; }));

@@ -166,7 +166,7 @@ TEST(Stm32UartClient, MassEraseAndReadoutUnprotect) {
         ASSERT_TRUE(run->rom().readout_protected());
         EXPECT_THROW(run->client->read(kFlash, 16), core::Error) << chip << ": reading is refused";
 
-        run->client->readout_unprotect();
+        run->client->remove_readout_protection();
         EXPECT_FALSE(run->rom().readout_protected());
         EXPECT_TRUE(run->rom().synchronised()) << "the client synchronised again after the self-reset";
         EXPECT_EQ(run->client->read(kFlash, 16), std::vector<uint8_t>(16, 0xFF)) << chip;

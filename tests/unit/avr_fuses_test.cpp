@@ -212,7 +212,7 @@ TEST(FuseFacts, BadFuseDataIsRejected) {
     expect_bad(replace("efuse=0x07", "efuse=0x107"), "bits.efuse");
 
     const std::string bootloader =
-        "[bootloaders.b]\nprotocol='stk500v1'\nsizes={x=1024}\n"
+        "[protocols.stk500v1]\ndescription='d'\n[bootloaders.b]\nprotocol='stk500v1'\nsizes={x=1024}\n"
         "[bootloaders.b.install.x]\nhex='/b.hex'\nlfuse=0xFF\nhfuse=0xDC\nefuse=0xFD\nunlock=0x3F\nlock=0x0F\n";
     EXPECT_NO_THROW(Knowledge::from_documents({{"test.toml", chip_head + good_fuses + bootloader}}));
     std::string unsafe = bootloader;

@@ -48,4 +48,16 @@ TEST(DfuLayout, RejectsWhatIsNotALayout) {
     EXPECT_FALSE(parse_layout("@Flash/zzz/04*016Kg"));
     EXPECT_FALSE(parse_layout("@Flash/0x08000000/04*016K"));  // no type letter
     EXPECT_FALSE(parse_layout("@Flash/0xFFFFF000/04*016Kg"));  // past 4 GiB
+    // Found by fuzzing: numbers that wrapped into something small instead of being refused.
+    EXPECT_FALSE(parse_layout("@F/0x0/4294967296*1Kg"));
+    EXPECT_FALSE(parse_layout("@F/0x0/1*17592186044417Mg"));
+    EXPECT_FALSE(parse_layout("@F/0x08000000/4*1Kg/0x08000800/4*1Kg"));  // overlapping groups
+}
+
+TEST(DfuLayout, GroupsComeOutInAddressOrder) {
+    auto layout = parse_layout("@F/0x08000800/2*1Kg/0x08000000/2*1Kg");
+    ASSERT_TRUE(layout);
+    ASSERT_EQ(layout->segments.size(), 2u);
+    EXPECT_EQ(layout->segments[0].address, 0x08000000u);
+    EXPECT_EQ(layout->segments[1].address, 0x08000800u);
 }

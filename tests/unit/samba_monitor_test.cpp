@@ -22,10 +22,15 @@ public:
     std::vector<uint32_t> read_lengths;  // each R's length
     int acks_to_ignore = 0;              // UART R: ACKs lost on the way to the monitor
 
-    void write(std::span<const uint8_t> bytes) override {
+    link::SerialSettings settings() const override { return {}; }
+    std::string describe() const override { return "scripted monitor"; }
+    void pause(std::chrono::milliseconds) override {}
+
+protected:
+    void do_write(std::span<const uint8_t> bytes) override {
         for (uint8_t b : bytes) feed(b);
     }
-    size_t read_some(std::span<uint8_t> buffer, const core::Deadline&) override {
+    size_t do_read_some(std::span<uint8_t> buffer, const core::Deadline&) override {
         size_t n = std::min(buffer.size(), out_.size());
         for (size_t i = 0; i < n; ++i) {
             buffer[i] = out_.front();
@@ -33,13 +38,11 @@ public:
         }
         return n;
     }
-    void drain_input() override { out_.clear(); }
-    void set_dtr_rts(bool, bool) override {}
-    bool has_modem_lines() const override { return false; }
-    void reopen() override {}
-    void configure(const link::SerialSettings&) override {}
-    link::SerialSettings settings() const override { return {}; }
-    std::string describe() const override { return "scripted monitor"; }
+    size_t do_drain_input() override {
+        size_t n = out_.size();
+        out_.clear();
+        return n;
+    }
 
 private:
     enum class State { Command, RawIn, XmodemIn, XmodemOut, XmodemEnd };

@@ -173,6 +173,8 @@ TEST(Stk500v2Codec, MonitorGuardKeepsBangsOutOfTheCounterWindow) {
     EXPECT_EQ(monitor_guard_fill(1000, 1000, bangs), 0u);  // far from the wrap
     // The run at index 0 would be byte 65536 (counter 0): shift it to byte 65544 (counter 8).
     EXPECT_EQ(monitor_guard_fill(65535, 65535, Bytes{'!', '!', '!'}), 8u);
+    // Unknown by a whole wrap: no filler helps, and the search must end (it looped for ever).
+    EXPECT_EQ(monitor_guard_fill(0, 70000, Bytes{'!', '!', '!'}), 0u);
     // Ending just before the wrap is fine: bytes 65533..65535 have counters 65533..65535.
     EXPECT_EQ(monitor_guard_fill(65532, 65532, Bytes{'!', '!', '!'}), 0u);
     // A run whose first '!' would have counter 7 still fires (7, 8, 9): counter 8 does not.

@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "discover/serial_ports.hpp"
+#include "protocol/bootloader.hpp"
 #include "targets/knowledge.hpp"
 
 using namespace mcuflash;
@@ -65,11 +66,23 @@ TEST(Knowledge, BadDataIsRejectedWithItsLocation) {
     expect_bad("[chips.x]\nfamily='avr'\nflash_size=1000\npage_size=128\n", "multiple of page_size");
     expect_bad("[chips.x]\nfamily='avr'\nflash_size=1024\npage_size=100\n", "power of two");
     expect_bad("[chips.x]\nflash_size=1024\npage_size=128\n", "family");
-    expect_bad("[bootloaders.b]\nprotocol='stk500v1'\nsizes={nochip=512}\n", "unknown chip");
-    expect_bad("[chips.x]\nfamily='avr'\nflash_size=1024\npage_size=128\n"
-               "[bootloaders.b]\nprotocol='p'\nsizes={x=100}\n",
+    const std::string protocols = "[protocols.p]\ndescription='d'\n";
+    expect_bad(protocols + "[bootloaders.b]\nprotocol='p'\nsizes={nochip=512}\n", "unknown chip");
+    expect_bad(protocols + "[chips.x]\nfamily='avr'\nflash_size=1024\npage_size=128\n"
+                           "[bootloaders.b]\nprotocol='p'\nsizes={x=100}\n",
                "whole number of pages");
+    // Unknown keys and protocols, with the file and line.
+    expect_bad(protocols + "[chips.x]\nfamily='avr'\nflash_size=1024\npage_size=128\npagesize=64\n",
+               "test.toml:3: chips.x: unknown key 'pagesize' (line 7");
+    expect_bad("[chips.x]\nfamily='avr'\nflash_size=1024\npage_size=128\n"
+               "[bootloaders.b]\nprotocol='stk500v9'\nsizes={x=128}\n",
+               "test.toml:5: bootloaders.b: protocol 'stk500v9' is not in protocols.toml");
+    expect_bad("[chip.x]\nfamily='avr'\n", "unknown key 'chip'");
     expect_bad("this is = = not toml", "test.toml");
+    // Found by fuzzing: sizes that wrapped when cut to 32 bits.
+    expect_bad("[chips.x]\nfamily='stm32'\nflash_size=1024\npage_size=128\n"
+               "sectors=[0x7FFFFFFFFFFFFFFF, 0x7FFFFFFFFFFFFFFF, 1026]\n",
+               "sectors");
 }
 
 TEST(Discover, RecognisesTheRaspberryPiMiniUart) {
@@ -89,4 +102,9 @@ TEST(Discover, RecognisesTheRaspberryPiMiniUart) {
     EXPECT_FALSE(discover::is_raspberry_pi_mini_uart("/dev/ttyS0", model));
     EXPECT_FALSE(discover::is_raspberry_pi_mini_uart("/dev/ttyS0", (dir / "absent").string()));
     std::filesystem::remove_all(dir);
+}
+
+TEST(Knowledge, EveryProtocolMcuflashSpeaksIsInProtocolsToml) {
+    const auto& kb = Knowledge::builtin();
+    for (const auto& p : protocol::protocols()) EXPECT_TRUE(kb.protocols().count(p.name)) << p.name;
 }

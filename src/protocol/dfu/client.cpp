@@ -105,7 +105,7 @@ void Client::download_and_wait(uint16_t block, std::span<const uint8_t> data, co
         if (deadline.expired())
             throw Error(ErrorKind::Timeout, fmt::format("{} at {}: the device stayed busy for {} s", what,
                                                         hex_address(address), kBusyLimitMs / 1000));
-        usb_.pause(std::max<uint32_t>(st.poll_timeout_ms, 1));
+        usb_.pause(std::chrono::milliseconds(std::max<uint32_t>(st.poll_timeout_ms, 1)));
     }
 }
 
@@ -425,7 +425,11 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
     return out;
 }
 
-void Client::read_unprotect() {
+void Client::remove_write_protection() {
+    throw Error(ErrorKind::Usage, "DfuSe has no write-unprotect command; only --readout");
+}
+
+void Client::remove_readout_protection() {
     if (!dfuse()) throw Error(ErrorKind::Usage, "read unprotect is a DfuSe command; this device speaks plain DFU");
     const uint8_t command[] = {0x92};
     try {
@@ -455,7 +459,7 @@ void Client::start_application() {
             DfuStatus st = get_status();
             leave_outcome_ = fmt::format("answered {}", state_name(st.state));
             // It drops off the bus as its application starts: say so rather than leave it unknown.
-            for (int i = 0; i < 20 && usb_.present(); ++i) usb_.pause(50);
+            for (int i = 0; i < 20 && usb_.present(); ++i) usb_.pause(std::chrono::milliseconds(50));
             leave_outcome_ += usb_.present() ? ", still on the bus after 1 s" : ", then left the bus (application runs)";
             return;
         }
@@ -473,7 +477,7 @@ void Client::start_application() {
             if (usb_.present()) to_idle();  // stalled: clear dfuERROR before the reset
         }
         downloading_ = false;
-        for (int i = 0; i < 4 && usb_.present(); ++i) usb_.pause(50);
+        for (int i = 0; i < 4 && usb_.present(); ++i) usb_.pause(std::chrono::milliseconds(50));
         if (!usb_.present()) {
             leave_outcome_ += leave_outcome_.empty() ? "left the bus (application runs)" : ", then left the bus (application runs)";
             return;
@@ -493,8 +497,10 @@ ProtocolInfo protocol_info() {
     ProtocolInfo info;
     info.name = "dfu";
     info.description = "USB DFU 1.1 and ST DfuSe: STM32 ROM DFU (0483:df11), stm32duino (1eaf:0003)";
-    info.make_usb = [](link::UsbDevice& usb, const ConnectOptions& options) {
-        return std::unique_ptr<Bootloader>(std::make_unique<Client>(usb, options));
+    info.runs_on = link::LinkKind::Usb;
+    info.offers_protection = true;
+    info.make = [](link::Link& link, const ConnectOptions& options) {
+        return std::unique_ptr<Bootloader>(std::make_unique<Client>(link::link_as<link::UsbDevice>(link, "dfu"), options));
     };
     return info;
 }

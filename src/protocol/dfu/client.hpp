@@ -38,7 +38,7 @@ struct DfuStatus {
 const char* state_name(uint8_t state);
 const char* status_text(uint8_t status);
 
-class Client : public Bootloader {
+class Client : public Bootloader, public Protection {
 public:
     Client(link::UsbDevice& usb, ConnectOptions options);
 
@@ -50,8 +50,12 @@ public:
     void start_application() override;
 
     bool dfuse() const { return functional_.version == 0x011A; }
+    // DfuSe devices only: plain DFU has no protection commands.
+    Protection* protection() override { return dfuse() ? this : nullptr; }
     // DfuSe read unprotect (0x92): the chip mass-erases its flash, then resets (it leaves the bus).
-    void read_unprotect();
+    void remove_readout_protection() override;
+    bool can_remove_write_protection() const override { return false; }
+    void remove_write_protection() override;  // throws Usage: DfuSe has no such command
     // How the last start_application() ended: "answered", or "dropped off the bus".
     const std::string& leave_outcome() const { return leave_outcome_; }
 

@@ -1,5 +1,6 @@
 #include "protocol/dfu/layout.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 
@@ -18,14 +19,14 @@ std::string trim(std::string s) {
 bool parse_segment(const std::string& text, LayoutSegment& out) {
     const char* p = text.c_str();
     char* end = nullptr;
-    unsigned long count = std::strtoul(p, &end, 10);
-    if (end == p || *end != '*') return false;
+    unsigned long long count = std::strtoull(p, &end, 10);
+    if (end == p || *end != '*' || count > 0xFFFFFFFFull) return false;
     p = end + 1;
-    unsigned long size = std::strtoul(p, &end, 10);
-    if (end == p) return false;
+    unsigned long long size = std::strtoull(p, &end, 10);
+    if (end == p || size > 0xFFFFFFFFull) return false;
     p = end;
     while (*p == ' ') ++p;
-    if (*p == 'K') size *= 1024, ++p;
+    if (*p == 'K') size *= 1024, ++p;  // no wrap: size is at most 32 bits here
     else if (*p == 'M') size *= 1024 * 1024, ++p;
     else if (*p == 'B') ++p;
     while (*p == ' ') ++p;
@@ -86,6 +87,11 @@ std::optional<MemoryLayout> parse_layout(const std::string& text) {
             from = comma + 1;
         }
     }
+    // Groups may come in any order; segment_at and the client want them by address, and apart.
+    std::sort(layout.segments.begin(), layout.segments.end(),
+              [](const LayoutSegment& a, const LayoutSegment& b) { return a.address < b.address; });
+    for (size_t i = 1; i < layout.segments.size(); ++i)
+        if (layout.segments[i].address < layout.segments[i - 1].end()) return std::nullopt;
     return layout;
 }
 

@@ -91,8 +91,9 @@ ProtocolInfo make_info(const char* name, const char* description, uint32_t baud,
     info.name = name;
     info.description = description;
     info.serial = {baud, link::Parity::None};
-    info.make = [transport](link::ByteLink& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
-        return std::make_unique<Client>(link, transport, options);
+    info.make = [transport, protocol = info.name](link::Link& link,
+                                                  const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
+        return std::make_unique<Client>(link::link_as<link::ByteLink>(link, protocol), transport, options);
     };
     return info;
 }

@@ -41,7 +41,7 @@ Monitor::Monitor(link::ByteLink& link, Transport transport, link::WarningSink wa
 // ---- bytes ----
 
 void Monitor::usb_packet_gap() {
-    if (transport_ == Transport::Usb) std::this_thread::sleep_for(kUsbPacketGap);
+    if (transport_ == Transport::Usb) link_.pause(kUsbPacketGap);
 }
 
 void Monitor::command(const std::string& text) {
@@ -86,7 +86,7 @@ void Monitor::autobaud() {
         uint8_t echo[4];
         link_.read_some(echo, Deadline::after_ms(kQuickMs));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(kQuickMs / 4));
+    link_.pause(std::chrono::milliseconds(kQuickMs / 4));
     link_.drain_input();
 }
 
@@ -97,7 +97,7 @@ void Monitor::start() {
     // "\n\r" from a monitor that was in terminal mode; nothing from some already in binary mode.
     uint8_t answer[2];
     link_.read_some(answer, Deadline::after_ms(kQuickMs));
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    link_.pause(std::chrono::milliseconds(5));
     link_.drain_input();
 
     command(samba::version());
@@ -253,7 +253,7 @@ Bytes Monitor::receive_xmodem(uint32_t length, const std::string& what) {
                 throw Error(got ? ErrorKind::Protocol : ErrorKind::Timeout,
                             fmt::format("{}: XMODEM block {} not received intact after {} tries", what, number,
                                         kXmodemRetries));
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            link_.pause(std::chrono::milliseconds(20));
             link_.drain_input();
         }
     }
@@ -311,7 +311,7 @@ void Monitor::resynchronise(const Error& failure) {
     fill.back() = '#';
     link_.write(fill);
     for (int probe = 0; probe < kResyncProbes; ++probe) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        link_.pause(std::chrono::milliseconds(50));
         link_.drain_input();
         try {
             std::string previous = version_;

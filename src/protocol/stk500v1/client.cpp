@@ -29,8 +29,9 @@ ProtocolInfo protocol_info() {
     info.name = "stk500v1";
     info.description = "Arduino STK500v1 bootloaders: optiboot, ATmegaBOOT (avrdude -c arduino)";
     info.serial = {115200, link::Parity::None};
-    info.make = [](link::ByteLink& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
-        return std::make_unique<Client>(link, options);
+    info.default_on_serial = true;  // the Arduino bootloaders: the commonest on a serial port
+    info.make = [](link::Link& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
+        return std::make_unique<Client>(link::link_as<link::ByteLink>(link, "stk500v1"), options);
     };
     return info;
 }
@@ -72,7 +73,7 @@ void Client::synchronise() {
             }
             if (got == 2 && reply[0] == resp::kInSync && reply[1] == resp::kOk) {
                 // Earlier probes may still be answered: let them arrive, drop them, and confirm once more.
-                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                link_.pause(std::chrono::milliseconds(5));
                 link_.drain_input();
                 try {
                     exchange(encode_get_sync(), {0}, "sync", 200);
@@ -116,7 +117,7 @@ DeviceInfo Client::connect() {
             // go quiet, drop what came, and ask again.
             if (e.kind() != ErrorKind::Protocol || attempt >= 2) throw;
             if (options_.warn) options_.warn(fmt::format("{}; the line had stale bytes: asking again", e.what()));
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            link_.pause(std::chrono::milliseconds(100));
             link_.drain_input();
         }
     }

@@ -47,8 +47,8 @@ ProtocolInfo protocol_info() {
     info.name = "stk500v2";
     info.description = "Arduino Mega \"wiring\" bootloader stk500boot_v2 (avrdude -c wiring)";
     info.serial = {115200, link::Parity::None};
-    info.make = [](link::ByteLink& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
-        return std::make_unique<Client>(link, options);
+    info.make = [](link::Link& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
+        return std::make_unique<Client>(link::link_as<link::ByteLink>(link, "stk500v2"), options);
     };
     return info;
 }
@@ -151,7 +151,7 @@ std::optional<Frame> Session::probe_sign_on(long window_ms) {
         }
         if (!reply || check_reply(*reply, 1, cmd::kSignOn)) continue;
         // Earlier probes may still be answered: let those answers arrive and drop them.
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        link_.pause(std::chrono::milliseconds(20));
         link_.drain_input();
         pending_.clear();
         decoder_.reset();
@@ -170,7 +170,7 @@ void Session::flush_device_parser() {
     link_.write(filler);
     received_min_ += filler.size();
     received_max_ += filler.size();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    link_.pause(std::chrono::milliseconds(50));
     link_.drain_input();
     pending_.clear();
     decoder_.reset();

@@ -344,7 +344,8 @@ size_t monitor_guard_fill(uint64_t received_min, uint64_t received_max, std::spa
     std::vector<size_t> runs;
     for (size_t i = 0; i + 2 < frame.size(); ++i)
         if (frame[i] == '!' && frame[i + 1] == '!' && frame[i + 2] == '!') runs.push_back(i);
-    if (runs.empty()) return 0;
+    // Unknown by more than a wrap: no filler can keep a run out of the window for sure.
+    if (runs.empty() || received_max - received_min >= kWrap - kLastStart - 1) return 0;
     auto hazard = [&](uint64_t fill) {
         for (size_t i : runs) {
             // Byte number (1-based since reset) of the run's first '!' is received + fill + i + 1,

@@ -192,7 +192,8 @@ std::span<const uint8_t> read_data(const Frame& reply);  // READ_FLASH/EEPROM_IS
 // that counter is below 10: in the first 9 bytes after reset, and again each time the counter wraps,
 // i.e. around every 65536th byte of a long session. Given how many bytes the device may have received
 // so far (at least `received_min`, at most `received_max`), returns how many filler bytes (sent between
-// frames, where the bootloader ignores anything but 0x1B) keep `frame` clear of that window; 0 if none.
+// frames, where the bootloader ignores anything but 0x1B) keep `frame` clear of that window; 0 if none
+// is needed, or if the uncertainty spans a whole wrap (then no filler can guarantee it).
 size_t monitor_guard_fill(uint64_t received_min, uint64_t received_max, std::span<const uint8_t> frame);
 constexpr uint8_t kFiller = 0x00;
 

@@ -41,6 +41,18 @@ bool all_erased(std::span<const uint8_t> bytes) {
 
 }  // namespace
 
+ProgrammerInfo programmer_info() {
+    ProgrammerInfo info;
+    info.name = "stk500v2";
+    info.description = "STK500v2 ISP programmers: AVRISP mkII clones, STK500 (avrdude -c stk500v2 / avrispv2)";
+    info.simulator = "stk500v2-isp";
+    info.serial = {115200, link::Parity::None};
+    info.make = [](link::Link& link, const targets::Chip& chip, link::WarningSink warn) -> std::unique_ptr<AvrProgrammer> {
+        return std::make_unique<IspProgrammer>(link::link_as<link::ByteLink>(link, "stk500v2"), chip, std::move(warn));
+    };
+    return info;
+}
+
 IspProgrammer::IspProgrammer(link::ByteLink& link, const targets::Chip& chip, link::WarningSink warn)
     : link_(link), chip_(chip), warn_(warn), session_(link, std::move(warn)) {
     extended_addressing_ = chip_.flash_size > kExtendedAbove;

@@ -9,38 +9,41 @@
 
 #include "core/progress.hpp"
 #include "link/byte_link.hpp"
+#include "protocol/programmer.hpp"
 #include "protocol/stk500v2/client.hpp"
 #include "targets/avr_fuses.hpp"
 #include "targets/knowledge.hpp"
 
 namespace mcuflash::protocol::stk500v2 {
 
-class IspProgrammer {
+ProgrammerInfo programmer_info();
+
+class IspProgrammer : public AvrProgrammer {
 public:
     // `chip`: the target the user says is connected; its signature is checked on enter_programming().
     IspProgrammer(link::ByteLink& link, const targets::Chip& chip, link::WarningSink warn);
 
     // Signs on; returns the programmer's name ("AVRISP_2", "STK500_2"). Throws core::Error(NotFound)
     // when nothing STK500v2-like answers.
-    std::string sign_on();
+    std::string sign_on() override;
     // Puts the target in programming mode and checks its signature against the chip. Throws
     // core::Error(NotFound) when the target does not answer (with what to check), core::Error(Usage)
     // when it is another chip.
-    void enter_programming();
-    void leave_programming();
+    void enter_programming() override;
+    void leave_programming() override;
 
-    std::vector<uint8_t> read_signature();
+    std::vector<uint8_t> read_signature() override;
     // Erases flash (and EEPROM unless EESAVE is programmed) and unprograms the lock bits.
-    void chip_erase();
+    void chip_erase() override;
 
-    uint8_t read(targets::FuseByte fuse);
+    uint8_t read(targets::FuseByte fuse) override;
     // Writes one fuse or lock byte. Does not read it back: callers verify (see plan/avr_install).
-    void write(targets::FuseByte fuse, uint8_t value);
+    void write(targets::FuseByte fuse, uint8_t value) override;
 
     // Programs whole pages (address and size multiples of the page size) of erased flash; pages that
     // are all 0xFF are skipped (a chip erase left them so).
-    void write_flash(uint32_t address, std::span<const uint8_t> data, const core::Progress& progress);
-    std::vector<uint8_t> read_flash(uint32_t address, uint32_t length, const core::Progress& progress);
+    void write_flash(uint32_t address, std::span<const uint8_t> data, const core::Progress& progress) override;
+    std::vector<uint8_t> read_flash(uint32_t address, uint32_t length, const core::Progress& progress) override;
 
     const std::string& programmer_name() const { return name_; }
 

@@ -40,8 +40,9 @@ ProtocolInfo protocol_info() {
     info.name = "stm32-uart";
     info.description = "STM32 ROM USART bootloader (ST AN3155; what stm32flash does)";
     info.serial = {115200, link::Parity::Even};
-    info.make = [](link::ByteLink& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
-        return std::make_unique<Client>(link, options);
+    info.offers_protection = true;
+    info.make = [](link::Link& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
+        return std::make_unique<Client>(link::link_as<link::ByteLink>(link, "stm32-uart"), options);
     };
     return info;
 }
@@ -100,14 +101,14 @@ void Client::resynchronise(const Error& failure) {
     // again, the rest goes in pairs "FF FF", each NACKed, so it ends either waiting for a command or
     // holding one 0xFF command byte: a last 0xFF decides which.
     link_.write(Bytes(kResyncBurst, 0xFF));
-    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    link_.pause(std::chrono::milliseconds(60));
     link_.drain_input();
     for (int probe = 0; probe < 2; ++probe) {
         const uint8_t ff = 0xFF;
         link_.write({&ff, 1});
         uint8_t answer = 0;
         if (link_.read_some({&answer, 1}, Deadline::after_ms(100)) == 1) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            link_.pause(std::chrono::milliseconds(20));
             link_.drain_input();
             return;
         }
@@ -408,20 +409,20 @@ void Client::mass_erase() {
 
 // ---- protection and leaving ----
 
-void Client::readout_unprotect() {
+void Client::remove_readout_protection() {
     start_command(cmd::kReadoutUnprotect);
     // The second ACK comes after the mass erase; then the device resets (into the ROM again, with
     // BOOT0 still high) and needs 0x7F.
     expect_ack("Readout Unprotect (mass erase)", kMassEraseTimeoutMs);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    link_.pause(std::chrono::milliseconds(100));
     synchronise(kSyncAttempts);
     readout_protected_ = false;
 }
 
-void Client::write_unprotect() {
+void Client::remove_write_protection() {
     start_command(cmd::kWriteUnprotect);
     expect_ack("Write Unprotect", kMassEraseTimeoutMs);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    link_.pause(std::chrono::milliseconds(100));
     synchronise(kSyncAttempts);
 }
 

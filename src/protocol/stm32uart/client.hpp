@@ -15,7 +15,7 @@ namespace mcuflash::protocol::stm32uart {
 
 ProtocolInfo protocol_info();
 
-class Client : public Bootloader {
+class Client : public Bootloader, public Protection {
 public:
     Client(link::ByteLink& link, ConnectOptions options);
 
@@ -28,14 +28,16 @@ public:
 
     // Mass erase: every erase unit in one command (Extended Erase FFFF or Erase FF).
     void mass_erase();
+    Protection* protection() override { return this; }
     // Readout Unprotect: the device mass-erases its flash, then resets into the bootloader again.
-    void readout_unprotect();
+    void remove_readout_protection() override;
+    bool can_remove_write_protection() const override { return true; }
     // Write Unprotect: clears every write-protection bit; the device resets.
-    void write_unprotect();
+    void remove_write_protection() override;
 
     const BootloaderCommands& bootloader_commands() const { return commands_; }
     // True when the ROM refused Read Memory at connect: readout protection (RDP level 1) is on, and
-    // reads, writes, erases and Go are refused until readout_unprotect() (which erases everything).
+    // reads, writes, erases and Go are refused until remove_readout_protection() (which erases everything).
     bool readout_protected() const { return readout_protected_; }
 
     static constexpr long kAckTimeoutMs = 1000;

@@ -50,14 +50,14 @@ bool InProcessUsb::present() {
     return !vanished_ && model_->attached();
 }
 
-void InProcessUsb::pause(unsigned ms) { clock_.wait_until(clock_.now() + std::chrono::milliseconds(ms)); }
+void InProcessUsb::pause(std::chrono::milliseconds duration) { clock_.wait_until(clock_.now() + duration); }
 
 ControlResult InProcessUsb::transfer(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) {
     const uint64_t n = transfers_++;
     if (faults_.vanish_at && n >= *faults_.vanish_at) vanished_ = true;
     if (!present()) throw Error(ErrorKind::Io, fmt::format("{} is no longer on the bus", describe()));
     if (faults_.timeout_at.count(n)) {
-        pause(timeout_ms);
+        pause(std::chrono::milliseconds(timeout_ms));
         throw Error(ErrorKind::Timeout, fmt::format("control transfer {} timed out after {} ms", n, timeout_ms));
     }
     if (faults_.stall_at.count(n))
@@ -68,13 +68,13 @@ ControlResult InProcessUsb::transfer(const link::UsbSetup& setup, std::span<cons
     return result;
 }
 
-std::vector<uint8_t> InProcessUsb::control_in(const link::UsbSetup& setup, unsigned timeout_ms) {
+std::vector<uint8_t> InProcessUsb::do_control_in(const link::UsbSetup& setup, unsigned timeout_ms) {
     ControlResult result = transfer(setup, {}, timeout_ms);
     if (result.data.size() > setup.length) result.data.resize(setup.length);
     return std::move(result.data);
 }
 
-void InProcessUsb::control_out(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) {
+void InProcessUsb::do_control_out(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) {
     transfer(setup, data, timeout_ms);
 }
 

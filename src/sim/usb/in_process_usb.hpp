@@ -22,18 +22,20 @@ class InProcessUsb : public link::UsbDevice {
 public:
     InProcessUsb(std::unique_ptr<UsbDeviceModel> model, bool timing, UsbFaults faults = {});
 
-    std::vector<uint8_t> control_in(const link::UsbSetup& setup, unsigned timeout_ms) override;
-    void control_out(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) override;
     void claim_interface(uint8_t interface) override;
     void set_alt_setting(uint8_t interface, uint8_t alt) override;
     void reset_port() override;
     bool present() override;
     link::UsbIdentity identity() const override { return model_->identity(); }
     std::string describe() const override;
-    void pause(unsigned ms) override;
+    void pause(std::chrono::milliseconds duration) override;
 
     UsbDeviceModel& model() { return *model_; }
     uint64_t transfers() const { return transfers_; }
+
+protected:
+    std::vector<uint8_t> do_control_in(const link::UsbSetup& setup, unsigned timeout_ms) override;
+    void do_control_out(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) override;
 
 private:
     ControlResult transfer(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms);

@@ -1,0 +1,257 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/error.hpp"
+#include "device/device.hpp"
+
+namespace mcuflash::device {
+
+using core::Error;
+using core::ErrorKind;
+
+Address parse_address(const std::string& text) {
+    const Transport* fallback = nullptr;
+    for (const auto& t : transports()) {
+        if (t.prefix.empty()) {
+            fallback = &t;
+            continue;
+        }
+        if (text.rfind(t.prefix, 0) == 0) return {t.scheme, text.substr(t.prefix.size()), text};
+    }
+    if (!fallback) throw Error(ErrorKind::Usage, fmt::format("'{}' names no known kind of device", text));
+    return {fallback->scheme, text, text};
+}
+
+const Transport& transport_for(const Address& address) {
+    for (const auto& t : transports())
+        if (t.scheme == address.scheme) return t;
+    throw std::logic_error("no transport for scheme " + address.scheme);
+}
+
+std::string device_syntax() {
+    std::string out;
+    for (const auto& t : transports()) out += (out.empty() ? "" : "; ") + t.syntax;
+    return out;
+}
+
+std::vector<Candidate> discover_all(const targets::Knowledge& knowledge, const link::WarningSink& warn) {
+    std::vector<Candidate> out;
+    for (const auto& t : transports())
+        if (t.discover) {
+            auto found = t.discover(knowledge, warn);
+            out.insert(out.end(), found.begin(), found.end());
+        }
+    return out;
+}
+
+namespace {
+
+bool offers(const protocol::ProtocolInfo& p, Needs needs) { return needs == Needs::Bootloader || p.offers_protection; }
+
+// A candidate that could be the device: a port whose protocol is unknown, or a device known to
+// speak an acceptable protocol.
+bool could_be(const Candidate& c, const protocol::ProtocolInfo* wanted, Needs needs) {
+    if (c.protocol.empty()) return c.kind == link::LinkKind::ByteStream && (!wanted || wanted->runs_on == c.kind);
+    if (wanted) return c.protocol == wanted->name;
+    for (const auto& p : protocol::protocols())
+        if (p.name == c.protocol) return offers(p, needs);
+    return false;
+}
+
+Address discover_one(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
+                     Needs needs) {
+    const protocol::ProtocolInfo* wanted = options.protocol.empty() ? nullptr : &protocol::find_protocol(options.protocol);
+    std::vector<Candidate> found;
+    for (const auto& c : discover_all(knowledge, warn))
+        if (could_be(c, wanted, needs)) found.push_back(c);
+    if (found.size() == 1) return parse_address(found.front().device);
+    if (found.empty())
+        throw Error(ErrorKind::NotFound,
+                    wanted ? fmt::format("no device that could speak {} was found, and none was given (-d)", wanted->name)
+                           : "no serial port or USB bootloader found, and no device given (-d)",
+                    "plug the board in (or put it in its bootloader), run `mcuflash list`, or try a simulated one: "
+                    "-d sim:stk500v1:atmega1284p");
+    std::string list;
+    for (const auto& c : found) list += fmt::format("\n  -d {}{}", c.device, c.detail.empty() ? "" : "  " + c.detail);
+    throw Error(ErrorKind::Usage,
+                (wanted ? fmt::format("several devices that could speak {} are connected", wanted->name)
+                        : std::string("several devices could be the board")) +
+                    "; choose one with -d:" + list);
+}
+
+const protocol::ProtocolInfo& choose_protocol(const Address& address, const Transport& transport,
+                                              const DeviceOptions& options, const targets::Knowledge& knowledge,
+                                              Needs needs) {
+    const std::string known = transport.protocol_for ? transport.protocol_for(address, knowledge) : std::string();
+    if (!options.protocol.empty()) {
+        const auto& p = protocol::find_protocol(options.protocol);
+        if (transport.simulated && !known.empty() && known != p.name)
+            throw Error(ErrorKind::Usage,
+                        fmt::format("-p {} does not match the simulated device {}", options.protocol, address.text));
+        if (!offers(p, needs))
+            throw Error(ErrorKind::Usage, fmt::format("the {} protocol has no protection to remove", p.name));
+        return p;
+    }
+    if (!known.empty()) {
+        const auto& p = protocol::find_protocol(known);
+        if (!offers(p, needs))
+            throw Error(ErrorKind::Usage, fmt::format("{} speaks {}, which has no protection to remove", address.text,
+                                                      p.name));
+        return p;
+    }
+    // A serial port says nothing about itself: the protocol that is the default there, or the only one
+    // that offers what is needed.
+    std::vector<const protocol::ProtocolInfo*> possible;
+    for (const auto& p : protocol::protocols())
+        if ((!transport.kind || p.runs_on == *transport.kind) && offers(p, needs)) possible.push_back(&p);
+    if (possible.size() == 1) return *possible.front();
+    for (const auto* p : possible)
+        if (p->default_on_serial) return *p;
+    throw Error(ErrorKind::Usage, fmt::format("say which protocol {} speaks with -p ({})", address.text,
+                                              protocol::protocol_names()));
+}
+
+// Baud rates to try when none is given: the protocol's default, then each known bootloader's.
+std::vector<uint32_t> baud_candidates(const protocol::ProtocolInfo& proto, const Transport& transport,
+                                      const DeviceOptions& options, const targets::Knowledge& knowledge) {
+    if (options.baud) return {*options.baud};
+    std::vector<uint32_t> bauds{proto.serial.baud};
+    if (!transport.tries_bauds) return bauds;
+    auto add = [&bauds](uint32_t baud) {
+        if (baud && std::find(bauds.begin(), bauds.end(), baud) == bauds.end()) bauds.push_back(baud);
+    };
+    for (const auto& [name, bl] : knowledge.bootloaders())
+        if (bl.protocol == proto.name) add(bl.baud);
+    for (const auto& [name, bl] : knowledge.bootloaders())
+        if (bl.protocol == proto.name)
+            for (uint32_t baud : bl.other_bauds) add(baud);
+    return bauds;
+}
+
+std::string others_hint(const protocol::ProtocolInfo& tried) {
+    std::string hint = fmt::format("no -p was given, so only {} was tried; other bootloaders on a serial port:",
+                                   tried.name);
+    for (const auto& p : protocol::protocols())
+        if (p.runs_on == tried.runs_on && p.name != tried.name)
+            hint += fmt::format("\n  -p {}: {}", p.name, p.description);
+    return hint;
+}
+
+void check_sim_options(const DeviceOptions& options, const Transport& transport) {
+    if (transport.simulated) return;
+    if (!options.sim_faults.empty())
+        throw Error(ErrorKind::Usage, "--sim-faults applies to simulated devices (-d sim:...) only");
+    if (options.sim_fast) throw Error(ErrorKind::Usage, "--sim-fast applies to simulated devices (-d sim:...) only");
+}
+
+std::string describe(const Transport& transport, link::Link& opened, const protocol::ProtocolInfo* protocol) {
+    if (transport.describe_opened && protocol) return transport.describe_opened(opened, protocol);
+    if (transport.tries_bauds && opened.kind() == link::LinkKind::ByteStream)
+        return fmt::format("{} at {} baud", opened.describe(),
+                           link::link_as<link::ByteLink>(opened, "serial").settings().baud);
+    return opened.describe();
+}
+
+std::unique_ptr<link::Link> open_link(const Address& address, const Transport& transport, const OpenContext& context) {
+    auto opened = transport.open(address, context);
+    if (context.options.trace) opened->set_trace(context.options.trace);
+    return opened;
+}
+
+}  // namespace
+
+Session connect(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
+                Needs needs) {
+    const Address address = options.device.empty() ? discover_one(options, knowledge, warn, needs)
+                                                   : parse_address(options.device);
+    const Transport& transport = transport_for(address);
+    check_sim_options(options, transport);
+    const auto& proto = choose_protocol(address, transport, options, knowledge, needs);
+    if (transport.kind && *transport.kind != proto.runs_on)
+        throw Error(ErrorKind::Usage,
+                    fmt::format("{} is a {}, but the {} protocol runs on a {}", address.text,
+                                link::link_kind_name(*transport.kind), proto.name, link::link_kind_name(proto.runs_on)),
+                    proto.runs_on == link::LinkKind::Usb ? "give the device as usb:VID:PID (see `mcuflash list`)"
+                                                         : "give the device as a serial port");
+
+    protocol::ConnectOptions connect_options;
+    connect_options.chip = options.chip;
+    connect_options.bootloader = options.bootloader;
+    connect_options.reset = !options.no_reset;
+    connect_options.warn = warn;
+
+    Session session;
+    session.protocol = &proto;
+    OpenContext context{options, &proto, proto.serial, warn};
+    const std::string known = transport.protocol_for ? transport.protocol_for(address, knowledge) : std::string();
+    auto finish = [&](const std::string& baud_option) {
+        session.info = session.bootloader->connect();
+        session.description = describe(transport, *session.link, &proto);
+        std::string name = transport.stable_name ? transport.stable_name(address, *session.link) : address.text;
+        session.retry_hint = fmt::format("-d {}{}{}", name, known == proto.name ? "" : " -p " + proto.name, baud_option);
+        return std::move(session);
+    };
+
+    if (proto.runs_on != link::LinkKind::ByteStream) {
+        session.link = open_link(address, transport, context);
+        session.bootloader = proto.make(*session.link, connect_options);
+        return finish("");
+    }
+    const auto bauds = baud_candidates(proto, transport, options, knowledge);
+    if (bauds.size() > 1) connect_options.sync_attempts = 3;
+    std::optional<Error> last_failure;
+    for (uint32_t baud : bauds) {
+        context.settings.baud = baud;
+        if (!session.link) session.link = open_link(address, transport, context);
+        else if (auto* line = link::link_as<link::ByteLink>(*session.link, proto.name).serial_line())
+            line->configure(context.settings);
+        session.bootloader = proto.make(*session.link, connect_options);
+        try {
+            return finish(transport.tries_bauds ? fmt::format(" --baud {}", baud) : "");
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::NotFound) throw;
+            last_failure = e;
+        }
+    }
+    std::string tried;
+    for (auto b : bauds) tried += (tried.empty() ? "" : ", ") + std::to_string(b);
+    std::string hint = last_failure ? last_failure->hint() : std::string{};
+    if (options.protocol.empty() && known.empty()) hint += std::string(hint.empty() ? "" : "\n") + others_hint(proto);
+    throw Error(ErrorKind::NotFound,
+                fmt::format("no {} bootloader answers on {} (tried {} baud)", proto.name, address.text, tried), hint);
+}
+
+ProgrammerSession connect_programmer(const DeviceOptions& options, const targets::Chip& chip,
+                                     const targets::Knowledge& knowledge, const link::WarningSink& warn) {
+    const auto& type = options.protocol.empty() ? protocol::programmers().front()
+                                                : protocol::find_programmer(options.protocol);
+    if (options.device.empty())
+        throw Error(ErrorKind::Usage, "give the programmer's serial port with -d",
+                    "an ISP programmer is not found automatically: the only serial port may be the board itself");
+    const Address address = parse_address(options.device);
+    const Transport& transport = transport_for(address);
+    check_sim_options(options, transport);
+    if (transport.simulated && transport.protocol_for(address, knowledge) != type.simulator)
+        throw Error(ErrorKind::Usage, fmt::format("{} is not a programmer; the simulated one is sim:{}[:CHIP]",
+                                                  options.device, type.simulator));
+    if (transport.kind && *transport.kind != type.runs_on)
+        throw Error(ErrorKind::Usage, fmt::format("a {} programmer is on a {}, not a {}", type.name,
+                                                  link::link_kind_name(type.runs_on),
+                                                  link::link_kind_name(*transport.kind)));
+    DeviceOptions for_target = options;
+    for_target.chip = chip.name;  // a simulated programmer simulates this chip unless the address names one
+    link::SerialSettings settings = type.serial;
+    if (options.baud) settings.baud = *options.baud;
+    ProgrammerSession session;
+    session.link = open_link(address, transport, OpenContext{for_target, nullptr, settings, warn});
+    session.programmer = type.make(*session.link, chip, warn);
+    std::string name = session.programmer->sign_on();
+    session.programmer->enter_programming();
+    session.description = fmt::format("{} on {}", name, describe(transport, *session.link, nullptr));
+    session.retry_hint = fmt::format("-d {}{} --chip {}", options.device,
+                                     options.baud ? fmt::format(" --baud {}", *options.baud) : "", chip.name);
+    return session;
+}
+
+}  // namespace mcuflash::device

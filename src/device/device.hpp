@@ -1,0 +1,110 @@
+#pragma once
+// Turning `-d DEVICE` (and `-p`, `--chip`, ...) into an opened link and a connected bootloader or
+// programmer. A device string is parsed once into an address with a scheme; each scheme is a
+// transport registered in transports.cpp (how it opens, which protocol a device there speaks when
+// none is named, how its devices are discovered). Protocols and programmers come from their own
+// registries (protocol/registry.cpp), simulated devices from the simulator registries.
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "link/link.hpp"
+#include "protocol/bootloader.hpp"
+#include "protocol/programmer.hpp"
+#include "targets/knowledge.hpp"
+
+namespace mcuflash::device {
+
+struct DeviceOptions {
+    std::string device;    // "" = discover the one candidate
+    std::string protocol;  // "" = the device's (USB id, simulator) or the serial default
+    std::string chip;
+    std::string bootloader;
+    std::optional<uint32_t> baud;
+    bool no_reset = false;
+    std::string sim_faults;  // only for sim: devices
+    bool sim_fast = false;   // sim: devices without wire and flash timing
+    link::TraceSink trace;   // every byte or packet, from the moment the link opens
+};
+
+// A device string, parsed: the transport's scheme and the rest ("usb:0483:df11" -> usb, "0483:df11").
+struct Address {
+    std::string scheme;
+    std::string rest;
+    std::string text;
+};
+
+// A device present now, for `list` and for a missing -d.
+struct Candidate {
+    std::string device;       // what -d takes
+    std::string detail;       // "-> /dev/ttyACM0", "STM32 ROM DFU (-p dfu)"
+    link::LinkKind kind = link::LinkKind::ByteStream;
+    std::string protocol;     // what it is known to speak ("" = unknown: a serial port)
+    std::map<std::string, std::string> facts;  // for `list --json`: path, vid, pid, port, serial, bootloader
+};
+
+struct OpenContext {
+    const DeviceOptions& options;
+    const protocol::ProtocolInfo* protocol = nullptr;  // nullptr: a programmer is opened
+    link::SerialSettings settings;                     // byte streams: open with these
+    link::WarningSink warn;
+};
+
+struct Transport {
+    std::string scheme;       // "serial", "usb", "sim"
+    std::string prefix;       // what device strings of this transport start with ("" for a path)
+    std::string syntax;       // for --help: "usb:VID:PID[:SERIAL] or usb:BUS-PORT"
+    std::optional<link::LinkKind> kind;  // nullopt: any (simulators)
+    bool simulated = false;   // --sim-faults and --sim-fast apply
+    bool tries_bauds = false; // with no --baud, the protocol's usual rates are tried in turn
+    std::function<std::unique_ptr<link::Link>(const Address&, const OpenContext&)> open;
+    // The protocol a device at this address speaks when -p is not given ("" = none known).
+    std::function<std::string(const Address&, const targets::Knowledge&)> protocol_for;
+    // The devices present now (empty function: not discoverable).
+    std::function<std::vector<Candidate>(const targets::Knowledge&, const link::WarningSink&)> discover;
+    // How to name the opened device again in a retry hint (default: as given).
+    std::function<std::string(const Address&, link::Link&)> stable_name;
+    // How to describe it in messages (default: the link's own words, and the baud where it tries them).
+    std::function<std::string(link::Link&, const protocol::ProtocolInfo*)> describe_opened;
+};
+
+const std::vector<Transport>& transports();
+Address parse_address(const std::string& text);
+const Transport& transport_for(const Address& address);
+// "a serial port (/dev/ttyUSB0, ...), usb:VID:PID[:SERIAL] or usb:BUS-PORT, sim:PROTOCOL[:CHIP]"
+std::string device_syntax();
+// Every discoverable device present now.
+std::vector<Candidate> discover_all(const targets::Knowledge& knowledge, const link::WarningSink& warn);
+
+struct Session {
+    std::unique_ptr<link::Link> link;
+    std::unique_ptr<protocol::Bootloader> bootloader;
+    protocol::DeviceInfo info;
+    const protocol::ProtocolInfo* protocol = nullptr;
+    std::string description;  // "/dev/ttyUSB0 at 115200 baud"
+    std::string retry_hint;   // device options as they would be typed again
+};
+
+// What the caller will ask of the bootloader: with no -p, only protocols that offer it are chosen.
+enum class Needs { Bootloader, Protection };
+
+// Opens the device and connects to its bootloader (reset, sync, identify).
+Session connect(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
+                Needs needs = Needs::Bootloader);
+
+struct ProgrammerSession {
+    std::unique_ptr<link::Link> link;
+    std::unique_ptr<protocol::AvrProgrammer> programmer;
+    std::string description;  // "AVRISP_2 on /dev/ttyUSB0 at 115200 baud"
+    std::string retry_hint;
+};
+
+// Opens a programmer (options.protocol names its type, "" = the first registered), signs on and
+// puts the target `chip` in programming mode.
+ProgrammerSession connect_programmer(const DeviceOptions& options, const targets::Chip& chip,
+                                     const targets::Knowledge& knowledge, const link::WarningSink& warn);
+
+}  // namespace mcuflash::device

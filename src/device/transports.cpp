@@ -1,0 +1,140 @@
+// Every transport a device string can name: one entry each. A new transport (can:, dir:, swd:) is
+// one entry here and its link in link/.
+#include <fmt/format.h>
+
+#include "core/error.hpp"
+#include "device/device.hpp"
+#include "discover/serial_ports.hpp"
+#include "link/libusb_device.hpp"
+#include "link/serial_port.hpp"
+#include "sim/open.hpp"
+
+namespace mcuflash::device {
+
+using core::Error;
+using core::ErrorKind;
+
+namespace {
+
+Transport serial_transport() {
+    Transport t;
+    t.scheme = "serial";
+    t.syntax = "a serial port (/dev/ttyUSB0, /dev/serial/by-id/...)";
+    t.kind = link::LinkKind::ByteStream;
+    t.tries_bauds = true;
+    t.open = [](const Address& address, const OpenContext& context) -> std::unique_ptr<link::Link> {
+        if (context.settings.parity != link::Parity::None && discover::is_raspberry_pi_mini_uart(address.rest))
+            throw Error(ErrorKind::Usage,
+                        fmt::format("{} is the Raspberry Pi's mini UART, which has no parity; the {} protocol needs "
+                                    "8E1",
+                                    address.rest, context.protocol ? context.protocol->name : "chosen"),
+                        "switch the GPIO pins to the full PL011 UART: add dtoverlay=disable-bt (or miniuart-bt) to "
+                        "/boot/config.txt (/boot/firmware/config.txt), run sudo systemctl disable hciuart, reboot, "
+                        "then use /dev/ttyAMA0");
+        return std::make_unique<link::SerialPort>(address.rest, context.settings, context.warn);
+    };
+    t.protocol_for = [](const Address&, const targets::Knowledge&) { return std::string(); };
+    t.discover = [](const targets::Knowledge&, const link::WarningSink&) {
+        std::vector<Candidate> out;
+        for (const auto& c : discover::serial_candidates())
+            out.push_back({c.path, c.path == c.resolved ? "" : "-> " + c.resolved, link::LinkKind::ByteStream, "",
+                           {{"path", c.path}, {"resolved", c.resolved}}});
+        return out;
+    };
+    return t;
+}
+
+// The identity of the USB device an address names, when it is present.
+std::optional<link::UsbIdentity> present_usb_device(const link::UsbMatch& match) {
+    try {
+        for (const auto& id : link::LibusbDevice::enumerate())
+            if (match.matches(id)) return id;
+    } catch (const Error&) {
+        // no USB access here: nothing is known
+    }
+    return std::nullopt;
+}
+
+Transport usb_transport() {
+    Transport t;
+    t.scheme = "usb";
+    t.prefix = "usb:";
+    t.syntax = "usb:VID:PID[:SERIAL] or usb:BUS-PORT (a USB bootloader: DFU)";
+    t.kind = link::LinkKind::Usb;
+    t.open = [](const Address& address, const OpenContext&) -> std::unique_ptr<link::Link> {
+        return link::LibusbDevice::open(link::UsbMatch::parse(address.rest));
+    };
+    t.protocol_for = [](const Address& address, const targets::Knowledge& knowledge) {
+        auto match = link::UsbMatch::parse(address.rest);
+        std::optional<std::pair<uint16_t, uint16_t>> id;
+        if (match.vendor && match.product) id = {*match.vendor, *match.product};
+        else if (auto present = present_usb_device(match)) id = {present->vendor, present->product};
+        const auto* bootloader = id ? knowledge.bootloader_by_usb_id(id->first, id->second) : nullptr;
+        return bootloader ? bootloader->protocol : std::string();
+    };
+    t.discover = [](const targets::Knowledge& knowledge, const link::WarningSink& warn) {
+        std::vector<Candidate> out;
+        std::vector<link::UsbIdentity> devices;
+        try {
+            devices = link::LibusbDevice::enumerate();
+        } catch (const Error& e) {
+            if (warn) warn(fmt::format("cannot list USB devices: {}", e.what()));
+        }
+        for (const auto& id : devices) {
+            const auto* bootloader = knowledge.bootloader_by_usb_id(id.vendor, id.product);
+            std::string detail = fmt::format("usb:{:04x}:{:04x}{}", id.vendor, id.product,
+                                             id.serial.empty() ? "" : " serial " + id.serial);
+            if (bootloader) detail += fmt::format(": {} (-p {})", bootloader->description, bootloader->protocol);
+            out.push_back({"usb:" + id.port_path, detail, link::LinkKind::Usb, bootloader ? bootloader->protocol : "",
+                           {{"vid", fmt::format("{:04x}", id.vendor)},
+                            {"pid", fmt::format("{:04x}", id.product)},
+                            {"port", id.port_path},
+                            {"serial", id.serial},
+                            {"bootloader", bootloader ? bootloader->name : ""}}});
+        }
+        return out;
+    };
+    t.stable_name = [](const Address&, link::Link& opened) {
+        return "usb:" + link::link_as<link::UsbDevice>(opened, "usb").identity().port_path;
+    };
+    return t;
+}
+
+// sim:NAME[:CHIP]: NAME is a protocol's simulator, or a programmer's.
+std::pair<std::string, std::string> sim_name_and_chip(const Address& address) {
+    auto colon = address.rest.find(':');
+    if (colon == std::string::npos) return {address.rest, ""};
+    return {address.rest.substr(0, colon), address.rest.substr(colon + 1)};
+}
+
+Transport sim_transport() {
+    Transport t;
+    t.scheme = "sim";
+    t.prefix = "sim:";
+    t.syntax = "sim:PROTOCOL[:CHIP] (a simulated device inside mcuflash)";
+    t.open = [](const Address& address, const OpenContext& context) {
+        auto [name, chip] = sim_name_and_chip(address);
+        sim::SimulatedOptions options;
+        options.chip = chip.empty() ? context.options.chip : chip;
+        options.bootloader = context.options.bootloader;
+        options.faults = context.options.sim_faults;
+        options.timing = !context.options.sim_fast;
+        options.settings = context.settings;
+        return sim::open_simulated(name, options);
+    };
+    t.protocol_for = [](const Address& address, const targets::Knowledge&) { return sim_name_and_chip(address).first; };
+    t.describe_opened = [](link::Link& opened, const protocol::ProtocolInfo* protocol) {
+        return fmt::format("simulated {} device ({})", protocol->name, opened.describe());
+    };
+    t.simulated = true;
+    return t;
+}
+
+}  // namespace
+
+const std::vector<Transport>& transports() {
+    static const std::vector<Transport> all = {usb_transport(), sim_transport(), serial_transport()};
+    return all;
+}
+
+}  // namespace mcuflash::device
