@@ -176,6 +176,7 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
                                                          : "give the device as a serial port");
 
     protocol::ConnectOptions connect_options;
+    connect_options.knowledge = &knowledge;
     connect_options.chip = options.chip;
     connect_options.bootloader = options.bootloader;
     connect_options.reset = !options.no_reset;

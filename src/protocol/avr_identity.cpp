@@ -13,7 +13,7 @@ using core::ErrorKind;
 AvrIdentity identify_avr(DeviceInfo& info, const std::string& protocol, const ConnectOptions& options,
                          const std::vector<uint8_t>& signature, uint8_t sw_major, uint8_t sw_minor,
                          const std::string& unidentified_text) {
-    const auto& kb = targets::Knowledge::builtin();
+    const auto& kb = options.knowledge_base();
     AvrIdentity id;
     info.signature = signature;
     id.chip = kb.chip_by_signature(signature);

@@ -7,6 +7,10 @@
 
 namespace mcuflash::protocol {
 
+const targets::Knowledge& ConnectOptions::knowledge_base() const {
+    return knowledge ? *knowledge : targets::Knowledge::builtin();
+}
+
 void Bootloader::erase(uint32_t, uint32_t) {
     throw core::Error(core::ErrorKind::Protocol, "this bootloader has no separate erase command");
 }

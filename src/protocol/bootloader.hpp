@@ -12,6 +12,7 @@
 #include "core/progress.hpp"
 #include "link/byte_link.hpp"
 #include "link/usb_device.hpp"
+#include "targets/knowledge.hpp"
 
 namespace mcuflash::protocol {
 
@@ -85,6 +86,9 @@ public:
 };
 
 struct ConnectOptions {
+    // The knowledge base the client identifies chips and bootloaders in (nullptr: the built-in one).
+    const targets::Knowledge* knowledge = nullptr;
+    const targets::Knowledge& knowledge_base() const;
     std::string chip;        // expected chip ("" = take what the device says)
     std::string bootloader;  // force a knowledge-base bootloader ("" = identify)
     bool reset = true;       // pulse DTR/RTS to reset into the bootloader

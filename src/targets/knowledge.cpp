@@ -51,6 +51,43 @@ std::string required_string(const toml::table& t, const char* key, const std::st
     return *v;
 }
 
+SamFacts parse_sam(const toml::table& t, const std::string& where) {
+    check_keys(t,
+               {"controller", "erase_unit", "cpuid", "planes", "lock_regions", "gpnvm_bits", "chipid_register",
+                "reset_controller", "rom", "rom_monitor_reads_flash", "applet_area", "stack_top", "sram"},
+               where);
+    SamFacts f;
+    f.controller = required_string(t, "controller", where);
+    if (f.controller != "nvmctrl_d21" && f.controller != "nvmctrl_d51" && f.controller != "eefc")
+        bad_data(where, fmt::format("controller '{}' is none of nvmctrl_d21, nvmctrl_d51, eefc", f.controller));
+    f.erase_unit = optional_u32(t, "erase_unit", where, 0);
+    f.cpuid = required_u32(t, "cpuid", where);
+    f.planes = optional_u32(t, "planes", where, 1);
+    f.lock_regions = optional_u32(t, "lock_regions", where, 0);
+    f.gpnvm_bits = optional_u32(t, "gpnvm_bits", where, 0);
+    f.chipid_register = optional_u32(t, "chipid_register", where, 0);
+    f.reset_controller = optional_u32(t, "reset_controller", where, 0);
+    f.rom = optional_u32(t, "rom", where, 0);
+    f.rom_monitor_reads_flash = t["rom_monitor_reads_flash"].value_or(true);
+    f.applet_area = required_u32(t, "applet_area", where);
+    f.stack_top = required_u32(t, "stack_top", where);
+    auto* sram = t["sram"].as_array();
+    if (!sram || sram->empty()) bad_data(where, "missing 'sram': [[address, size], ...]");
+    for (const auto& range : *sram) {
+        auto* pair = range.as_array();
+        auto address = pair && pair->size() == 2 ? pair->at(0).value<int64_t>() : std::nullopt;
+        auto size = pair && pair->size() == 2 ? pair->at(1).value<int64_t>() : std::nullopt;
+        if (!address || !size || *address < 0 || *size <= 0 || *address + *size > 0x100000000ll)
+            bad_data(where, "sram must be [address, size] pairs inside 4 GiB");
+        f.sram.emplace_back(static_cast<uint32_t>(*address), static_cast<uint32_t>(*size));
+    }
+    if (f.planes == 0) bad_data(where, "planes must be at least 1");
+    if (f.controller == "eefc" && (!f.chipid_register || !f.reset_controller || !f.rom))
+        bad_data(where, "an EEFC chip needs chipid_register, reset_controller and rom");
+    if (f.controller != "eefc" && !f.erase_unit) bad_data(where, "an NVMCTRL chip needs erase_unit");
+    return f;
+}
+
 Chip parse_chip(const std::string& name, const toml::table& t, const std::string& where) {
     check_keys(t,
                {"family", "description", "signature", "flash_base", "flash_size", "page_size", "eeprom_size",
@@ -90,6 +127,11 @@ Chip parse_chip(const std::string& name, const toml::table& t, const std::string
             total += static_cast<uint64_t>(*v);
         }
         if (total != c.flash_size) bad_data(where, fmt::format("sectors add up to {}, not flash_size {}", total, c.flash_size));
+    }
+    if (auto* sam = t["sam"].as_table()) {
+        c.sam = parse_sam(*sam, where + ".sam");
+        if (c.sam->erase_unit && (c.sam->erase_unit % c.page_size || c.flash_size % c.sam->erase_unit))
+            bad_data(where, "sam.erase_unit must be whole pages and divide flash_size");
     }
     return c;
 }

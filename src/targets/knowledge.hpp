@@ -11,6 +11,26 @@
 
 namespace mcuflash::targets {
 
+// An Atmel SAM chip's facts for SAM-BA (data/chips.toml [chips.X.sam]): which flash controller it
+// has and the memory the client's applet and the simulator use.
+struct SamFacts {
+    // The flash controller: "nvmctrl_d21", "nvmctrl_d51" or "eefc"; its driver is in protocol/samba,
+    // its model in sim/samba.
+    std::string controller;
+    uint32_t erase_unit = 0;      // bytes one erase command clears; 0: writing a page erases it (EEFC)
+    uint32_t cpuid = 0;           // SCB CPUID
+    uint32_t planes = 1;          // EEFC: flash planes, a controller each
+    uint32_t lock_regions = 0;    // EEFC
+    uint32_t gpnvm_bits = 0;      // EEFC
+    uint32_t chipid_register = 0;    // EEFC: CHIPID_CIDR (EXID at +4)
+    uint32_t reset_controller = 0;   // EEFC: RSTC_CR; 0: reset through the Cortex-M AIRCR
+    uint32_t rom = 0;                // where the boot ROM with the SAM-BA monitor is (0: none)
+    bool rom_monitor_reads_flash = true;  // false: the ROM's R reads flash as zeros (SAM3X)
+    uint32_t applet_area = 0;     // SRAM for the client's word-copy applet and data buffers (BOSSA's)
+    uint32_t stack_top = 0;       // the stack the applet runs with
+    std::vector<std::pair<uint32_t, uint32_t>> sram;  // (address, size)
+};
+
 struct Chip {
     std::string name;
     std::string family;  // "avr", ...
@@ -30,6 +50,7 @@ struct Chip {
     std::optional<uint16_t> product_id;
     std::optional<uint32_t> flash_size_register;
     std::vector<uint32_t> sectors;
+    std::optional<SamFacts> sam;
 };
 
 struct EraseUnitRange {

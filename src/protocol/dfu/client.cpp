@@ -154,7 +154,7 @@ void Client::identify(DeviceInfo& info) {
     interface_ = alts.front().interface;
     for (const auto& alt : alts) alt_names_.push_back(usb_.string_descriptor(alt.name_index));
 
-    const auto& kb = targets::Knowledge::builtin();
+    const auto& kb = options_.knowledge_base();
     bootloader_ = options_.bootloader.empty() ? kb.bootloader_by_usb_id(id.vendor, id.product)
                                               : kb.find_bootloader(options_.bootloader);
     if (bootloader_ && bootloader_->protocol != "dfu") bootloader_ = nullptr;

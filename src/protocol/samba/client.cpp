@@ -17,28 +17,7 @@ using core::Error;
 using core::ErrorKind;
 using core::hex_address;
 
-enum class ControllerKind { NvmctrlD21, NvmctrlD51, Eefc };
-
-// Per family: the flash controller, where the applet and data buffers go in SRAM and the stack the
-// applet runs with (BOSSA's values for these chips), the reset controller of the EEFC parts.
-struct FamilyFacts {
-    const char* family;  // targets::Chip::family
-    const char* title;
-    ControllerKind controller;
-    uint32_t sram_work;
-    uint32_t stack_top;
-    uint32_t reset_controller;  // RSTC_CR (EEFC parts; SAMD resets through the Cortex-M AIRCR)
-    uint32_t planes;
-};
-
 namespace {
-
-constexpr std::array<FamilyFacts, 4> kFamilies{{
-    {"samd21", "SAMD21", ControllerKind::NvmctrlD21, 0x20004000, 0x20008000, 0, 1},
-    {"samd51", "SAMD51", ControllerKind::NvmctrlD51, 0x20004000, 0x20008000, 0, 1},
-    {"sam3x", "SAM3X", ControllerKind::Eefc, 0x20001000, 0x20010000, 0x400E1A00, 2},
-    {"sam4e", "SAM4E", ControllerKind::Eefc, 0x20001000, 0x20020000, 0x400E1800, 1},
-}};
 
 // Identification registers (protocols.md section 3, BOSSA Device::create).
 constexpr uint32_t kCpuId = 0xE000ED00;
@@ -59,16 +38,18 @@ const char* kDoubleTapHint =
 
 bool transmission_problem(const Error& e) { return e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Protocol; }
 
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
+bool is_eefc(const targets::SamFacts& sam) { return sam.controller == "eefc"; }
 
-const FamilyFacts* family_of(const targets::Chip& chip) {
-    std::string family = lower(chip.family);
-    for (const auto& f : kFamilies)
-        if (family == f.family) return &f;
-    return nullptr;
+// The driver of the chip's flash controller (data/chips.toml sam.controller).
+std::unique_ptr<FlashController> make_controller(const targets::Chip& chip, Monitor& monitor,
+                                                 const FlashGeometry& geometry) {
+    const auto& sam = *chip.sam;
+    if (sam.controller == "nvmctrl_d21") return make_nvmctrl_d21(monitor, geometry);
+    if (sam.controller == "nvmctrl_d51") return make_nvmctrl_d51(monitor, geometry);
+    std::string family = chip.family;
+    for (auto& c : family) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    // BOSSA reads every EEFC part through the applet (the SAM3 ROM's R reads flash as zeros).
+    return make_eefc(monitor, geometry, family, sam.reset_controller, true);
 }
 
 uint32_t be32(const std::vector<uint8_t>& bytes, size_t offset) {
@@ -200,16 +181,14 @@ void Client::identify(DeviceInfo& info) {
     const uint32_t mask = id.device_id ? kDidMask : kChipIdMask;
     const std::string id_text = fmt::format("{} 0x{:08X}", id.device_id ? "DSU DID" : "CHIPID", id.value);
 
-    const auto& kb = targets::Knowledge::builtin();
+    const auto& kb = options_.knowledge_base();
     for (const auto& [name, chip] : kb.chips()) {
-        const FamilyFacts* family = family_of(chip);
-        if (!family || chip.signature.size() < 4) continue;
-        if ((family->controller != ControllerKind::Eefc) != id.device_id) continue;
+        if (!chip.sam || chip.signature.size() < 4) continue;
+        if (!is_eefc(*chip.sam) != id.device_id) continue;
         if ((be32(chip.signature, 0) & mask) != (id.value & mask)) continue;
         // SAM4E parts share CHIPID and differ in EXID.
         if (chip.signature.size() >= 8 && be32(chip.signature, 4) != id.extension) continue;
         chip_ = &chip;
-        family_ = family;
     }
     info.bootloader_text = "SAM-BA " + monitor_.version_text();
     info.signature = be_bytes(id.value);
@@ -224,7 +203,8 @@ void Client::identify(DeviceInfo& info) {
                                                      ext.erase || ext.buffered_write || ext.checksum ? "" : "none"));
 
     if (!chip_)
-        throw Error(ErrorKind::Usage, fmt::format("mcuflash does not know this SAM chip ({}, CPUID 0x{:08X})", id_text, id.cpuid),
+        throw Error(ErrorKind::Unsupported,
+                    fmt::format("mcuflash does not know this SAM chip ({}, CPUID 0x{:08X})", id_text, id.cpuid),
                     "its flash geometry and identifier belong in data/chips.toml");
     if (!options_.chip.empty()) {
         const auto& wanted = kb.chip(options_.chip);
@@ -233,16 +213,10 @@ void Client::identify(DeviceInfo& info) {
                         fmt::format("the device is a {} ({}), not the {} given with --chip", chip_->name, id_text, wanted.name));
     }
 
-    geometry_ = {chip_->flash_base, chip_->flash_size, chip_->page_size, family_->planes};
-    switch (family_->controller) {
-        case ControllerKind::NvmctrlD21: controller_ = make_nvmctrl_d21(monitor_, geometry_); break;
-        case ControllerKind::NvmctrlD51: controller_ = make_nvmctrl_d51(monitor_, geometry_); break;
-        case ControllerKind::Eefc:
-            // The SAM3 ROM reads flash as zeros through R; BOSSA reads every EEFC part through the applet.
-            controller_ = make_eefc(monitor_, geometry_, family_->title, family_->reset_controller, true);
-            break;
-    }
-    applet_ = std::make_unique<WordCopyApplet>(monitor_, family_->sram_work, family_->stack_top);
+    const auto& sam = *chip_->sam;
+    geometry_ = {chip_->flash_base, chip_->flash_size, chip_->page_size, sam.planes, sam.erase_unit};
+    controller_ = make_controller(*chip_, monitor_, geometry_);
+    applet_ = std::make_unique<WordCopyApplet>(monitor_, sam.applet_area, sam.stack_top);
     buffer_ = applet_->end();
     buffer_size_ = Monitor::kMaxBuffer;
 
@@ -416,7 +390,7 @@ std::optional<uint32_t> Client::checksum(uint32_t address, uint32_t length) {
 
 void Client::start_application() {
     require_chip("starting the application");
-    if (family_->controller == ControllerKind::Eefc) {
+    if (is_eefc(*chip_->sam)) {
         // The ROM monitor runs while GPNVM bit 1 is clear (the 1200-baud touch clears it).
         bool changed = with_retries("setting boot from flash (GPNVM bit 1)", [&] { return controller_->set_boot_from_flash(); });
         if (changed && options_.warn) options_.warn("GPNVM bit 1 set: the chip boots from flash from now on");

@@ -24,9 +24,6 @@ namespace mcuflash::protocol::samba {
 ProtocolInfo usb_protocol_info();   // "samba"
 ProtocolInfo uart_protocol_info();  // "samba-uart"
 
-// What the client needs to know about a chip family beyond the knowledge base's chip rows.
-struct FamilyFacts;
-
 class Client : public Bootloader {
 public:
     Client(link::ByteLink& link, Transport transport, ConnectOptions options);
@@ -55,7 +52,6 @@ private:
     link::ByteLink& link_;
     Monitor monitor_;
     ConnectOptions options_;
-    const FamilyFacts* family_ = nullptr;
     const targets::Chip* chip_ = nullptr;
     FlashGeometry geometry_;
     uint32_t app_start_ = 0;

@@ -16,6 +16,7 @@ struct FlashGeometry {
     uint32_t flash_size = 0;
     uint32_t page_size = 0;  // the program unit
     uint32_t planes = 1;     // EEFC: flash halves with a controller each
+    uint32_t erase_unit = 0; // bytes one erase clears (a SAMD21 row, a SAMD51 block); 0: EEFC
 };
 
 class FlashController {

@@ -29,7 +29,6 @@ constexpr uint32_t kCtrlBCacheDisable = 1u << 18;
 constexpr uint8_t kCmdEraseRow = 0x02;
 constexpr uint8_t kCmdWritePage = 0x04;
 constexpr uint8_t kCmdPageBufferClear = 0x44;
-constexpr uint32_t kPagesPerRow = 4;
 constexpr int kReadyPolls = 2000;
 
 class NvmctrlD21 : public FlashController {
@@ -37,7 +36,7 @@ public:
     NvmctrlD21(Monitor& monitor, const FlashGeometry& geometry) : monitor_(monitor), geometry_(geometry) {}
 
     std::string name() const override { return "SAMD21 NVMCTRL"; }
-    uint32_t erase_unit() const override { return geometry_.page_size * kPagesPerRow; }
+    uint32_t erase_unit() const override { return geometry_.erase_unit; }
 
     void erase(uint32_t address, uint32_t length) override {
         const uint32_t row = erase_unit();

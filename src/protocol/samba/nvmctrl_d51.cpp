@@ -27,7 +27,6 @@ constexpr uint16_t kIntFlagErrors = 0xCE;  // ADDRE, PROGE, LOCKE, ECCSE/NVME
 constexpr uint8_t kCmdEraseBlock = 0x01;
 constexpr uint8_t kCmdWritePage = 0x03;
 constexpr uint8_t kCmdPageBufferClear = 0x15;
-constexpr uint32_t kPagesPerBlock = 16;
 constexpr int kReadyPolls = 5000;
 
 class NvmctrlD51 : public FlashController {
@@ -35,7 +34,7 @@ public:
     NvmctrlD51(Monitor& monitor, const FlashGeometry& geometry) : monitor_(monitor), geometry_(geometry) {}
 
     std::string name() const override { return "SAMD51 NVMCTRL"; }
-    uint32_t erase_unit() const override { return geometry_.page_size * kPagesPerBlock; }
+    uint32_t erase_unit() const override { return geometry_.erase_unit; }
 
     void erase(uint32_t address, uint32_t length) override {
         const uint32_t block = erase_unit();

@@ -23,8 +23,7 @@ namespace {
 constexpr long kSignOnWindowMs = 1500;
 // Flash parts above 64K words need the extended address (LOAD_ADDRESS bit 31).
 constexpr uint32_t kExtendedAbove = 0x20000;
-// The Arduino M0 bootloader: its write unit (NVM row) and how long its whole-application erase may take.
-constexpr uint32_t kM0Row = 256;
+// The Arduino M0 bootloader: how long its whole-application erase may take.
 constexpr long kM0EraseTimeoutMs = 10000;
 // PROGRAM_FLASH_ISP parameters for classic ATmega parts (avrdude.conf: mode 0x41, delay 10,
 // 0x40/0x4C/0x20, no polling values); stk500boot_v2 ignores them but real programmers need them.
@@ -237,7 +236,7 @@ void Client::identify(DeviceInfo& info) {
 
 bool Client::identify_impersonator(DeviceInfo& info, const std::vector<uint8_t>& signature, uint8_t major,
                                    uint8_t minor) {
-    const auto& kb = targets::Knowledge::builtin();
+    const auto& kb = options_.knowledge_base();
     for (const auto& [name, bootloader] : kb.bootloaders()) {
         if (bootloader.protocol != "stk500v2" || bootloader.reports_signature != signature) continue;
         if (bootloader.sw_major_min >= 0 && (major < bootloader.sw_major_min || major > bootloader.sw_major_max)) continue;
@@ -282,9 +281,9 @@ Capabilities Client::capabilities() const {
     Capabilities caps;
     caps.can_read = true;
     if (erases_application_) {
-        // Writes pad the address up to the next 256-byte row: write whole rows. Only CHIP_ERASE_ISP
-        // erases, everything from the application start.
-        caps.write_unit = kM0Row;
+        // Writes pad the address up to the next NVM row: write whole rows (the chip's erase unit).
+        // Only CHIP_ERASE_ISP erases, everything from the application start.
+        caps.write_unit = chip_->sam ? chip_->sam->erase_unit : chip_->page_size;
         caps.erase_units.push_back({app_start_, chip_->flash_size - app_start_});
         return caps;
     }

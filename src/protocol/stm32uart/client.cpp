@@ -164,7 +164,7 @@ void Client::identify(DeviceInfo& info) {
     if (!pid) throw Error(ErrorKind::Protocol, fmt::format("Get ID: malformed answer {}", core::hex_bytes(id)));
     product_id_ = *pid;
 
-    const auto& kb = targets::Knowledge::builtin();
+    const auto& kb = options_.knowledge_base();
     std::vector<const targets::Chip*> candidates = kb.chips_by_product_id(product_id_);
     if (!options_.chip.empty()) {
         const auto& wanted = kb.chip(options_.chip);

@@ -8,31 +8,27 @@ namespace mcuflash::sim::samba {
 
 namespace {
 
-SamFamily family_of(const targets::Chip& chip) {
-    if (chip.family == "samd21") return SamFamily::Samd21;
-    if (chip.family == "samd51") return SamFamily::Samd51;
-    if (chip.family == "sam3x") return SamFamily::Sam3x;
-    if (chip.family == "sam4e") return SamFamily::Sam4e;
-    throw core::Error(core::ErrorKind::Usage,
-                      fmt::format("the SAM-BA simulator has no model of the {} family ({})", chip.family, chip.name));
+SamController controller_of(const targets::Chip& chip) {
+    if (!chip.sam)
+        throw core::Error(core::ErrorKind::Usage,
+                          fmt::format("the SAM-BA simulator has no model of the {} ({}: no sam facts in chips.toml)",
+                                      chip.name, chip.family));
+    if (chip.sam->controller == "nvmctrl_d21") return SamController::NvmctrlD21;
+    if (chip.sam->controller == "nvmctrl_d51") return SamController::NvmctrlD51;
+    return SamController::Eefc;
 }
 
-FlashLayout layout_of(SamFamily family, const targets::Chip& chip) {
-    switch (family) {
-        case SamFamily::Samd21:  // rows of 4 pages are erased, pages written
-            return FlashLayout::uniform(chip.flash_base, chip.flash_size, chip.page_size * 4, chip.page_size);
-        case SamFamily::Samd51:  // 8 KiB blocks are erased, pages written
-            return FlashLayout::uniform(chip.flash_base, chip.flash_size, 8192, chip.page_size);
-        default:  // EEFC: "erase and write page" erases what it writes
-            return FlashLayout::uniform(chip.flash_base, chip.flash_size, chip.page_size, chip.page_size);
-    }
+FlashLayout layout_of(const targets::Chip& chip) {
+    // NVMCTRL: rows or blocks are erased, pages written; EEFC: "erase and write page" erases what it writes.
+    const uint32_t erase_unit = chip.sam->erase_unit ? chip.sam->erase_unit : chip.page_size;
+    return FlashLayout::uniform(chip.flash_base, chip.flash_size, erase_unit, chip.page_size);
 }
 
-FlashTiming timing_of(SamFamily family, bool timing) {
+FlashTiming timing_of(SamController controller, bool timing) {
     if (!timing) return {};
-    switch (family) {
-        case SamFamily::Samd21: return {SamFlashTiming::kD21RowErase, {}, SamFlashTiming::kD21PageWrite};
-        case SamFamily::Samd51: return {SamFlashTiming::kD51BlockErase, {}, SamFlashTiming::kD51PageWrite};
+    switch (controller) {
+        case SamController::NvmctrlD21: return {SamFlashTiming::kD21RowErase, {}, SamFlashTiming::kD21PageWrite};
+        case SamController::NvmctrlD51: return {SamFlashTiming::kD51BlockErase, {}, SamFlashTiming::kD51PageWrite};
         default: return {{}, {}, SamFlashTiming::kEefcEraseWritePage};
     }
 }
@@ -52,32 +48,24 @@ constexpr uint32_t kGpnvmBootFromFlash = 1u << 1;
 
 SamChip::SamChip(const targets::Chip& chip, uint32_t bootloader_size, const std::string& bootloader_name, bool timing)
     : chip_(chip),
-      family_(family_of(chip)),
+      controller_kind_(controller_of(chip)),
       bootloader_size_(bootloader_size),
-      flash_(layout_of(family_, chip), timing_of(family_, timing)) {
-    switch (family_) {
-        case SamFamily::Samd21:
+      flash_(layout_of(chip), timing_of(controller_kind_, timing)) {
+    const auto& sam = facts();
+    switch (controller_kind_) {
+        case SamController::NvmctrlD21:
             controller_ = make_nvmctrl_d21(flash_, chip.page_size);
             user_row_ = samd21_user_row(bootloader_size);
-            ram_.push_back({address::kSram, std::vector<uint8_t>(32 * 1024)});
             break;
-        case SamFamily::Samd51:
+        case SamController::NvmctrlD51:
             controller_ = make_nvmctrl_d51(flash_, chip.page_size, bootloader_size);
             user_row_ = samd51_user_page(bootloader_size);
-            ram_.push_back({address::kSram, std::vector<uint8_t>(192 * 1024)});
             break;
-        case SamFamily::Sam3x:
-            // Two 256 KiB planes with a controller each; 32 lock regions of 16 KiB; GPNVM: security,
-            // boot from flash, flash plane selection.
-            controller_ = make_eefc(flash_, chip.page_size, {2, 32, 3, 0x00000000, timing});
-            ram_.push_back({address::kSram, std::vector<uint8_t>(64 * 1024)});  // SRAM0
-            ram_.push_back({0x20080000, std::vector<uint8_t>(32 * 1024)});      // SRAM1
-            break;
-        case SamFamily::Sam4e:
-            controller_ = make_eefc(flash_, chip.page_size, {1, 64, 2, 0x00000000, timing});
-            ram_.push_back({address::kSram, std::vector<uint8_t>(128 * 1024)});
+        case SamController::Eefc:
+            controller_ = make_eefc(flash_, chip.page_size, {sam.planes, sam.lock_regions, sam.gpnvm_bits, 0, timing});
             break;
     }
+    for (auto [base, size] : sam.sram) ram_.push_back({base, std::vector<uint8_t>(size)});
     if (bootloader_size > 0) {
         // BOOTPROT keeps the NVM controller off the bootloader's rows (LOCKE).
         flash_.protect({chip.flash_base, bootloader_size, bootloader_name});
@@ -89,14 +77,6 @@ uint32_t SamChip::sram_size() const {
     uint32_t total = 0;
     for (const auto& r : ram_) total += static_cast<uint32_t>(r.bytes.size());
     return total;
-}
-
-uint32_t SamChip::cpuid() const {
-    switch (family_) {
-        case SamFamily::Samd21: return 0x410CC601;  // Cortex-M0+ r0p1
-        case SamFamily::Sam3x: return 0x412FC230;   // Cortex-M3 r2p0
-        default: return 0x410FC241;                 // Cortex-M4 r0p1
-    }
 }
 
 uint32_t SamChip::identity() const {
@@ -125,13 +105,11 @@ bool SamChip::starts_application() const {
     return first_word != 0xFFFFFFFF;
 }
 
-uint32_t SamChip::rom_base() const { return family_ == SamFamily::Sam3x ? address::kRomSam3x : address::kRomSam4e; }
-
 uint32_t SamChip::rom_word(uint32_t offset) const {
     // The ROM's vector table: the monitor's stack below the SRAM it leaves to the host (BOSSA puts its
     // applet at 0x20001000), and its Thumb entry point in the ROM. The code itself reads as zeros.
     if (offset == 0) return address::kSram + 0x1000;
-    if (offset == 4) return rom_base() + 0xA1;
+    if (offset == 4) return facts().rom + 0xA1;
     return 0;
 }
 
@@ -148,7 +126,7 @@ uint32_t SamChip::read_word(uint32_t a, Clock::time_point now) {
     if (has_rom_monitor()) {
         constexpr uint32_t kRomWindow = 0x10000;
         if (a < kRomWindow && !boot_from_flash_) return rom_word(a);
-        if (a >= rom_base() && a - rom_base() < kRomWindow) return rom_word(a - rom_base());
+        if (a >= facts().rom && a - facts().rom < kRomWindow) return rom_word(a - facts().rom);
     }
     if (flash_.contains(a, 4)) {
         uint8_t b[4];
@@ -164,9 +142,8 @@ uint32_t SamChip::read_word(uint32_t a, Clock::time_point now) {
     if (a == address::kCpuId) return cpuid();
     if (!has_rom_monitor() && a == address::kDsuDid) return identity();
     if (has_rom_monitor()) {
-        const uint32_t chipid = family_ == SamFamily::Sam3x ? address::kChipIdSam3x : address::kChipIdSam4;
-        if (a == chipid) return identity();
-        if (a == chipid + 4) return identity_extension();
+        if (a == facts().chipid_register) return identity();
+        if (a == facts().chipid_register + 4) return identity_extension();
     }
     if (in_peripheral_space(a)) return 0;
     throw BusFault{a, false};
@@ -185,14 +162,13 @@ void SamChip::write_word(uint32_t a, uint32_t value, uint32_t mask, Clock::time_
         if ((value >> 16) == kAircrKey && (value & kAircrSysResetReq)) reset_requested_ = true;
         return;
     }
-    const uint32_t rstc = family_ == SamFamily::Sam3x ? address::kRstcSam3x : address::kRstcSam4e;
-    if (has_rom_monitor() && a == rstc && mask == 0xFFFFFFFF) {
+    if (has_rom_monitor() && a == facts().reset_controller && mask == 0xFFFFFFFF) {
         if ((value >> 24) == kRstcKey && (value & kRstcProcessorReset)) reset_requested_ = true;
         return;
     }
     if (in_peripheral_space(a)) return;
     // ROM, boot memory and the user row ignore stores; anything else is not decoded.
-    const bool read_only = (has_rom_monitor() && (a < 0x10000 || (a >= rom_base() && a - rom_base() < 0x10000))) ||
+    const bool read_only = (has_rom_monitor() && (a < 0x10000 || (a >= facts().rom && a - facts().rom < 0x10000))) ||
                            (!user_row_.empty() && a >= address::kNvmUserRow && a - address::kNvmUserRow < user_row_.size());
     if (!read_only) throw BusFault{a, true};
 }

@@ -20,7 +20,8 @@
 
 namespace mcuflash::sim::samba {
 
-enum class SamFamily { Samd21, Samd51, Sam3x, Sam4e };
+// Which flash controller model the chip has (data/chips.toml sam.controller).
+enum class SamController { NvmctrlD21, NvmctrlD51, Eefc };
 
 struct BusFault {
     uint32_t address = 0;
@@ -33,13 +34,7 @@ constexpr uint32_t kSram = 0x20000000;
 constexpr uint32_t kCpuId = 0xE000ED00;
 constexpr uint32_t kAircr = 0xE000ED0C;
 constexpr uint32_t kDsuDid = 0x41002018;
-constexpr uint32_t kChipIdSam4 = 0x400E0740;   // CHIPID_CIDR on SAM3N/S/U and SAM4 (EXID at +4)
-constexpr uint32_t kChipIdSam3x = 0x400E0940;  // CHIPID_CIDR on SAM3X/A (EXID at +4)
-constexpr uint32_t kRstcSam3x = 0x400E1A00;
-constexpr uint32_t kRstcSam4e = 0x400E1800;
 constexpr uint32_t kNvmUserRow = 0x00804000;
-constexpr uint32_t kRomSam3x = 0x00100000;
-constexpr uint32_t kRomSam4e = 0x00800000;
 }  // namespace address
 
 class SamChip {
@@ -48,13 +43,13 @@ public:
     // protected as BOOTPROT protects it and filled with the placeholder.
     SamChip(const targets::Chip& chip, uint32_t bootloader_size, const std::string& bootloader_name, bool timing);
 
-    SamFamily family() const { return family_; }
     const targets::Chip& chip() const { return chip_; }
+    const targets::SamFacts& facts() const { return *chip_.sam; }
     FlashMemory& flash() { return flash_; }
     const FlashMemory& flash() const { return flash_; }
     FlashControllerModel& controller() { return *controller_; }
     uint32_t app_start() const { return chip_.flash_base + bootloader_size_; }
-    bool has_rom_monitor() const { return family_ == SamFamily::Sam3x || family_ == SamFamily::Sam4e; }
+    bool has_rom_monitor() const { return facts().rom != 0; }
     // SRAM above the monitor's own variables where X/Y/S-buffers and applets go (BOSSA's user area).
     uint32_t sram_size() const;
 
@@ -74,7 +69,7 @@ public:
     void boot_from_rom();
     std::optional<Clock::time_point> busy_until(Clock::time_point now) const { return controller_->busy_until(now); }
 
-    uint32_t cpuid() const;
+    uint32_t cpuid() const { return facts().cpuid; }
     uint32_t identity() const;            // DSU DID (SAMD) or CHIPID CIDR (SAM3/SAM4)
     uint32_t identity_extension() const;  // CHIPID EXID
 
@@ -87,12 +82,11 @@ private:
 
     uint32_t read_word(uint32_t word_address, Clock::time_point now);
     void write_word(uint32_t word_address, uint32_t value, uint32_t byte_mask, Clock::time_point now);
-    uint32_t rom_base() const;
     uint32_t rom_word(uint32_t offset) const;
     bool in_peripheral_space(uint32_t a) const;
 
     const targets::Chip chip_;
-    SamFamily family_;
+    SamController controller_kind_;
     uint32_t bootloader_size_;
     FlashMemory flash_;
     std::unique_ptr<FlashControllerModel> controller_;

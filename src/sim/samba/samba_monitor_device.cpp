@@ -240,7 +240,7 @@ void SambaMonitorDevice::execute(uint8_t command, uint32_t first, uint32_t numbe
 
 uint8_t SambaMonitorDevice::monitor_read_byte(uint32_t address, Clock::time_point now) {
     // The SAM3X ROM monitor reads the flash as zeros (BOSSA reads EEFC flash through its applet).
-    if (chip_.family() == SamFamily::Sam3x && chip_.flash().contains(address, 1)) return 0;
+    if (!chip_.facts().rom_monitor_reads_flash && chip_.flash().contains(address, 1)) return 0;
     return static_cast<uint8_t>(chip_.read(address, 1, now));
 }
 

@@ -26,20 +26,23 @@ ArduinoM0Device::ArduinoM0Device(const targets::Chip& chip, const targets::Bootl
     : MessageDevice(286),
       chip_(chip),
       baud_(options.baud ? options.baud : bootloader.baud),
-      flash_(FlashLayout::uniform(0, chip.flash_size, kRowSize, chip.page_size), nvm_timing(options.timing)) {
-    flash_.protect({0, kAppStart, bootloader.name});  // BOOTPROT
+      app_start_(bootloader.size_on(chip.name).value_or(0)),
+      row_size_(chip.sam ? chip.sam->erase_unit : chip.page_size),
+      address_(app_start_),
+      flash_(FlashLayout::uniform(0, chip.flash_size, row_size_, chip.page_size), nvm_timing(options.timing)) {
+    flash_.protect({0, app_start_, bootloader.name});  // BOOTPROT
     flash_.fill_protected_with_placeholder();
     if (options.flash_file) flash_.attach_file(*options.flash_file);
 }
 
 std::string ArduinoM0Device::describe() const { return fmt::format("Arduino M0 bootloader {}.{} on {}", kSwMajor, kSwMinor, chip_.name); }
 
-bool ArduinoM0Device::application_present() const { return flash_.at(kAppStart) != 0xFF || flash_.at(kAppStart + 1) != 0xFF; }
+bool ArduinoM0Device::application_present() const { return flash_.at(app_start_) != 0xFF || flash_.at(app_start_ + 1) != 0xFF; }
 
 bool ArduinoM0Device::starts_listening(ResetCause cause, Clock::time_point now) {
     // main.c: the reset button (external reset) or a watchdog reset runs the bootloader; power-on or
     // a system reset request runs the application when there is one.
-    address_ = kAppStart;
+    address_ = app_start_;
     leaving_ = false;
     if (cause == ResetCause::PowerOn && application_present()) {
         trace("Arduino M0: power-on reset: application runs");
@@ -57,14 +60,14 @@ void ArduinoM0Device::timer_fired(Clock::time_point now) {
                                 : "Arduino M0: 8 s without a message: application runs");
     } else {
         leaving_ = false;
-        address_ = kAppStart;
+        address_ = app_start_;
         set_timer(now + kIdleReset);
     }
 }
 
 Clock::duration ArduinoM0Device::program(std::span<const uint8_t> data, uint32_t size) {
     Clock::duration busy{};
-    if (address_ >= kAppStart) {
+    if (address_ >= app_start_) {
         // Halfwords go through the page buffer; a full page is written automatically. The model
         // programs them in place: programming only clears bits, as the chip does.
         uint32_t end = std::min<uint32_t>(address_ + size, flash_.size());
@@ -80,7 +83,7 @@ Clock::duration ArduinoM0Device::program(std::span<const uint8_t> data, uint32_t
         }
     }
     address_ += size;
-    if (address_ >= kAppStart) address_ = (address_ + kRowSize - 1) / kRowSize * kRowSize;  // commit_page()
+    if (address_ >= app_start_) address_ = (address_ + row_size_ - 1) / row_size_ * row_size_;  // commit_page()
     return busy;
 }
 
@@ -124,7 +127,7 @@ MessageDevice::Answer ArduinoM0Device::handle(const std::vector<uint8_t>& body, 
                            kStatusOk})};
         case kChipEraseIsp: {
             Clock::duration busy{};
-            for (uint32_t row = kAppStart; row < flash_.size(); row += kRowSize) busy += flash_.erase(row, kRowSize).busy;
+            for (uint32_t row = app_start_; row < flash_.size(); row += row_size_) busy += flash_.erase(row, row_size_).busy;
             return {reply({kStatusOk}), busy};
         }
         case kProgramFlashIsp: {
@@ -138,7 +141,7 @@ MessageDevice::Answer ArduinoM0Device::handle(const std::vector<uint8_t>& body, 
             std::vector<uint8_t> out{kReadFlashIsp, kStatusOk};
             for (uint32_t i = 0; i < size; ++i) {
                 uint32_t a = address_ + i;
-                out.push_back(address_ >= kAppStart && a < flash_.size() ? flash_.at(a) : 0xFF);
+                out.push_back(address_ >= app_start_ && a < flash_.size() ? flash_.at(a) : 0xFF);
             }
             out.push_back(kStatusOk);
             address_ += size;

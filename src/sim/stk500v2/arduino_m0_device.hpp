@@ -22,8 +22,6 @@ namespace mcuflash::sim::stk500v2 {
 
 class ArduinoM0Device : public MessageDevice {
 public:
-    static constexpr uint32_t kAppStart = 0x4000;
-    static constexpr uint32_t kRowSize = 256;  // NVM erase unit: 4 pages of 64 bytes
     static constexpr auto kIdleReset = std::chrono::seconds(8);
     static constexpr auto kLeaveDelay = std::chrono::milliseconds(500);
 
@@ -44,8 +42,10 @@ private:
 
     const targets::Chip chip_;
     uint32_t baud_;
+    uint32_t app_start_;  // what the bootloader keeps (data/bootloaders.toml)
+    uint32_t row_size_;   // the NVM erase unit (data/chips.toml sam.erase_unit)
+    uint32_t address_;
     FlashMemory flash_;
-    uint32_t address_ = kAppStart;
     bool leaving_ = false;
 };
 
