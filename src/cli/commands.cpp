@@ -227,7 +227,7 @@ void read_command(GlobalOptions& global, const DeviceOptions& device_options, co
             progress.advanced(core::Stage::Read, data.size(), count);
         }
         progress.finished(core::Stage::Read, data.size());
-        session.bootloader->start_application();
+        session.bootloader->leave();
         image::Image img;
         img.add(from, data, "device");
         image::save_file(img, out_file, out_format);
@@ -249,7 +249,7 @@ void verify_command(GlobalOptions& global, const std::string& file, const ImageO
         std::vector<plan::PageWrite> ranges;
         for (const auto& [address, bytes] : img.runs()) ranges.push_back({address, bytes});
         auto bad = plan::verify_pages(*session.bootloader, ranges, core::Progress(reporter.sink()));
-        session.bootloader->start_application();
+        session.bootloader->leave();
         if (!bad.empty())
             throw Error(ErrorKind::VerifyMismatch,
                         fmt::format("the device differs from {} in {} range(s), first at {}", file, bad.size(),
@@ -263,7 +263,7 @@ void verify_command(GlobalOptions& global, const std::string& file, const ImageO
 void info_command(GlobalOptions& global, const DeviceOptions& device_options) {
     run(global, [&](Reporter& reporter) {
         auto session = connect(device_options, reporter);
-        session.bootloader->start_application();
+        session.bootloader->leave();
         json j = device_json(session.info);
         j["command"] = "info";
         j["device_path"] = session.description;

@@ -82,13 +82,17 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
                                 hex_address(*image.entry), hex_address(device.app_start), hex_address(device.app_end - 1)),
                     "rebuild for the right offset, or pass --force if you know the entry point is right");
 
-    const uint32_t unit = std::max<uint32_t>(caps.write_unit, 1);
     FlashPlan plan;
     plan.image_bytes = image.total_bytes();
     plan.flash_base = device.flash_base;
     plan.flash_end = uint64_t(device.flash_base) + device.flash_size;
     plan.app_start = device.app_start;
     plan.app_end = device.app_end;
+    if (caps.whole_image) {
+        plan.whole = WholeImage{image.lowest(), image.flatten(image.lowest(), static_cast<uint32_t>(image.end()), 0xFF)};
+        return plan;
+    }
+    const uint32_t unit = std::max<uint32_t>(caps.write_unit, 1);
     // Every write unit the image touches, in address order.
     std::vector<uint32_t> starts;
     for (const auto& [address, bytes] : image.runs()) {
@@ -321,6 +325,7 @@ public:
           caps_(device.capabilities()), groups_(groups_of(plan)) {}
 
     void run() {
+        if (plan_.whole) return run_whole_image();
         std::optional<OutsideSnapshot> outside;
         if (options_.check_outside && caps_.can_checksum)
             outside = snapshot_outside(device_, plan_, groups_, progress_,
@@ -346,15 +351,45 @@ public:
             report_.seconds_verify = seconds_since(t_verify);
         }
         if (outside) check_outside_unchanged(device_, plan_, groups_, *outside, progress_, report_);
-        if (options_.start_application) {
-            progress_.started(Stage::Start, 0);
-            device_.start_application();
-            progress_.finished(Stage::Start, 0);
-            report_.started = true;
-        }
+        if (options_.start_application) start();
     }
 
 private:
+    // A device that takes the image as one file: hand it over, read it back where the device can.
+    void run_whole_image() {
+        const auto& whole = *plan_.whole;
+        auto t_write = std::chrono::steady_clock::now();
+        progress_.started(Stage::Write, whole.bytes.size());
+        device_.write_image(whole.address, whole.bytes);
+        report_.bytes_written = whole.bytes.size();
+        progress_.finished(Stage::Write, whole.bytes.size());
+        report_.seconds_write = seconds_since(t_write);
+        if (options_.verify) {
+            auto t_verify = std::chrono::steady_clock::now();
+            if (!caps_.can_read) {
+                report_.not_verified = "this device takes the image as a file and cannot give it back: written, not verified";
+            } else {
+                const PageWrite all{whole.address, whole.bytes};
+                if (!find_differences(device_, caps_, {&all}, progress_).empty())
+                    throw Error(ErrorKind::VerifyMismatch,
+                                fmt::format("the image read back from the device differs from what was written at {}",
+                                            hex_address(whole.address)),
+                                "the card or drive may be failing: try another one");
+                report_.verified = true;
+                report_.verify_method = method();
+            }
+            report_.seconds_verify = seconds_since(t_verify);
+        }
+        if (options_.start_application) start();
+    }
+
+    void start() {
+        progress_.started(Stage::Start, 0);
+        device_.start_application();
+        progress_.finished(Stage::Start, 0);
+        report_.started = true;
+    }
+
     std::string method() const {
         return caps_.can_read && !caps_.checksum_proves_sameness ? "read back" : "device " + checksum_words(caps_);
     }
@@ -415,6 +450,11 @@ private:
 
     void write(const std::vector<const PageWrite*>& pages) {
         if (pages.empty()) return;
+        // Pages come in address order, rewrites too: devices that need it (writes_in_address_order)
+        // then never step back within one call.
+        if (!std::is_sorted(pages.begin(), pages.end(),
+                            [](const PageWrite* a, const PageWrite* b) { return a->address < b->address; }))
+            throw std::logic_error("the plan's pages are not in address order");
         const uint64_t total = bytes_of(pages);
         uint64_t done = 0;
         progress_.started(Stage::Write, total);
@@ -446,6 +486,12 @@ private:
                                         bad.size(), options_.max_rewrites, hex_address(bad.front())),
                             "the flash may be worn, or the link is unreliable: try a lower --baud or another cable")
                     .at_address(bad.front());
+            if (plan_.erases.empty() && !caps_.erases_on_write)
+                throw Error(ErrorKind::VerifyMismatch,
+                            fmt::format("verify failed: {} page(s) differ, first at {}, and this device cannot write a "
+                                        "page twice without an erase it does not have",
+                                        bad.size(), hex_address(bad.front())))
+                    .at_address(bad.front());
             progress_.note(Stage::Verify, fmt::format("{} page(s) differ, first at {}: writing them again", bad.size(),
                                                       hex_address(bad.front())));
             std::vector<const Group*> again;
@@ -454,6 +500,16 @@ private:
                         return std::find(bad.begin(), bad.end(), p->address) != bad.end();
                     }))
                     again.push_back(&g);
+            if (caps_.writes_in_address_order) {
+                // A step back restarts the device's sequence from its start: write everything again
+                // from the first unit up to the last one that differs, in order.
+                const Group* last = again.back();
+                again.clear();
+                for (const auto& g : groups_) {
+                    again.push_back(&g);
+                    if (&g == last) break;
+                }
+            }
             erase(again);
             auto pages = pages_of(again);
             write(pages);

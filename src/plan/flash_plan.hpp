@@ -4,6 +4,7 @@
 // and starts the application, reporting progress as events.
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,15 +29,25 @@ struct PageWrite {
     std::vector<uint8_t> data;  // exactly one write unit, gaps filled with 0xFF
 };
 
+// A device that takes the image as one file: its bytes from the lowest address, gaps as 0xFF.
+struct WholeImage {
+    uint32_t address = 0;
+    std::vector<uint8_t> bytes;
+};
+
 struct FlashPlan {
     std::vector<protocol::EraseUnit> erases;  // erased before writing, in address order
     std::vector<PageWrite> pages;
+    std::optional<WholeImage> whole;  // whole-image devices: instead of erases and pages
     uint64_t image_bytes = 0;
     // The device's flash and where its application may go (the rest is the bootloader's).
     uint32_t flash_base = 0;
     uint64_t flash_end = 0;
     uint32_t app_start = 0, app_end = 0;
-    uint64_t bytes_to_write() const { return pages.size() * (pages.empty() ? 0 : pages.front().data.size()); }
+    uint64_t bytes_to_write() const {
+        if (whole) return whole->bytes.size();
+        return pages.size() * (pages.empty() ? 0 : pages.front().data.size());
+    }
 };
 
 // Throws core::Error(Unsafe) naming the addresses when the image reaches outside the application region,

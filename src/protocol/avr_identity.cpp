@@ -18,7 +18,7 @@ AvrIdentity identify_avr(DeviceInfo& info, const std::string& protocol, const Co
     info.signature = signature;
     id.chip = kb.chip_by_signature(signature);
     if (!id.chip)
-        throw Error(ErrorKind::Protocol,
+        throw Error(ErrorKind::Unsupported,
                     fmt::format("the device's signature {} is not a chip mcuflash knows", core::hex_bytes(signature)),
                     "add the chip to data/chips.toml, or check that this is the board you meant");
     if (!options.chip.empty() && options.chip != id.chip->name)

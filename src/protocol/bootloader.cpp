@@ -11,6 +11,10 @@ const targets::Knowledge& ConnectOptions::knowledge_base() const {
     return knowledge ? *knowledge : targets::Knowledge::builtin();
 }
 
+void Bootloader::write_image(uint32_t, std::span<const uint8_t>) {
+    throw std::logic_error("write_image on a bootloader that does not take whole images");
+}
+
 void Bootloader::erase(uint32_t, uint32_t) {
     throw core::Error(core::ErrorKind::Protocol, "this bootloader has no separate erase command");
 }

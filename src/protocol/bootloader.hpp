@@ -48,6 +48,12 @@ struct Capabilities {
     std::string checksum_name;     // in words, for messages: "CRC-16/XMODEM"
     bool erases_on_write = false;  // writing a page erases it first (optiboot)
     uint32_t write_unit = 1;       // writes are whole multiples of this, aligned to it
+    // Writes must come in ascending address order (stk500boot_v2's erase pointer, plain DFU's block
+    // numbers); the client turns a step back into what the device needs (a rewind from its start).
+    bool writes_in_address_order = false;
+    // The device takes the whole image at once, as one file (an SD card, a USB drive, a UF2 drive):
+    // write_image() instead of pages and erase units.
+    bool whole_image = false;
     // Flash that must be erased (erase()) before it is written, in these units, in address order;
     // empty when writes need no separate erase.
     std::vector<EraseUnit> erase_units;
@@ -75,11 +81,16 @@ public:
     // Erases [address, address + length), whole erase units (Capabilities::erase_units).
     virtual void erase(uint32_t address, uint32_t length);
     virtual void write(uint32_t address, std::span<const uint8_t> data) = 0;
+    // Capabilities::whole_image devices: the image's bytes from `address`, gaps as 0xFF.
+    virtual void write_image(uint32_t address, std::span<const uint8_t> bytes);
     virtual std::vector<uint8_t> read(uint32_t address, uint32_t length) = 0;
     // The device's own checksum of a range (Capabilities::local_checksum computes the same here);
     // nullopt when it has none.
     virtual std::optional<uint32_t> checksum(uint32_t address, uint32_t length);
     virtual void start_application() = 0;
+    // After a read-only command (info, read, verify): back to what the device ran, changing nothing
+    // on it (start_application may change boot settings, as SAM3/SAM4's GPNVM bit 1).
+    virtual void leave() { start_application(); }
 
     // Optional roles: nullptr when the bootloader has none.
     virtual Protection* protection() { return nullptr; }

@@ -84,12 +84,12 @@ export MCUFLASH_DATA_DIR="$WORK/data"
 grep -Eq "^chip: +unknown STM32 \(product ID 0x445\)" "$WORK/info.out" || fail "info: $(cat "$WORK/info.out")"
 grep -q "does not know product ID 0x445: continuing read-only" "$WORK/info.err" || fail "no read-only warning: $(cat "$WORK/info.err")"
 cp "$WORK/f042.bin" "$WORK/f042.before"
-expect_exit 64 "writing needs the chip's flash layout, and product ID 0x445 is unknown" -- \
+expect_exit 69 "writing needs the chip's flash layout, and product ID 0x445 is unknown" -- \
   "$MCUFLASH" flash "$WORK/small.bin" -d "$WORK/f042" -p stm32-uart --address 0x08004000
 "$MCUFLASH" read -d "$WORK/f042" -p stm32-uart -o "$WORK/f042-back.bin" -q 2>"$WORK/read.err" || fail "read on an unknown product ID failed: $(cat "$WORK/read.err")"
 stop_background
 cmp "$WORK/f042.before" "$WORK/f042.bin" || fail "the refused flash changed the unknown chip's flash"
 [ "$(stat -c %s "$WORK/f042-back.bin")" -eq 32768 ] || fail "read did not bring back the F042's 32 KiB"
 cmp "$WORK/f042-back.bin" "$WORK/f042.bin" || fail "read-back differs from the simulator's flash file"
-echo "ok: unknown product ID: info says so, flash refused (64), read works (32 KiB)"
+echo "ok: unknown product ID: info says so, flash refused (69, unsupported), read works (32 KiB)"
 echo "all stm32-uart bad-input cases passed"

@@ -446,3 +446,102 @@ TEST(Plan, AChangeOutsideTheImageIsFoundByTheDeviceChecksum) {
     auto report = plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), {}), {}, core::Progress());
     EXPECT_TRUE(report.outside_checked);
 }
+
+namespace {
+
+// A device that takes the image as one file (an SD card, a UF2 drive).
+class WholeImageDevice : public FakeDevice {
+public:
+    WholeImageDevice() : FakeDevice(65536, 256) {}
+    protocol::Capabilities capabilities() const override {
+        auto c = FakeDevice::capabilities();
+        c.whole_image = true;
+        return c;
+    }
+    void write_image(uint32_t address, std::span<const uint8_t> bytes) override {
+        images.emplace_back(address, bytes.size());
+        std::copy(bytes.begin(), bytes.end(), flash.begin() + address);
+    }
+    void write(uint32_t, std::span<const uint8_t>) override { FAIL() << "pages written to a whole-image device"; }
+    std::vector<std::pair<uint32_t, size_t>> images;
+};
+
+// Flash that only clears bits and has no erase: a page cannot be written twice.
+class WriteOnceDevice : public FakeDevice {
+public:
+    WriteOnceDevice() : FakeDevice(131072, 256) {}
+    protocol::Capabilities capabilities() const override {
+        auto c = FakeDevice::capabilities();
+        c.erases_on_write = false;
+        return c;
+    }
+};
+
+}  // namespace
+
+TEST(Plan, AWholeImageDeviceGetsOneFileAndItIsReadBack) {
+    WholeImageDevice dev;
+    image::Image img;
+    img.add(0x100, std::vector<uint8_t>(100, 0x11), "a");
+    img.add(0x400, std::vector<uint8_t>(50, 0x22), "b");
+    auto plan = plan::make_plan(img, avr_device(), dev.capabilities(), {});
+    ASSERT_TRUE(plan.whole);
+    EXPECT_TRUE(plan.pages.empty());
+    EXPECT_EQ(plan.whole->address, 0x100u);
+    EXPECT_EQ(plan.whole->bytes.size(), 0x400u + 50 - 0x100);
+    EXPECT_EQ(plan.whole->bytes[0x200], 0xFF);  // the gap
+    auto report = plan::execute(dev, plan, {}, core::Progress());
+    ASSERT_EQ(dev.images.size(), 1u);
+    EXPECT_TRUE(report.verified);
+    EXPECT_EQ(report.bytes_written, plan.whole->bytes.size());
+    // Refused like any image where it would reach the bootloader.
+    expect_error(ErrorKind::Unsafe,
+                 [&] { plan::make_plan(image_at(131072 - 1024 - 16, 32), avr_device(), dev.capabilities(), {}); });
+    // Without reading back: written, and said to be not verified.
+    dev.readable = false;
+    auto unread = plan::execute(dev, plan, {}, core::Progress());
+    EXPECT_FALSE(unread.verified);
+    EXPECT_NE(unread.not_verified.find("not verified"), std::string::npos);
+}
+
+TEST(Plan, APageThatCannotBeRewrittenWithoutAnEraseFailsAtOnce) {
+    WriteOnceDevice dev;
+    dev.corrupt_address = 0x300;
+    dev.corrupt_writes_left = 1;
+    auto plan = plan::make_plan(image_at(0, 4096), avr_device(), dev.capabilities(), {});
+    expect_error(ErrorKind::VerifyMismatch, [&] { plan::execute(dev, plan, {}, core::Progress()); }, "without an erase");
+    EXPECT_EQ(std::count(dev.writes.begin(), dev.writes.end(), 0x300u), 1);
+}
+
+namespace {
+
+// Writes only in ascending order, restarting from its start (as plain DFU and stk500boot_v2 do).
+class InOrderDevice : public FakeDevice {
+public:
+    InOrderDevice() : FakeDevice(131072, 256) {}
+    protocol::Capabilities capabilities() const override {
+        auto c = FakeDevice::capabilities();
+        c.writes_in_address_order = true;
+        return c;
+    }
+    void write(uint32_t address, std::span<const uint8_t> data) override {
+        if (!writes.empty() && address <= writes.back() && address != start) stepped_back = true;
+        FakeDevice::write(address, data);
+    }
+    uint32_t start = 0;
+    bool stepped_back = false;
+};
+
+}  // namespace
+
+TEST(Plan, AnInOrderDeviceIsRewrittenFromItsStartUpToThePageThatFailed) {
+    InOrderDevice dev;
+    dev.corrupt_address = 0x300;
+    dev.corrupt_writes_left = 1;
+    auto plan = plan::make_plan(image_at(0, 4096), avr_device(), dev.capabilities(), {});
+    auto report = plan::execute(dev, plan, {}, core::Progress());
+    EXPECT_TRUE(report.verified);
+    EXPECT_FALSE(dev.stepped_back);
+    EXPECT_EQ(report.pages_rewritten, 4u);  // 0x000 to 0x300
+    EXPECT_EQ(dev.writes.size(), 16u + 4u);
+}

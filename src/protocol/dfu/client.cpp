@@ -204,7 +204,7 @@ void Client::identify(DeviceInfo& info) {
         for (const auto& [name, chip] : kb.chips())
             if ((!bootloader_ || bootloader_->sizes.count(name)) && matches_layout(chip)) chip_ = &chip;
         if (!chip_)
-            throw Error(ErrorKind::Protocol,
+            throw Error(ErrorKind::Unsupported,
                         fmt::format("no chip in data/chips.toml has the flash layout {}", alt_names_[alt_]),
                         "add the chip to data/chips.toml (flash_base, flash_size, page_size or sectors)");
     } else if (bootloader_ && !bootloader_->sizes.empty()) {
@@ -217,7 +217,7 @@ void Client::identify(DeviceInfo& info) {
                                                       "say otherwise)",
                                                       chip_->name));
     } else {
-        throw Error(ErrorKind::Usage, fmt::format("{} is a DFU device mcuflash does not know", usb_.describe()),
+        throw Error(ErrorKind::Unsupported, fmt::format("{} is a DFU device mcuflash does not know", usb_.describe()),
                     "give --chip, and check data/bootloaders.toml for its VID:PID");
     }
 
@@ -281,6 +281,7 @@ Capabilities Client::capabilities() const {
     } else {
         if (chip_ && chip_->sectors.empty()) unit = std::min(unit, chip_->page_size);
         caps.erases_on_write = true;
+        caps.writes_in_address_order = true;  // block numbers count from the application start
     }
     caps.write_unit = unit;
     return caps;
@@ -343,6 +344,11 @@ void Client::write(uint32_t address, std::span<const uint8_t> data) {
         return;
     }
     end_upload();
+    if (downloading_ && address < plain_next_) {
+        // A step back (a rewrite after verify): a new download starts again from the base.
+        abort();
+        downloading_ = false;
+    }
     if (!downloading_) {
         to_idle();
         plain_next_ = plain_base_;
@@ -350,9 +356,8 @@ void Client::write(uint32_t address, std::span<const uint8_t> data) {
         downloading_ = true;
     }
     if (address < plain_next_)
-        throw Error(ErrorKind::Usage,
-                    fmt::format("this DFU bootloader writes in order from {}: {} was already passed", hex_address(plain_base_),
-                                hex_address(address)));
+        throw Error(ErrorKind::Usage, fmt::format("this DFU bootloader writes from {}, not {}", hex_address(plain_base_),
+                                                  hex_address(address)));
     // A gap: the bootloader erases pages as it writes them, so the gap is written as erased bytes.
     std::vector<uint8_t> stream(address - plain_next_, 0xFF);
     stream.insert(stream.end(), data.begin(), data.end());

@@ -395,6 +395,11 @@ void Client::start_application() {
         bool changed = with_retries("setting boot from flash (GPNVM bit 1)", [&] { return controller_->set_boot_from_flash(); });
         if (changed && options_.warn) options_.warn("GPNVM bit 1 set: the chip boots from flash from now on");
     }
+    leave();
+}
+
+void Client::leave() {
+    require_chip("resetting the chip");
     try {
         controller_->reset();
     } catch (const Error& e) {

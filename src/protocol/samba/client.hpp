@@ -36,6 +36,9 @@ public:
     std::vector<uint8_t> read(uint32_t address, uint32_t length) override;
     std::optional<uint32_t> checksum(uint32_t address, uint32_t length) override;
     void start_application() override;
+    // Resets into what the chip boots, without touching GPNVM: a SAM3/SAM4 left in its ROM monitor
+    // stays there.
+    void leave() override;
 
     const Monitor& monitor() const { return monitor_; }
     static constexpr int kRetries = 3;

@@ -288,6 +288,7 @@ Capabilities Client::capabilities() const {
         return caps;
     }
     caps.erases_on_write = true;
+    caps.writes_in_address_order = true;  // the erase pointer (erase_pointer_to rewinds for a step back)
     caps.write_unit = chip_ ? chip_->page_size : 256;
     return caps;
 }

@@ -350,7 +350,7 @@ void Client::write_block(uint32_t address, std::span<const uint8_t> block) {
 void Client::write(uint32_t address, std::span<const uint8_t> data) {
     refuse_if_protected("write the flash");
     if (!chip_)
-        throw Error(ErrorKind::Usage,
+        throw Error(ErrorKind::Unsupported,
                     fmt::format("writing needs the chip's flash layout, and product ID 0x{:03X} is unknown to mcuflash",
                                 product_id_));
     for (size_t offset = 0; offset < data.size(); offset += kMaxBlock) {
@@ -382,7 +382,7 @@ void Client::erase_units(const std::vector<uint16_t>& numbers) {
 
 void Client::erase(uint32_t address, uint32_t length) {
     refuse_if_protected("erase the flash");
-    if (!chip_) throw Error(ErrorKind::Usage, "erasing needs the chip's flash layout, and this product ID is unknown");
+    if (!chip_) throw Error(ErrorKind::Unsupported, "erasing needs the chip's flash layout, and this product ID is unknown");
     std::vector<uint16_t> numbers;
     uint64_t end = uint64_t(address) + length;
     for (size_t i = 0; i < erase_units_.size(); ++i) {
