@@ -8,15 +8,6 @@ BOOT_HEX=/usr/share/arduino/hardware/arduino/avr/bootloaders/stk500v2/stk500boot
 start_sim isp stk500v2-isp --chip atmega2560 --no-timing --flash-file "$WORK/target.bin"
 DEV="$WORK/isp"
 
-expect_exit() {  # expect_exit CODE PATTERN -- COMMAND...
-  local want=$1 pattern=$2; shift 3
-  set +e
-  "$@" >"$WORK/out" 2>"$WORK/err"
-  local code=$?
-  set -e
-  [ "$code" -eq "$want" ] || fail "'$*' exited $code, expected $want: $(cat "$WORK/err" "$WORK/out")"
-  grep -q -- "$pattern" "$WORK/err" || fail "'$*': message lacks '$pattern': $(cat "$WORK/err")"
-}
 fuses_now() { "$MCUFLASH" fuses read --chip atmega2560 -d "$DEV" --json | python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -7,16 +7,6 @@ start_sim tty1 stk500v1 --chip atmega1284p --no-timing --flash-file "$WORK/flash
 "$MCUFLASH" info -d "$WORK/tty1" -q >/dev/null
 cp "$WORK/flash.bin" "$WORK/flash.before"
 
-expect_exit() {  # expect_exit CODE PATTERN -- COMMAND...
-  local want=$1 pattern=$2; shift 3
-  set +e
-  "$@" >"$WORK/out" 2>"$WORK/err"
-  local code=$?
-  set -e
-  [ "$code" -eq "$want" ] || fail "'$*' exited $code, expected $want: $(cat "$WORK/err")"
-  grep -q -- "$pattern" "$WORK/err" || fail "'$*': message lacks '$pattern': $(cat "$WORK/err")"
-}
-
 # A checksum error names the file and the line.
 random_hex "$WORK/bad.hex" 256
 sed -i '3s/..$/00/' "$WORK/bad.hex"

@@ -3,16 +3,6 @@
 # a message saying what is wrong, and the simulator's flash file is unchanged afterwards.
 source "$(dirname "$0")/../lib/common.sh"
 
-expect_exit() {  # expect_exit CODE PATTERN -- COMMAND...
-  local want=$1 pattern=$2; shift 3
-  set +e
-  "$@" >"$WORK/out" 2>"$WORK/err"
-  local code=$?
-  set -e
-  [ "$code" -eq "$want" ] || fail "'$*' exited $code, expected $want: $(cat "$WORK/err")"
-  grep -Eq -- "$pattern" "$WORK/err" "$WORK/out" || fail "'$*': output lacks '$pattern': $(cat "$WORK/err")"
-}
-
 # A device holding a known image, kept as flash.before.
 head -c 4096 /dev/urandom >"$WORK/small.bin"
 head -c $((128 * 1024 + 1024)) /dev/urandom >"$WORK/big.bin"

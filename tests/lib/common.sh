@@ -21,6 +21,18 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 skip() { echo "SKIP: $*" >&2; exit 77; }
 
+# expect_exit CODE PATTERN -- COMMAND...: the command exits with CODE and its stderr or stdout match the
+# extended regular expression PATTERN (left in $WORK/err and $WORK/out).
+expect_exit() {
+  local want=$1 pattern=$2; shift 3
+  set +e
+  "$@" >"$WORK/out" 2>"$WORK/err"
+  local code=$?
+  set -e
+  [ "$code" -eq "$want" ] || fail "'$*' exited $code, expected $want: $(cat "$WORK/err" "$WORK/out")"
+  grep -Eq -- "$pattern" "$WORK/err" "$WORK/out" || fail "'$*': output lacks '$pattern': $(cat "$WORK/err")"
+}
+
 # wait_for_path PATH [SECONDS]: a pty symlink appears once its server is ready.
 wait_for_path() {
   local path=$1 limit=${2:-10} i

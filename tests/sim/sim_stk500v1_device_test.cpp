@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "device_test_support.hpp"
 #include "sim/registry.hpp"
 #include "sim/stk500v1/atmegaboot_device.hpp"
 #include "sim/stk500v1/optiboot_device.hpp"
@@ -12,16 +13,11 @@ namespace mcuflash::sim {
 namespace {
 
 using namespace std::chrono_literals;
-using Bytes = std::vector<uint8_t>;
 using stk500v1::AvrBootloaderDevice;
+using test::Bytes;
+using test::cat;
 
 constexpr uint8_t kInSync = 0x14, kOk = 0x10, kEop = 0x20;
-
-Bytes cat(std::initializer_list<Bytes> parts) {
-    Bytes out;
-    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-    return out;
-}
 
 Bytes pattern(size_t length, uint8_t seed) {
     Bytes out(length);
@@ -47,37 +43,11 @@ Bytes read_page(uint8_t memory, uint16_t length) {
 }
 Bytes ok_with(const Bytes& data = {}) { return cat({{kInSync}, data, {kOk}}); }
 
-// Feeds a device bytes at a simulated instant and collects its answers.
-class Bench {
+class Bench : public test::DeviceBench {
 public:
-    explicit Bench(const std::string& chip, DeviceOptions options = quiet()) {
-        device_ = make_device("stk500v1", chip, options);
-        device_->hardware_reset(now_);
-    }
-    static DeviceOptions quiet() {
-        DeviceOptions o;
-        o.timing = false;
-        return o;
-    }
-
-    // Sends `bytes` at the current instant and returns everything the device answered by then.
-    Bytes exchange(const Bytes& bytes) {
-        for (uint8_t b : bytes) device_->receive(b, now_);
-        return take();
-    }
-    Bytes take() {
-        Bytes out;
-        for (const auto& sent : device_->take_output()) out.push_back(sent.value);
-        return out;
-    }
-    void wait(Clock::duration d) {
-        now_ += d;
-        device_->tick(now_);
-    }
-    Clock::time_point now() const { return now_; }
-
-    Device& device() { return *device_; }
-    AvrBootloaderDevice& avr() { return dynamic_cast<AvrBootloaderDevice&>(*device_); }
+    explicit Bench(const std::string& chip, DeviceOptions options = quiet())
+        : DeviceBench(make_device("stk500v1", chip, options), Clock::time_point(std::chrono::seconds(1000))) {}
+    AvrBootloaderDevice& avr() { return as<AvrBootloaderDevice>(); }
     FlashMemory& flash() { return device_->flash(); }
 
     Bytes flash_bytes(uint32_t address, uint32_t length) {
@@ -85,10 +55,6 @@ public:
         flash().read(address, out);
         return out;
     }
-
-private:
-    std::unique_ptr<Device> device_;
-    Clock::time_point now_{std::chrono::seconds(1000)};
 };
 
 TEST(SimStk500v1Optiboot, AvrdudeSession) {

@@ -3,6 +3,7 @@
 // programmer's AVR target with its fuses and lock bits.
 #include <gtest/gtest.h>
 
+#include "device_test_support.hpp"
 #include "sim/registry.hpp"
 #include "sim/stk500v2/arduino_m0_device.hpp"
 #include "sim/stk500v2/isp_programmer_device.hpp"
@@ -47,17 +48,10 @@ Bytes read_lock() { return {0x1A, 4, 0x58, 0x00, 0, 0}; }
 Bytes program_fuse(uint8_t which, uint8_t value) { return {0x17, 0xAC, which, 0x00, value}; }
 Bytes program_lock(uint8_t value) { return {0x19, 0xAC, 0xE0, 0x00, value}; }
 
-class Bench {
+class Bench : public test::DeviceBench {
 public:
-    Bench(const std::string& protocol, const std::string& chip, DeviceOptions options = quiet()) {
-        device_ = make_device(protocol, chip, options);
-        device_->hardware_reset(now_);
-    }
-    static DeviceOptions quiet() {
-        DeviceOptions o;
-        o.timing = false;
-        return o;
-    }
+    Bench(const std::string& protocol, const std::string& chip, DeviceOptions options = quiet())
+        : DeviceBench(make_device(protocol, chip, options)) {}
     // Sends one message and returns the answer's body (empty when none came).
     Bytes ask(const Bytes& body) { return unframe(send_raw(message(sequence_++, body))); }
     // Sends bytes and lets up to 100 ms pass while the device is busy with them.
@@ -84,17 +78,8 @@ public:
         EXPECT_EQ(checksum, raw.back());
         return Bytes(raw.begin() + 5, raw.end() - 1);
     }
-    void wait(Clock::duration d) {
-        now_ += d;
-        device_->tick(now_);
-    }
-    Device& device() { return *device_; }
-    template <typename T>
-    T& as() { return dynamic_cast<T&>(*device_); }
 
 private:
-    std::unique_ptr<Device> device_;
-    Clock::time_point now_{};
     uint8_t sequence_ = 1;
 };
 

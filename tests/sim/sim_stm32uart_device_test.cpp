@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.hpp"
+#include "device_test_support.hpp"
 #include "sim/registry.hpp"
 #include "sim/stm32uart/stm32_rom_device.hpp"
 
@@ -10,18 +11,13 @@ namespace mcuflash::sim {
 namespace {
 
 using namespace std::chrono_literals;
-using Bytes = std::vector<uint8_t>;
 using stm32uart::Stm32RomDevice;
+using test::Bytes;
+using test::cat;
 
 // Protocol bytes, written out here from AN3155.
 constexpr uint8_t kAck = 0x79, kNack = 0x1F;
 constexpr uint32_t kFlash = 0x08000000;
-
-Bytes cat(std::initializer_list<Bytes> parts) {
-    Bytes out;
-    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-    return out;
-}
 
 Bytes pattern(size_t length, uint8_t seed) {
     Bytes out(length);
@@ -62,29 +58,18 @@ Bytes extended_erase_list(const std::vector<uint16_t>& units) {
     return out;
 }
 
-class Bench {
-public:
-    explicit Bench(const std::string& chip, bool timing = false, std::optional<std::filesystem::path> file = {}) {
-        DeviceOptions options;
-        options.timing = timing;
-        options.flash_file = std::move(file);
-        device_ = make_device("stm32-uart", chip, options);
-        device_->hardware_reset(now_);
-    }
+DeviceOptions bench_options(bool timing, std::optional<std::filesystem::path> file) {
+    DeviceOptions options;
+    options.timing = timing;
+    options.flash_file = std::move(file);
+    return options;
+}
 
-    Bytes exchange(const Bytes& bytes) {
-        for (uint8_t b : bytes) device_->receive(b, now_);
-        return take();
-    }
-    Bytes take() {
-        Bytes out;
-        for (const auto& sent : device_->take_output()) out.push_back(sent.value);
-        return out;
-    }
-    void wait(Clock::duration d) {
-        now_ += d;
-        device_->tick(now_);
-    }
+class Bench : public test::DeviceBench {
+public:
+    explicit Bench(const std::string& chip, bool timing = false, std::optional<std::filesystem::path> file = {})
+        : DeviceBench(make_device("stm32-uart", chip, bench_options(timing, std::move(file))),
+                      Clock::time_point(std::chrono::seconds(1000))) {}
     void sync() { ASSERT_EQ(exchange({0x7F}), Bytes{kAck}); }
 
     Bytes read(uint32_t at, size_t n) {
@@ -102,13 +87,7 @@ public:
         return exchange(data_block(data));
     }
 
-    Device& device() { return *device_; }
-    Stm32RomDevice& rom() { return dynamic_cast<Stm32RomDevice&>(*device_); }
-    Clock::time_point now() const { return now_; }
-
-private:
-    std::unique_ptr<Device> device_;
-    Clock::time_point now_{std::chrono::seconds(1000)};
+    Stm32RomDevice& rom() { return as<Stm32RomDevice>(); }
 };
 
 TEST(Stm32RomDevice, SynchronisesOnceThenNacksAFurther0x7F) {

@@ -42,11 +42,16 @@ uint32_t le32(std::span<const uint8_t> b, size_t at) {
 
 }  // namespace
 
-DfuPersonality st_rom_dfu(const targets::Chip& chip) {
+// What data/bootloaders.toml says of the bootloader on this chip: its USB id and the flash it keeps.
+void apply_bootloader_row(DfuPersonality& p, const targets::Chip& chip, const targets::Bootloader& bootloader) {
+    p.name = bootloader.name;
+    if (!bootloader.usb_ids.empty()) std::tie(p.vendor, p.product) = bootloader.usb_ids.front();
+    p.protected_size = bootloader.size_on(chip.name).value_or(0);
+}
+
+DfuPersonality st_rom_dfu(const targets::Chip& chip, const targets::Bootloader& bootloader) {
     DfuPersonality p;
-    p.name = "st_rom_dfu";
-    p.vendor = 0x0483;
-    p.product = 0xDF11;
+    apply_bootloader_row(p, chip, bootloader);
     p.bcd_device = 0x2200;
     p.manufacturer = "STMicroelectronics";
     p.product_string = "STM32  BOOTLOADER";
@@ -71,12 +76,9 @@ DfuPersonality st_rom_dfu(const targets::Chip& chip) {
     return p;
 }
 
-DfuPersonality stm32duino(const targets::Chip& chip) {
-    (void)chip;
+DfuPersonality stm32duino(const targets::Chip& chip, const targets::Bootloader& bootloader) {
     DfuPersonality p;
-    p.name = "stm32duino";
-    p.vendor = 0x1EAF;
-    p.product = 0x0003;
+    apply_bootloader_row(p, chip, bootloader);
     p.bcd_device = 0x0201;
     p.manufacturer = "LeafLabs";
     p.product_string = "Maple 003";
@@ -87,27 +89,22 @@ DfuPersonality stm32duino(const targets::Chip& chip) {
     p.alts = {{"ERROR. Upload to RAM not supported.", 0x20000C00, false},
               {"UPLOAD to Flash 0x8005000", 0x08005000, true},
               {"UPLOAD to Flash 0x8002000", 0x08002000, true}};
-    p.protected_size = 0x2000;
     p.wait_window = 3s;
     p.erase_unit = 20ms;
     p.program_per_kib = std::chrono::microseconds(50 * 512);
     return p;
 }
 
-DfuPersonality smoothie_dfu(const targets::Chip& chip) {
-    (void)chip;
+DfuPersonality smoothie_dfu(const targets::Chip& chip, const targets::Bootloader& bootloader) {
     DfuPersonality p;
-    p.name = "smoothie_dfu";
-    p.vendor = 0x1D50;
-    p.product = 0x6015;
+    apply_bootloader_row(p, chip, bootloader);
     p.bcd_device = 0x0100;
     p.manufacturer = "SmoothieWare";
     p.product_string = "Smoothie";
     p.dfuse = false;
     p.attributes = 0x0B;  // will detach, can upload, can download
     p.transfer_size = 512;
-    p.alts = {{"Smoothie DFU", 0x4000, true}};
-    p.protected_size = 0x4000;
+    p.alts = {{"Smoothie DFU", chip.flash_base + p.protected_size, true}};
     p.write_buffer = 512;  // FLASH_BUF_SIZE
     p.erases_sector_at_start = true;
     p.answers_busy_first = false;  // it writes during the DNLOAD and reports the next state at once

@@ -118,8 +118,8 @@ private:
 };
 
 // The personalities, with each chip's real layout strings.
-DfuPersonality st_rom_dfu(const targets::Chip& chip);
-DfuPersonality stm32duino(const targets::Chip& chip);
-DfuPersonality smoothie_dfu(const targets::Chip& chip);
+DfuPersonality st_rom_dfu(const targets::Chip& chip, const targets::Bootloader& bootloader);
+DfuPersonality stm32duino(const targets::Chip& chip, const targets::Bootloader& bootloader);
+DfuPersonality smoothie_dfu(const targets::Chip& chip, const targets::Bootloader& bootloader);
 
 }  // namespace mcuflash::sim::dfu

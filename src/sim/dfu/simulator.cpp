@@ -26,10 +26,12 @@ std::unique_ptr<usb::UsbDeviceModel> make_dfu_device(const std::string& chip_nam
     for (const auto& entry : dfu_simulator_chips()) {
         known.push_back(entry.chip);
         if (entry.chip != wanted || (!options.bootloader.empty() && options.bootloader != entry.bootloader)) continue;
-        const auto& chip = targets::Knowledge::builtin().chip(wanted);
-        auto personality = entry.bootloader == "stm32duino"     ? stm32duino(chip)
-                           : entry.bootloader == "smoothie_dfu" ? smoothie_dfu(chip)
-                                                                : st_rom_dfu(chip);
+        const auto& kb = targets::Knowledge::builtin();
+        const auto& chip = kb.chip(wanted);
+        const auto& bootloader = *kb.find_bootloader(entry.bootloader);
+        auto personality = entry.bootloader == "stm32duino"     ? stm32duino(chip, bootloader)
+                           : entry.bootloader == "smoothie_dfu" ? smoothie_dfu(chip, bootloader)
+                                                                : st_rom_dfu(chip, bootloader);
         auto device = std::make_unique<DfuDevice>(chip, personality, options);
         if (options.trace) device->set_trace(options.trace);
         return device;
