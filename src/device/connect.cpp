@@ -177,7 +177,8 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
 
     protocol::ConnectOptions connect_options;
     connect_options.knowledge = &knowledge;
-    connect_options.chip = options.chip;
+    // "ATmega2560", "stm32f446xx": the knowledge base's own name from here on.
+    connect_options.chip = options.chip.empty() ? std::string() : knowledge.chip(options.chip).name;
     connect_options.bootloader = options.bootloader;
     connect_options.reset = !options.no_reset;
     connect_options.warn = warn;

@@ -1,6 +1,7 @@
 #include "targets/knowledge.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -291,16 +292,43 @@ const Knowledge& Knowledge::builtin() {
     return k;
 }
 
+namespace {
+std::string lowercase(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+}  // namespace
+
+std::vector<const Chip*> Knowledge::chips_matching(const std::string& name) const {
+    if (auto it = chips_.find(name); it != chips_.end()) return {&it->second};
+    // As people and Klipper's .config write them: any case, a unique prefix ("stm32f407"), or
+    // Klipper's CONFIG_MCU with its "xx" for any flash size ("stm32f446xx").
+    std::string wanted = lowercase(name);
+    if (wanted.size() > 2 && wanted.ends_with("xx")) wanted.resize(wanted.size() - 2);
+    std::vector<const Chip*> out;
+    for (const auto& [n, c] : chips_) {
+        const std::string lower = lowercase(n);
+        if (lower == wanted) return {&c};
+        if (!wanted.empty() && lower.rfind(wanted, 0) == 0) out.push_back(&c);
+    }
+    return out;
+}
+
 const Chip* Knowledge::find_chip(const std::string& name) const {
-    auto it = chips_.find(name);
-    return it == chips_.end() ? nullptr : &it->second;
+    auto found = chips_matching(name);
+    return found.size() == 1 ? found.front() : nullptr;
 }
 
 const Chip& Knowledge::chip(const std::string& name) const {
-    if (auto* c = find_chip(name)) return *c;
-    std::string known;
-    for (auto& [n, c] : chips_) known += (known.empty() ? "" : ", ") + n;
-    throw Error(ErrorKind::Usage, fmt::format("unknown chip '{}' (known: {})", name, known));
+    auto found = chips_matching(name);
+    if (found.size() == 1) return *found.front();
+    std::string list;
+    if (found.empty())
+        for (auto& [n, c] : chips_) list += (list.empty() ? "" : ", ") + n;
+    else
+        for (const auto* c : found) list += (list.empty() ? "" : ", ") + c->name;
+    throw Error(ErrorKind::Usage, found.empty() ? fmt::format("unknown chip '{}' (known: {})", name, list)
+                                                : fmt::format("'{}' could be any of {}: say which", name, list));
 }
 
 const Chip* Knowledge::chip_by_signature(const std::vector<uint8_t>& signature) const {

@@ -101,8 +101,10 @@ public:
     // The built-in data, or the folder named by MCUFLASH_DATA_DIR.
     static const Knowledge& builtin();
 
+    // By name: exact, else in any case, by a unique prefix, or Klipper's CONFIG_MCU ("stm32f446xx").
     const Chip* find_chip(const std::string& name) const;
-    const Chip& chip(const std::string& name) const;  // throws Usage error listing known chips
+    const Chip& chip(const std::string& name) const;  // throws Usage listing the known (or the matching) chips
+    std::vector<const Chip*> chips_matching(const std::string& name) const;
     const Chip* chip_by_signature(const std::vector<uint8_t>& signature) const;
     std::vector<const Chip*> chips_by_product_id(uint16_t product_id) const;
     const Bootloader* find_bootloader(const std::string& name) const;

@@ -108,3 +108,17 @@ TEST(Knowledge, EveryProtocolMcuflashSpeaksIsInProtocolsToml) {
     const auto& kb = Knowledge::builtin();
     for (const auto& p : protocol::protocols()) EXPECT_TRUE(kb.protocols().count(p.name)) << p.name;
 }
+
+TEST(Knowledge, ChipsAreFoundAsPeopleAndKlipperWriteThem) {
+    const auto& kb = Knowledge::builtin();
+    EXPECT_EQ(kb.chip("ATmega2560").name, "atmega2560");
+    EXPECT_EQ(kb.chip("stm32f407").name, "stm32f407xg");    // a unique prefix
+    EXPECT_EQ(kb.chip("stm32f446xx").name, "stm32f446xe");  // Klipper's CONFIG_MCU
+    EXPECT_EQ(kb.find_chip("stm32f103"), nullptr);          // x6, x8, xb, xe: ambiguous
+    try {
+        kb.chip("stm32f103");
+        FAIL() << "an ambiguous prefix was accepted";
+    } catch (const core::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("stm32f103xb"), std::string::npos) << e.what();
+    }
+}
