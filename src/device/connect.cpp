@@ -129,15 +129,6 @@ std::vector<uint32_t> baud_candidates(const protocol::ProtocolInfo& proto, const
     return bauds;
 }
 
-std::string others_hint(const protocol::ProtocolInfo& tried) {
-    std::string hint = fmt::format("no -p was given, so only {} was tried; other bootloaders on a serial port:",
-                                   tried.name);
-    for (const auto& p : protocol::protocols())
-        if (p.runs_on == tried.runs_on && p.name != tried.name)
-            hint += fmt::format("\n  -p {}: {}", p.name, p.description);
-    return hint;
-}
-
 void check_sim_options(const DeviceOptions& options, const Transport& transport) {
     if (transport.simulated) return;
     if (!options.sim_faults.empty())
@@ -159,6 +150,69 @@ std::unique_ptr<link::Link> open_link(const Address& address, const Transport& t
     return opened;
 }
 
+const char* kNothingAnswersHint =
+    "put the board in its bootloader: Arduino-style boards reset into it by themselves; an STM32 needs BOOT0 high "
+    "and a reset; SAMD boards a double-tap of reset; then run again. Or name the protocol with -p";
+
+// Auto-detection on a serial port when no -p is given: every protocol with a probe order, first at its
+// usual rate, then at the other rates its bootloaders use (--baud: only that one; --chip: only the
+// protocols with a bootloader for it). The order keeps each probe harmless to a device of another kind:
+//   1. the STM32 ROM (0x7F at 8E1): it takes the first byte it sees to measure the baud rate, so any
+//      other byte first would leave it at a wrong rate until reset; 0x7F is nothing to the others
+//      (optiboot and ATmegaBOOT drop it and their watchdog restarts them, stk500boot_v2 ignores all
+//      but 0x1B, the SAM-BA monitor takes it for a command letter it never runs without '#');
+//   2. STK500v1 GET_SYNC and 3. STK500v2 SIGN_ON, each after the DTR reset that starts an Arduino's
+//      bootloader;
+//   4. SAM-BA N# and V#, without the 1200-baud touch, which would reboot a running application.
+// A port that echoes what it is sent matches none of them.
+Session auto_detect(const Address& address, const Transport& transport, const DeviceOptions& options,
+                    const targets::Knowledge& knowledge, const link::WarningSink& warn,
+                    protocol::ConnectOptions connect_options) {
+    std::vector<const protocol::ProtocolInfo*> order;
+    for (const auto& p : protocol::protocols())
+        if (p.probe_order > 0 && p.runs_on == link::LinkKind::ByteStream &&
+            (connect_options.chip.empty() || !knowledge.bootloaders_for(p.name, connect_options.chip).empty()))
+            order.push_back(&p);
+    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->probe_order < b->probe_order; });
+    std::vector<std::pair<const protocol::ProtocolInfo*, uint32_t>> attempts;
+    for (int round = 0; round < 2; ++round)
+        for (const auto* p : order) {
+            const auto bauds = baud_candidates(*p, transport, options, knowledge);
+            if (round == 0) attempts.emplace_back(p, bauds.front());
+            else
+                for (size_t i = 1; i < bauds.size(); ++i) attempts.emplace_back(p, bauds[i]);
+        }
+    connect_options.sync_attempts = 1;
+    connect_options.touch_1200 = false;
+    Session session;
+    std::string tried;
+    for (const auto& [proto, baud] : attempts) {
+        link::SerialSettings settings = proto->serial;
+        settings.baud = baud;
+        if (!session.link) session.link = open_link(address, transport, OpenContext{options, proto, settings, warn});
+        else if (auto* line = link::link_as<link::ByteLink>(*session.link, proto->name).serial_line())
+            line->configure(settings);
+        tried += fmt::format("{}{} at {}{}", tried.empty() ? "" : ", ", proto->name, baud,
+                             settings.parity == link::Parity::Even ? " 8E1" : "");
+        session.bootloader = proto->make(*session.link, connect_options);
+        try {
+            session.info = session.bootloader->connect();
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::NotFound) throw;
+            continue;
+        }
+        session.protocol = proto;
+        session.description = describe(transport, *session.link, proto);
+        session.retry_hint = fmt::format("-d {} -p {} --baud {}", address.text, proto->name, baud);
+        if (warn) warn(fmt::format("found {} ({}) on {} at {} baud: next time, -p {} --baud {} skips the search",
+                                   session.info.bootloader_text, proto->name, address.text, baud, proto->name, baud));
+        return session;
+    }
+    throw Error(ErrorKind::NotFound,
+                fmt::format("nothing on {} answers as a bootloader mcuflash knows (tried {})", address.text, tried),
+                kNothingAnswersHint);
+}
+
 }  // namespace
 
 Session connect(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
@@ -167,6 +221,16 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
                                                    : parse_address(options.device);
     const Transport& transport = transport_for(address);
     check_sim_options(options, transport);
+    const std::string known = transport.protocol_for ? transport.protocol_for(address, knowledge) : std::string();
+    protocol::ConnectOptions connect_options;
+    connect_options.knowledge = &knowledge;
+    // "ATmega2560", "stm32f446xx": the knowledge base's own name from here on.
+    connect_options.chip = options.chip.empty() ? std::string() : knowledge.chip(options.chip).name;
+    connect_options.bootloader = options.bootloader;
+    connect_options.reset = !options.no_reset;
+    connect_options.warn = warn;
+    if (options.protocol.empty() && known.empty() && transport.tries_bauds && needs == Needs::Bootloader)
+        return auto_detect(address, transport, options, knowledge, warn, connect_options);
     const auto& proto = choose_protocol(address, transport, options, knowledge, needs);
     if (transport.kind && *transport.kind != proto.runs_on)
         throw Error(ErrorKind::Usage,
@@ -175,18 +239,9 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
                     proto.runs_on == link::LinkKind::Usb ? "give the device as usb:VID:PID (see `mcuflash list`)"
                                                          : "give the device as a serial port");
 
-    protocol::ConnectOptions connect_options;
-    connect_options.knowledge = &knowledge;
-    // "ATmega2560", "stm32f446xx": the knowledge base's own name from here on.
-    connect_options.chip = options.chip.empty() ? std::string() : knowledge.chip(options.chip).name;
-    connect_options.bootloader = options.bootloader;
-    connect_options.reset = !options.no_reset;
-    connect_options.warn = warn;
-
     Session session;
     session.protocol = &proto;
     OpenContext context{options, &proto, proto.serial, warn};
-    const std::string known = transport.protocol_for ? transport.protocol_for(address, knowledge) : std::string();
     auto finish = [&](const std::string& baud_option) {
         session.info = session.bootloader->connect();
         session.description = describe(transport, *session.link, &proto);
@@ -219,7 +274,6 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
     std::string tried;
     for (auto b : bauds) tried += (tried.empty() ? "" : ", ") + std::to_string(b);
     std::string hint = last_failure ? last_failure->hint() : std::string{};
-    if (options.protocol.empty() && known.empty()) hint += std::string(hint.empty() ? "" : "\n") + others_hint(proto);
     throw Error(ErrorKind::NotFound,
                 fmt::format("no {} bootloader answers on {} (tried {} baud)", proto.name, address.text, tried), hint);
 }

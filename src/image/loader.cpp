@@ -38,13 +38,6 @@ bool lists_extension(const FormatHandler& handler, std::string_view extension) {
     return false;
 }
 
-std::optional<Format> format_with_extension(const std::string& path) {
-    const std::string extension = lower_case(std::filesystem::path(path).extension().string());
-    if (extension.empty()) return std::nullopt;
-    for (const auto& handler : formats())
-        if (lists_extension(handler, extension)) return handler.id;
-    return std::nullopt;
-}
 
 std::string known_names() {
     std::string names;
@@ -126,6 +119,14 @@ Format format_from_name(std::string_view name) {
     for (const auto& handler : formats())
         if (wanted == handler.name || lists_extension(handler, "." + wanted)) return handler.id;
     throw Error(ErrorKind::Usage, fmt::format("unknown image format '{}' (known: {})", name, known_names()));
+}
+
+std::optional<Format> format_with_extension(const std::string& path) {
+    const std::string extension = lower_case(std::filesystem::path(path).extension().string());
+    if (extension.empty()) return std::nullopt;
+    for (const auto& handler : formats())
+        if (lists_extension(handler, extension)) return handler.id;
+    return std::nullopt;
 }
 
 Format format_for_extension(const std::string& path) {

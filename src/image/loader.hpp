@@ -41,6 +41,8 @@ Format format_from_name(std::string_view name);
 
 // A format from a path's extension (".hex", ".s19", ...). Throws core::Error(Usage) if unknown.
 Format format_for_extension(const std::string& path);
+// The same, nullopt for an extension no format has (or none).
+std::optional<Format> format_with_extension(const std::string& path);
 
 // Writes the image in `format`. Throws core::Error: Usage for a read-only format (ELF, UF2),
 // BadInput if the image cannot be expressed (raw binary over 256 MiB), Io if the file cannot be

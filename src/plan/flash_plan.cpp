@@ -27,6 +27,10 @@ constexpr uint32_t kVerifyChunk = 1024;
 // The flash outside the image is checksummed in pieces of this size (aligned), so that a change
 // can be located; SAM-BA's Z computes at most 4 KiB per command anyway.
 constexpr uint32_t kOutsideChunk = 4096;
+// Application offsets bootloaders use (Klipper's menuconfig offers these on STM32, SAMD and LPC):
+// where to look for the application of a bootloader the flash may start with.
+constexpr uint32_t kApplicationOffsets[] = {0x800,  0x1000, 0x2000, 0x4000,  0x5000,  0x7000, 0x8000,
+                                            0x8800, 0x9000, 0xC000, 0x10000, 0x20000, 0x20200};
 
 }  // namespace
 
@@ -44,6 +48,61 @@ void check_fits_flash(const image::Image& image, uint32_t flash_base, uint32_t f
                                 hex_address(image.lowest()), hex_address(static_cast<uint32_t>(image.end() - 1)), chip,
                                 hex_address(flash_base), hex_address(static_cast<uint32_t>(flash_end - 1))),
                     "check that the image was built for this chip");
+}
+
+namespace {
+
+// In Klipper's menuconfig words: "No bootloader", "8KiB bootloader".
+std::string menuconfig_offset(uint32_t app_start, uint32_t flash_base) {
+    const uint32_t offset = app_start - flash_base;
+    if (offset == 0) return "\"No bootloader\"";
+    if (offset % 1024 == 0) return fmt::format("\"{}KiB bootloader\"", offset / 1024);
+    return fmt::format("the bootloader offset {}", hex_address(offset));
+}
+
+// Whether 8 bytes look like a Cortex-M vector table: an initial stack pointer at the end of some SRAM
+// (word aligned, within the first MiB of the SRAM regions these chips have: 0x10000000 LPC176x local
+// SRAM and STM32 CCM, 0x20000000 SRAM, 0x24000000 STM32H7 AXI SRAM) and a reset handler in flash with
+// the Thumb bit. Random data passes this about once in 10^5 images.
+bool looks_like_vector_table(uint32_t stack, uint32_t reset, uint32_t flash_base, uint64_t flash_end) {
+    const bool stack_in_sram = (stack >= 0x10000000 && stack <= 0x10100000) ||
+                               (stack >= 0x20000000 && stack <= 0x20100000) ||
+                               (stack >= 0x24000000 && stack <= 0x24100000);
+    const uint32_t handler = reset & ~1u;
+    return stack_in_sram && stack % 4 == 0 && (reset & 1) && handler >= flash_base && handler < flash_end;
+}
+
+uint32_t le32(std::span<const uint8_t> b) {
+    return uint32_t{b[0]} | uint32_t{b[1]} << 8 | uint32_t{b[2]} << 16 | uint32_t{b[3]} << 24;
+}
+
+}  // namespace
+
+void check_link_address(const image::Image& image, const protocol::DeviceInfo& device, const PlanOptions& options) {
+    if (options.force_link_address || image.empty()) return;
+    const std::string choose = fmt::format("build it with {} in Klipper's menuconfig (or pass --force if you know it is "
+                                           "right)",
+                                           menuconfig_offset(device.app_start, device.flash_base));
+    if (image.entry && (*image.entry < device.app_start || *image.entry >= device.app_end))
+        throw Error(ErrorKind::Unsafe,
+                    fmt::format("the image's entry point {} is outside the application region {}-{}: it was linked "
+                                "for another bootloader offset; nothing was written",
+                                hex_address(*image.entry), hex_address(device.app_start), hex_address(device.app_end - 1)),
+                    choose);
+    // A Cortex-M image starts with its vector table: the reset handler must lie in the image itself.
+    auto first = image.runs().begin();
+    if (first->second.size() < 8) return;
+    const uint32_t stack = le32(first->second), reset = le32(std::span(first->second).subspan(4));
+    if (!looks_like_vector_table(stack, reset, device.flash_base, uint64_t(device.flash_base) + device.flash_size))
+        return;
+    const uint32_t handler = reset & ~1u;
+    if (handler >= image.lowest() && handler < image.end()) return;
+    throw Error(ErrorKind::Unsafe,
+                fmt::format("the image's vector table puts its reset handler at {}, outside the image ({}-{}): it was "
+                            "linked for another application start than {}; nothing was written",
+                            hex_address(handler), hex_address(image.lowest()),
+                            hex_address(static_cast<uint32_t>(image.end() - 1)), hex_address(image.lowest())),
+                choose);
 }
 
 FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& device, const protocol::Capabilities& caps,
@@ -66,21 +125,7 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
                     below ? fmt::format("the application must be linked to start at {}", hex_address(device.app_start))
                           : "the image is too large for the space the bootloader leaves");
     }
-    if (device.boot_area_end && image.lowest() < *device.boot_area_end && !options.write_boot_area)
-        throw Error(ErrorKind::Unsafe,
-                    fmt::format("the image starts at {}, in {}-{} where the {} boots from: it would replace any "
-                                "bootloader installed there; nothing was written",
-                                hex_address(image.lowest()), hex_address(device.flash_base),
-                                hex_address(*device.boot_area_end - 1), device.chip),
-                    "to install a bootloader, or an application built to run without one (Klipper with \"No "
-                    "bootloader\"), add --write-boot-area; an application for a bootloader must be linked above it");
-    if (image.entry && (*image.entry < device.app_start || *image.entry >= device.app_end) &&
-        !options.force_link_address)
-        throw Error(ErrorKind::Unsafe,
-                    fmt::format("the image's entry point {} is outside the application region {}-{}: it was linked "
-                                "for another bootloader offset; nothing was written",
-                                hex_address(*image.entry), hex_address(device.app_start), hex_address(device.app_end - 1)),
-                    "rebuild for the right offset, or pass --force if you know the entry point is right");
+    check_link_address(image, device, options);
 
     FlashPlan plan;
     plan.image_bytes = image.total_bytes();
@@ -88,6 +133,8 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
     plan.flash_end = uint64_t(device.flash_base) + device.flash_size;
     plan.app_start = device.app_start;
     plan.app_end = device.app_end;
+    if (device.boot_area_end && image.lowest() < *device.boot_area_end && !options.write_boot_area)
+        plan.boot_area_end = device.boot_area_end;  // what is there decides, before anything is written
     if (caps.whole_image) {
         plan.whole = WholeImage{image.lowest(), image.flatten(image.lowest(), static_cast<uint32_t>(image.end()), 0xFF)};
         return plan;
@@ -325,6 +372,7 @@ public:
           caps_(device.capabilities()), groups_(groups_of(plan)) {}
 
     void run() {
+        if (plan_.boot_area_end) refuse_replacing_a_bootloader();
         if (plan_.whole) return run_whole_image();
         std::optional<OutsideSnapshot> outside;
         if (options_.check_outside && caps_.can_checksum)
@@ -355,6 +403,40 @@ public:
     }
 
 private:
+    // The image goes where the chip boots (a ROM bootloader chip: no flag needed for that alone).
+    // Refused when the flash starts with a bootloader now: a vector table at the start, and another
+    // at an application offset above it linked for there (stm32duino, HID, Katapult, a vendor one).
+    void refuse_replacing_a_bootloader() {
+        const uint32_t base = plan_.flash_base;
+        auto vector_at = [&](uint32_t at) -> std::optional<uint32_t> {
+            auto b = device_.read(at, 8);
+            const uint32_t stack = le32(b), reset = le32(std::span(b).subspan(4));
+            if (!looks_like_vector_table(stack, reset, plan_.flash_base, plan_.flash_end)) return std::nullopt;
+            return reset & ~1u;
+        };
+        if (!caps_.can_read)
+            throw Error(ErrorKind::Unsafe,
+                        fmt::format("the image starts where the chip boots ({}), and this bootloader cannot read the flash "
+                                    "to tell whether another bootloader is installed there; nothing was written",
+                                    hex_address(base)),
+                        "add --write-boot-area to write there anyway");
+        if (!vector_at(base)) return;  // erased, or no Cortex-M program: nothing to replace
+        for (uint32_t offset : kApplicationOffsets) {
+            if (base + uint64_t(offset) + 8 > plan_.flash_end) break;
+            auto handler = vector_at(base + offset);
+            if (!handler || *handler < base + offset || *handler >= plan_.flash_end) continue;
+            throw Error(ErrorKind::Unsafe,
+                        fmt::format("the flash starts with a bootloader ({}-{}, with its application at {}): the image "
+                                    "starts at {} and would replace it; nothing was written",
+                                    hex_address(base), hex_address(base + offset - 1), hex_address(base + offset),
+                                    hex_address(plan_.pages.empty() ? plan_.app_start : plan_.pages.front().address)),
+                        fmt::format("to keep that bootloader, build Klipper with the {}KiB bootloader offset and flash "
+                                    "above it; to replace it (installing another bootloader, or running with none), "
+                                    "add --write-boot-area",
+                                    offset / 1024));
+        }
+    }
+
     // A device that takes the image as one file: hand it over, read it back where the device can.
     void run_whole_image() {
         const auto& whole = *plan_.whole;

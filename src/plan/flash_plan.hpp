@@ -44,14 +44,22 @@ struct FlashPlan {
     uint32_t flash_base = 0;
     uint64_t flash_end = 0;
     uint32_t app_start = 0, app_end = 0;
+    // Set when the image reaches where a ROM-bootloader chip boots without --write-boot-area: execute()
+    // then looks at what the flash starts with before writing anything.
+    std::optional<uint32_t> boot_area_end;
     uint64_t bytes_to_write() const {
         if (whole) return whole->bytes.size();
         return pages.size() * (pages.empty() ? 0 : pages.front().data.size());
     }
 };
 
+// Refuses (core::Error(Unsafe), naming both addresses and the menuconfig choice) an image linked for
+// another application start: an ELF/HEX entry point outside the application region, or a Cortex-M
+// vector table whose reset handler lies outside the image. PlanOptions::force_link_address skips it.
+void check_link_address(const image::Image& image, const protocol::DeviceInfo& device, const PlanOptions& options);
+
 // Throws core::Error(Unsafe) naming the addresses when the image reaches outside the application region,
-// or would need an erase unit that reaches outside it erased.
+// or would need an erase unit that reaches outside it erased; checks the link address.
 FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& device,
                     const protocol::Capabilities& caps, const PlanOptions& options);
 

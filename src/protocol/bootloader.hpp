@@ -103,6 +103,7 @@ struct ConnectOptions {
     std::string chip;        // expected chip ("" = take what the device says)
     std::string bootloader;  // force a knowledge-base bootloader ("" = identify)
     bool reset = true;       // pulse DTR/RTS to reset into the bootloader
+    bool touch_1200 = true;  // with reset: a USB CDC application may be touched at 1200 baud (SAM-BA)
     int sync_attempts = 10;
     link::WarningSink warn;
 };
@@ -114,6 +115,9 @@ struct ProtocolInfo {
     link::SerialSettings serial;  // byte streams: the protocol's default line settings
     // Tried on a serial port when no -p is given (one protocol says so).
     bool default_on_serial = false;
+    // Auto-detection on a serial port without -p: the order this protocol is probed in (0: never).
+    // A probe must not harm a device of another kind: see device/connect.cpp.
+    int probe_order = 0;
     // The client offers Bootloader::protection().
     bool offers_protection = false;
     // Builds the client on a link of kind `runs_on` (link::link_as checks it).

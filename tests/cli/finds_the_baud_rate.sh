@@ -21,5 +21,5 @@ set +e
 code=$?
 set -e
 [ "$code" -eq 69 ] || fail "a silent port exited $code, not 69: $(cat "$WORK/err")"
-grep -q "115200, 57600, 19200" "$WORK/err" || fail "the rates tried are not named: $(cat "$WORK/err")"
+grep -q "stk500v1 at 115200.*stk500v1 at 57600, stk500v1 at 19200" "$WORK/err" || fail "the rates tried are not named: $(cat "$WORK/err")"
 echo ok

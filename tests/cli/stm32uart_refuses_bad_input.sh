@@ -3,11 +3,21 @@
 # a message saying what is wrong, and the simulator's flash file is unchanged afterwards.
 source "$(dirname "$0")/../lib/common.sh"
 
-# A device holding a known image, kept as flash.before.
+# A device holding a known image, kept as flash.before: a bootloader at the start (a vector table
+# there and one at 0x08002000 linked for 0x08002000, as stm32duino and its application) and data above.
 head -c 4096 /dev/urandom >"$WORK/small.bin"
 head -c $((128 * 1024 + 1024)) /dev/urandom >"$WORK/big.bin"
+python3 - "$WORK/bootloader.bin" <<'PY'
+import os, struct, sys
+data = bytearray(os.urandom(0x2100))
+data[0:8] = struct.pack("<II", 0x20005000, 0x08000101)
+data[0x2000:0x2008] = struct.pack("<II", 0x20005000, 0x08002101)
+open(sys.argv[1], "wb").write(data)
+PY
 start_sim f103 stm32-uart --chip stm32f103xb --no-timing --flash-file "$WORK/flash.bin"
-"$MCUFLASH" flash "$WORK/small.bin" -d "$WORK/f103" -p stm32-uart --address 0x08010000 -q >/dev/null 2>&1 ||
+"$MCUFLASH" flash "$WORK/bootloader.bin" -d "$WORK/f103" -p stm32-uart --address 0x08000000 --write-boot-area --no-start -q \
+  >/dev/null 2>&1 || fail "setup: flashing the bootloader layout failed"
+"$MCUFLASH" flash "$WORK/small.bin" -d "$WORK/f103" -p stm32-uart --address 0x08010000 --no-start -q >/dev/null 2>&1 ||
   fail "setup: flashing the reference image failed"
 cp "$WORK/flash.bin" "$WORK/flash.before"
 cmp -s "$WORK/flash.before" <(head -c 131072 /dev/zero | tr '\0' '\377') && fail "setup: the reference image is not in flash"
@@ -19,13 +29,15 @@ expect_exit 65 "flash is 0x08000000-0x0801FFFF; nothing was written" -- "$MCUFLA
 expect_exit 65 "spans 0x08100000-.*flash is 0x08000000-0x0801FFFF" -- "$MCUFLASH" flash "$WORK/small.bin" "${dev[@]}" --address 0x08100000
 # Known from --chip before the device is opened.
 expect_exit 65 "stm32f103xb" -- "$MCUFLASH" flash "$WORK/small.bin" -d /nonexistent/tty -p stm32-uart --chip stm32f103xb --address 0x08100000
-# Where the chip boots, without --write-boot-area: refused, naming the flag; the same for an
-# unplaced .bin (it goes to the flash base).
-expect_exit 65 "--write-boot-area" -- "$MCUFLASH" flash "$WORK/small.bin" "${dev[@]}" --address 0x08000000
-expect_exit 65 "where the stm32f103xb boots" -- "$MCUFLASH" flash "$WORK/small.bin" "${dev[@]}"
+# Where the chip boots, over the bootloader there, without --write-boot-area: refused, naming the
+# bootloader and the flag; the same for an unplaced .bin (it goes to the flash base).
+expect_exit 65 "starts with a bootloader \(0x08000000-0x08001FFF, with its application at 0x08002000\)" -- \
+  "$MCUFLASH" flash "$WORK/small.bin" "${dev[@]}" --address 0x08000000
+grep -q -- "--write-boot-area" "$WORK/err" || fail "the refusal does not name --write-boot-area: $(cat "$WORK/err")"
+expect_exit 65 "starts with a bootloader" -- "$MCUFLASH" flash "$WORK/small.bin" "${dev[@]}"
 stop_background
 cmp "$WORK/flash.before" "$WORK/flash.bin" || fail "a refused command changed the device's flash"
-echo "ok: too large, outside flash, boot area without --write-boot-area: refused, flash unchanged"
+echo "ok: too large, outside flash, over a bootloader without --write-boot-area: refused, flash unchanged"
 
 # A device that never answers 0x7F (everything it sends is lost): not found, and the hint says what
 # to check.
@@ -62,9 +74,15 @@ cut = re.sub(r"\[chips\.stm32f042x6\]\n(?:[^\[\n][^\n]*\n)*", "", chips)
 assert cut != chips and "0x445" not in cut, "stm32f042x6 row not removed"
 open(d + "/chips.toml", "w").write(cut)
 boot = open(d + "/bootloaders.toml").read()
-cut = boot.replace(" stm32f042x6 = 0,", "")
+cut = re.sub(r" stm32f042x6 = \w+,", "", boot)
 assert cut != boot
 open(d + "/bootloaders.toml", "w").write(cut)
+# ... and the boards that carry it.
+boards = open(d + "/boards.toml").read()
+cut = re.sub(r"\[boards\.[^\]\n]+\]\n(?:[^\[\n][^\n]*\n)*",
+             lambda m: "" if 'chip = "stm32f042x6"' in m.group(0) else m.group(0), boards)
+assert cut != boards
+open(d + "/boards.toml", "w").write(cut)
 PY
 # The simulator runs on the built-in knowledge base; only mcuflash gets the trimmed copy.
 start_sim f042 stm32-uart --chip stm32f042x6 --no-timing --flash-file "$WORK/f042.bin"

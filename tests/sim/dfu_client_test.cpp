@@ -3,6 +3,8 @@
 // dfuERROR, a stall mid-download, a device that vanishes, a leave that drops the bus.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <random>
 
 #include "client_test_support.hpp"
@@ -69,18 +71,31 @@ TEST(DfuClient, DfuseErasesOnlyTheSectorsTheImageTouchesWritesVerifiesAndLeaves)
     EXPECT_NE(run->client->leave_outcome().find("dfuMANIFEST"), std::string::npos) << run->client->leave_outcome();
 }
 
-TEST(DfuClient, TheFirstSectorNeedsWriteBootArea) {
+TEST(DfuClient, TheFirstSectorTakesAnImageUnlessABootloaderIsThere) {
+    // The ROM bootloader is not in flash: an application built without one goes to 0x08000000.
     auto img = random_image(0x08000000, 20000, 2);
     auto run = open("stm32f072xb");
+    plan::PlanOptions stay;  // the device stays in DFU for the next flash
+    stay.start_application = false;
+    EXPECT_FALSE(flash(*run, img, stay).has_value());
+    EXPECT_TRUE(flash_holds(run->flash(), img));
+    // A bootloader at the start (a vector table there, and one at 0x08002000 linked for there) is not
+    // replaced without --write-boot-area.
+    auto layout = random_image(0x08000000, 0x2100, 5);
+    std::vector<uint8_t> bytes = layout.flatten(0x08000000, 0x08002100);
+    const uint32_t boot[2] = {0x20001000, 0x08000101}, app[2] = {0x20001000, 0x08002101};
+    std::memcpy(bytes.data(), boot, sizeof boot);
+    std::memcpy(bytes.data() + 0x2000, app, sizeof app);
+    image::Image with_bootloader;
+    with_bootloader.add(0x08000000, bytes, "bootloader + app");
+    plan::PlanOptions allowed = stay;
+    allowed.write_boot_area = true;
+    ASSERT_FALSE(flash(*run, with_bootloader, allowed).has_value());
+    const auto erases = run->flash().counters().erases;
     auto outcome = flash(*run, img);
     ASSERT_TRUE(outcome);
     EXPECT_EQ(*outcome, ErrorKind::Unsafe);
-    EXPECT_EQ(run->flash().counters().erases, 0u);
-    auto again = open("stm32f072xb");
-    plan::PlanOptions options;
-    options.write_boot_area = true;
-    EXPECT_FALSE(flash(*again, img, options).has_value());
-    EXPECT_TRUE(flash_holds(again->flash(), img));
+    EXPECT_EQ(run->flash().counters().erases, erases);
 }
 
 TEST(DfuClient, AnImageLargerThanFlashOrInOptionBytesIsRefusedBeforeAnythingIsWritten) {

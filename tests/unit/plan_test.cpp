@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 
 #include "core/crc.hpp"
@@ -268,17 +269,64 @@ TEST(Plan, AFailedVerifyErasesTheSectorAgainAndRewritesAllOfIt) {
                            img.flatten(0x08004000, 0x08004400).begin()));
 }
 
-TEST(Plan, WritingWhereARomBootloaderChipBootsNeedsTheFlag) {
-    SectorDevice dev;
+// A Cortex-M vector table for code linked at `base`: stack in SRAM, reset handler just above it.
+void put_vector_table(std::vector<uint8_t>& flash, uint32_t offset, uint32_t base) {
+    const uint32_t words[2] = {0x20005000, base + 0x101};
+    std::memcpy(flash.data() + offset, words, sizeof words);
+}
+
+TEST(Plan, AnImageWhereARomBootloaderChipBootsGoesInUnlessTheFlashStartsWithABootloader) {
     auto info = stm32_device(SectorDevice::kBase);
     info.boot_area_end = SectorDevice::kBase + 16384;
     auto img = image_at(SectorDevice::kBase, 4096);
-    expect_error(ErrorKind::Unsafe, [&] { plan::make_plan(img, info, dev.capabilities(), {}); }, "boots from");
+    {
+        SectorDevice dev;  // old data, no vector table: nothing to replace
+        auto plan = plan::make_plan(img, info, dev.capabilities(), {});
+        EXPECT_TRUE(plan::execute(dev, plan, {}, core::Progress()).verified);
+    }
+    {
+        SectorDevice dev;  // an application without a bootloader: replaced without a flag
+        put_vector_table(dev.flash, 0, SectorDevice::kBase);
+        EXPECT_NO_THROW(plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), {}), {}, core::Progress()));
+    }
+    SectorDevice dev;  // stm32duino at the start, its application at 0x08002000
+    put_vector_table(dev.flash, 0, SectorDevice::kBase);
+    put_vector_table(dev.flash, 0x2000, SectorDevice::kBase + 0x2000);
+    const auto before = dev.flash;
+    expect_error(ErrorKind::Unsafe, [&] { plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), {}), {}, core::Progress()); },
+                 "starts with a bootloader (0x08000000-0x08001FFF, with its application at 0x08002000)");
+    EXPECT_EQ(dev.flash, before);
+    EXPECT_TRUE(dev.erases.empty());
     plan::PlanOptions allowed;
     allowed.write_boot_area = true;
-    EXPECT_EQ(plan::make_plan(img, info, dev.capabilities(), allowed).erases.size(), 1u);
-    // Above it, no flag is needed.
-    EXPECT_NO_THROW(plan::make_plan(image_at(SectorDevice::kBase + 16384, 4096), info, dev.capabilities(), {}));
+    EXPECT_TRUE(plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), allowed), allowed, core::Progress()).verified);
+}
+
+TEST(Plan, AnImageLinkedForAnotherApplicationStartIsRefused) {
+    SectorDevice dev;
+    auto info = stm32_device(SectorDevice::kBase + 0x8000);
+    // Klipper built with "No bootloader" (linked at 0x08000000), placed at the 32 KiB offset.
+    std::vector<uint8_t> bin(4096, 0x00);
+    const uint32_t words[2] = {0x20005000, SectorDevice::kBase + 0x189};
+    std::memcpy(bin.data(), words, sizeof words);
+    image::Image img;
+    img.add(SectorDevice::kBase + 0x8000, bin, "klipper.bin");
+    expect_error(ErrorKind::Unsafe, [&] { plan::make_plan(img, info, dev.capabilities(), {}); },
+                 "reset handler at 0x08000188, outside the image (0x08008000-0x08008FFF)");
+    try {
+        plan::make_plan(img, info, dev.capabilities(), {});
+    } catch (const core::Error& e) {
+        EXPECT_NE(e.hint().find("\"32KiB bootloader\""), std::string::npos) << e.hint();
+    }
+    plan::PlanOptions forced;
+    forced.force_link_address = true;
+    EXPECT_NO_THROW(plan::make_plan(img, info, dev.capabilities(), forced));
+    // Linked for where it goes: accepted.
+    const uint32_t right[2] = {0x20005000, SectorDevice::kBase + 0x8189};
+    std::memcpy(bin.data(), right, sizeof right);
+    image::Image good;
+    good.add(SectorDevice::kBase + 0x8000, bin, "klipper.bin");
+    EXPECT_NO_THROW(plan::make_plan(good, info, dev.capabilities(), {}));
 }
 
 namespace {

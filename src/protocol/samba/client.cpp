@@ -82,8 +82,10 @@ ProtocolInfo make_info(const char* name, const char* description, uint32_t baud,
 
 ProtocolInfo usb_protocol_info() {
     // The baud rate means nothing to a USB CDC port; 921600 is what bossac opens it with.
-    return make_info("samba", "Atmel SAM-BA monitor on USB: SAM3X/SAM4 ROM, Arduino Zero and Adafruit SAMD bootloaders (bossac -U)",
+    auto info = make_info("samba", "Atmel SAM-BA monitor on USB: SAM3X/SAM4 ROM, Arduino Zero and Adafruit SAMD bootloaders (bossac -U)",
                      921600, Transport::Usb);
+    info.probe_order = 4;
+    return info;
 }
 
 ProtocolInfo uart_protocol_info() {
@@ -120,7 +122,9 @@ void Client::start_monitor() {
         monitor_.start();
         return;
     } catch (const Error& e) {
-        if (e.kind() != ErrorKind::NotFound || !options_.reset || monitor_.transport() != Transport::Usb) throw;
+        if (e.kind() != ErrorKind::NotFound || !options_.reset || !options_.touch_1200 ||
+            monitor_.transport() != Transport::Usb)
+            throw;
     }
     // Not the monitor: perhaps the application (Klipper, an Arduino sketch), which resets into the
     // bootloader when touched at 1200 baud.
@@ -256,7 +260,7 @@ void Client::identify(DeviceInfo& info) {
     info.app_end = chip_->flash_base + chip_->flash_size;
     info.page_size = capabilities().write_unit;
     info.details.emplace_back("flash controller", controller_->name());
-    info.details.emplace_back("flash", fmt::format("{} pages of {} bytes{}", chip_->flash_size / chip_->page_size,
+    info.details.emplace_back("flash pages", fmt::format("{} of {} bytes{}", chip_->flash_size / chip_->page_size,
                                                    chip_->page_size,
                                                    geometry_.planes > 1 ? fmt::format(" in {} planes", geometry_.planes) : ""));
 }

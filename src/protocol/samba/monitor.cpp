@@ -105,6 +105,8 @@ void Monitor::start() {
     // Printable text only: what follows the line ends it.
     auto end = std::find_if(line.begin(), line.end(), [](char c) { return !std::isprint(static_cast<unsigned char>(c)); });
     std::string text(line.begin(), end);
+    // A port that echoes what it is sent (a loopback, a modem) answers "V#" with "V#": no monitor.
+    if (text.rfind("V#", 0) == 0 || text.rfind("N#", 0) == 0) text.clear();
     if (text.empty())
         throw Error(ErrorKind::NotFound,
                     fmt::format("no SAM-BA monitor answers on {} ({} mode): {}", link_.describe(),

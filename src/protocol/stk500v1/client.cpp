@@ -30,6 +30,7 @@ ProtocolInfo protocol_info() {
     info.description = "Arduino STK500v1 bootloaders: optiboot, ATmegaBOOT (avrdude -c arduino)";
     info.serial = {115200, link::Parity::None};
     info.default_on_serial = true;  // the Arduino bootloaders: the commonest on a serial port
+    info.probe_order = 2;
     info.make = [](link::Link& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
         return std::make_unique<Client>(link::link_as<link::ByteLink>(link, "stk500v1"), options);
     };

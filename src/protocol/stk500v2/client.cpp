@@ -46,6 +46,7 @@ ProtocolInfo protocol_info() {
     info.name = "stk500v2";
     info.description = "Arduino Mega \"wiring\" bootloader stk500boot_v2 (avrdude -c wiring)";
     info.serial = {115200, link::Parity::None};
+    info.probe_order = 3;
     info.make = [](link::Link& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
         return std::make_unique<Client>(link::link_as<link::ByteLink>(link, "stk500v2"), options);
     };

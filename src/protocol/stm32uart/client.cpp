@@ -41,6 +41,7 @@ ProtocolInfo protocol_info() {
     info.description = "STM32 ROM USART bootloader (ST AN3155; what stm32flash does)";
     info.serial = {115200, link::Parity::Even};
     info.offers_protection = true;
+    info.probe_order = 1;
     info.make = [](link::Link& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
         return std::make_unique<Client>(link::link_as<link::ByteLink>(link, "stm32-uart"), options);
     };
