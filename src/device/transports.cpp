@@ -36,9 +36,29 @@ Transport serial_transport() {
     t.protocol_for = [](const Address&, const targets::Knowledge&) { return std::string(); };
     t.discover = [](const targets::Knowledge&, const link::WarningSink&) {
         std::vector<Candidate> out;
-        for (const auto& c : discover::serial_candidates())
-            out.push_back({c.path, c.path == c.resolved ? "" : "-> " + c.resolved, link::LinkKind::ByteStream, "",
-                           {{"path", c.path}, {"resolved", c.resolved}}});
+        for (const auto& c : discover::serial_candidates()) {
+            Candidate candidate{c.path, c.path == c.resolved ? "" : "-> " + c.resolved, link::LinkKind::ByteStream, "",
+                                {{"path", c.path}, {"resolved", c.resolved}}};
+            // What it is, from its name, and who holds it: never opened here.
+            const auto id = discover::identify_port(c.path);
+            if (id.kind == discover::PortIdentity::Kind::Klipper) {
+                candidate.detail += fmt::format("  running Klipper on a {}", id.mcu);
+                candidate.facts["runs"] = "klipper";
+                candidate.facts["mcu"] = id.mcu;
+            } else if (id.kind == discover::PortIdentity::Kind::Katapult) {
+                candidate.detail += fmt::format("  Katapult bootloader on a {}", id.mcu);
+                candidate.facts["runs"] = "katapult";
+                candidate.facts["mcu"] = id.mcu;
+            }
+            auto holders = discover::port_holders(c.resolved);
+            if (!holders.empty()) {
+                std::string list;
+                for (const auto& h : holders) list += (list.empty() ? "" : ", ") + h;
+                candidate.detail += fmt::format("  (in use by {})", list);
+                candidate.facts["in_use_by"] = list;
+            }
+            out.push_back(std::move(candidate));
+        }
         return out;
     };
     return t;

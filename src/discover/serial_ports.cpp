@@ -1,6 +1,7 @@
 #include "discover/serial_ports.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -32,6 +33,42 @@ std::vector<SerialCandidate> serial_candidates(const std::string& dev_root) {
     std::sort(plain.begin(), plain.end(), [](auto& a, auto& b) { return a.path < b.path; });
     out.insert(out.end(), plain.begin(), plain.end());
     return out;
+}
+
+PortIdentity identify_port(const std::string& path) {
+    const std::string name = fs::path(path).filename().string();
+    PortIdentity id;
+    for (auto [prefix, kind] : {std::pair{"usb-Klipper_", PortIdentity::Kind::Klipper},
+                                std::pair{"usb-katapult_", PortIdentity::Kind::Katapult},
+                                std::pair{"usb-CanBoot_", PortIdentity::Kind::Katapult}}) {
+        if (name.rfind(prefix, 0) != 0) continue;
+        id.kind = kind;
+        const std::string rest = name.substr(std::char_traits<char>::length(prefix));
+        id.mcu = rest.substr(0, rest.find('_'));
+    }
+    return id;
+}
+
+std::vector<std::string> port_holders(const std::string& node, const std::string& proc_root) {
+    std::vector<std::string> holders;
+    std::error_code ec;
+    const auto target = fs::canonical(node, ec);
+    if (ec) return holders;
+    for (auto& process : fs::directory_iterator(proc_root, ec)) {
+        const std::string pid = process.path().filename().string();
+        if (pid.empty() || !std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
+        std::error_code fd_ec;
+        for (auto& fd : fs::directory_iterator(process.path() / "fd", fd_ec)) {
+            std::error_code link_ec;
+            if (fs::read_symlink(fd.path(), link_ec) != target) continue;
+            std::ifstream comm(process.path() / "comm");
+            std::string command;
+            std::getline(comm, command);
+            holders.push_back(command + " (pid " + pid + ")");
+            break;
+        }
+    }
+    return holders;
 }
 
 bool is_raspberry_pi_mini_uart(const std::string& path, const std::string& model_file) {

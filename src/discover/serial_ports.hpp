@@ -10,6 +10,18 @@ struct SerialCandidate {
     std::string resolved;  // the node it points to (/dev/ttyUSB0)
 };
 
+// What a by-id name says a port is: Klipper's and Katapult's USB names carry the MCU
+// ("usb-Klipper_stm32f446xx_3A0028000851...-if00"); others are adapters, or unknown.
+struct PortIdentity {
+    enum class Kind { Unknown, Klipper, Katapult } kind = Kind::Unknown;
+    std::string mcu;  // Klipper's CONFIG_MCU as its USB name gives it
+};
+PortIdentity identify_port(const std::string& path);
+
+// The programs that hold `node` open ("klippy.py (pid 812)"), from /proc; empty when none (or when
+// /proc cannot tell: another user's processes). `proc_root` is for tests.
+std::vector<std::string> port_holders(const std::string& node, const std::string& proc_root = "/proc");
+
 // USB serial adapters and on-board UARTs that could hold a bootloader (not virtual consoles).
 // `dev_root` is for tests.
 std::vector<SerialCandidate> serial_candidates(const std::string& dev_root = "/dev");

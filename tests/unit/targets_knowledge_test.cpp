@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 #include "core/error.hpp"
 #include "discover/serial_ports.hpp"
@@ -121,4 +122,29 @@ TEST(Knowledge, ChipsAreFoundAsPeopleAndKlipperWriteThem) {
     } catch (const core::Error& e) {
         EXPECT_NE(std::string(e.what()).find("stm32f103xb"), std::string::npos) << e.what();
     }
+}
+
+TEST(Discover, TellsKlipperAndKatapultFromTheirUsbNames) {
+    auto klipper = discover::identify_port("/dev/serial/by-id/usb-Klipper_stm32f446xx_3A0028000851313339373836-if00");
+    EXPECT_EQ(klipper.kind, discover::PortIdentity::Kind::Klipper);
+    EXPECT_EQ(klipper.mcu, "stm32f446xx");
+    auto katapult = discover::identify_port("/dev/serial/by-id/usb-katapult_rp2040_E66138935F3C2D2A-if00");
+    EXPECT_EQ(katapult.kind, discover::PortIdentity::Kind::Katapult);
+    EXPECT_EQ(katapult.mcu, "rp2040");
+    EXPECT_EQ(discover::identify_port("/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0").kind,
+              discover::PortIdentity::Kind::Unknown);
+}
+
+TEST(Discover, NamesTheProgramsThatHoldAPort) {
+    namespace fs = std::filesystem;
+    const fs::path root = fs::temp_directory_path() / fs::path("mcuflash-proc-" + std::to_string(::getpid()));
+    fs::create_directories(root / "812" / "fd");
+    fs::create_directories(root / "900" / "fd");
+    const fs::path node = root / "ttyACM0";
+    std::ofstream(node).put('x');
+    fs::create_symlink(node, root / "812" / "fd" / "5");
+    std::ofstream(root / "812" / "comm") << "klippy.py\n";
+    std::ofstream(root / "900" / "comm") << "bash\n";
+    EXPECT_EQ(discover::port_holders(node.string(), root.string()), std::vector<std::string>{"klippy.py (pid 812)"});
+    fs::remove_all(root);
 }
