@@ -2,7 +2,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
@@ -33,8 +37,15 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        int code = app.exit(e);
-        return code == 0 ? 0 : 64;
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+        // A command-line error, said as every other error is (--json may not have been parsed yet).
+        const bool json = std::any_of(argv + 1, argv + argc, [](const char* a) { return std::string_view(a) == "--json"; });
+        if (json)
+            std::cout << nlohmann::json{{"event", "error"}, {"kind", "usage"}, {"message", e.what()}, {"exit_code", 64}}.dump()
+                      << std::endl;
+        else
+            fmt::print(stderr, "error: {}\nhint: mcuflash --help, or mcuflash COMMAND --help\n", e.what());
+        return 64;
     }
     return global.exit_code;
 }

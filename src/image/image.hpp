@@ -52,6 +52,8 @@ public:
     std::optional<Format> source_format;
     // UF2 family ID, when the blocks declare one (flag 0x2000).
     std::optional<uint32_t> family_id;
+    // What the parser accepted but a user should hear about ("no termination record, but ...").
+    std::vector<std::string> notes;
 
 private:
     Runs runs_;

@@ -57,13 +57,15 @@ std::vector<uint8_t> read_whole_file(const std::string& path) {
     std::error_code error;
     const auto status = fs::status(path, error);
     if (error) throw Error(ErrorKind::BadInput, fmt::format("cannot read {}: {}", path, error.message()));
+    // Only regular files: a FIFO with no writer would wait for ever, a device never ends.
     if (fs::is_directory(status))
         throw Error(ErrorKind::BadInput, fmt::format("cannot read {}: it is a directory", path));
-    // Regular files are refused on their size alone; pipes and devices by what they deliver.
-    if (fs::is_regular_file(status)) {
-        const uint64_t size = fs::file_size(path, error);
-        if (!error && size > kMaxFileSize) throw Error(ErrorKind::BadInput, absurd_size(path, size, false));
-    }
+    if (!fs::is_regular_file(status))
+        throw Error(ErrorKind::BadInput,
+                    fmt::format("cannot read {}: it is not a regular file (a pipe, a device or a socket)", path),
+                    "save the image to a file first");
+    const uint64_t size = fs::file_size(path, error);
+    if (!error && size > kMaxFileSize) throw Error(ErrorKind::BadInput, absurd_size(path, size, false));
 
     File file(std::fopen(path.c_str(), "rb"), &std::fclose);
     if (!file) {

@@ -73,6 +73,7 @@ Image parse_srecord(std::span<const uint8_t> content, const ParseOptions&, const
     std::vector<uint8_t> storage;
     uint32_t data_records = 0;
     bool saw_end = false;
+    uint64_t count_line = 0;  // the line of a count record that matched, while no data followed it
 
     while (auto line = lines.next_nonblank()) {
         const Record record = decode_record(*line, filename, storage);
@@ -85,11 +86,13 @@ Image parse_srecord(std::span<const uint8_t> content, const ParseOptions&, const
             case Role::Data:
                 blocks.add(record.address, record.data, line->number);
                 ++data_records;
+                count_line = 0;
                 break;
             case Role::Count:
                 if (record.address != data_records)
                     fail(fmt::format("the S{} record counts {} data records, but {} precede it", record.type,
                                      record.address, data_records));
+                count_line = line->number;
                 break;
             case Role::Start:
                 // Tools write address 0 when the program has no start address.
@@ -103,7 +106,14 @@ Image parse_srecord(std::span<const uint8_t> content, const ParseOptions&, const
             break;
         }
     }
-    if (!saw_end) fail_in_file(filename, "no termination record (S7, S8 or S9; is the file truncated?)");
+    // srec_cat writes no S7/S8/S9 when the program has no start address: a count record that ends
+    // the file and matches proves it complete.
+    if (!saw_end && count_line)
+        image.notes.push_back(fmt::format("{}: no termination record (S7, S8 or S9), but the count record on line {} "
+                                          "proves all {} data records are there",
+                                          filename, count_line, data_records));
+    else if (!saw_end)
+        fail_in_file(filename, "no termination record (S7, S8 or S9; is the file truncated?)");
     blocks.add_to(image);
     return image;
 }

@@ -1,6 +1,7 @@
 // The loader: format detection, names and extensions, size limits, save_file round trips; and the
 // registry itself.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -166,6 +167,11 @@ TEST_F(Loader, UnreadableFiles) {
     EXPECT_TRUE(contains(error_of(ErrorKind::BadInput, [&] { load_file(path("missing.hex")); }),
                          "missing.hex: No such file or directory"));
     EXPECT_TRUE(contains(error_of(ErrorKind::BadInput, [&] { load_file(path("")); }), "it is a directory"));
+    // A FIFO with no writer would block the read for ever; a device never ends: refused by stat, at once.
+    const std::string fifo = path("image.fifo");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_TRUE(contains(error_of(ErrorKind::BadInput, [&] { load_file(fifo); }), "not a regular file"));
+    EXPECT_TRUE(contains(error_of(ErrorKind::BadInput, [&] { load_file("/dev/zero"); }), "not a regular file"));
 }
 
 TEST_F(Loader, SaveRoundTripsHexSrecBin) {

@@ -92,6 +92,17 @@ TEST(SRecord, TerminationRecordRequiredAndLast) {
     EXPECT_EQ(parse_srec("S107000001020304EE\nS9030000FC\n\n\x1A").total_bytes(), 4u);
 }
 
+TEST(SRecord, ACountRecordThatEndsTheFileProvesItCompleteWithoutTermination) {
+    // What srec_cat writes when the program has no start address: data, then S5, no S7/S8/S9.
+    auto image = parse_srec("S0030000FC\nS107000001020304EE\nS5030001FB\n");
+    EXPECT_EQ(image.total_bytes(), 4u);
+    ASSERT_EQ(image.notes.size(), 1u);
+    EXPECT_NE(image.notes[0].find("count record on line 3 proves all 1 data records"), std::string::npos) << image.notes[0];
+    // Data after the count record: the count proves nothing about it.
+    EXPECT_EQ(srec_error("S107000001020304EE\nS5030001FB\nS10500040506EB\n"),
+              "x.srec: no termination record (S7, S8 or S9; is the file truncated?)");
+}
+
 TEST(SRecord, OverlappingRecords) {
     EXPECT_EQ(srec_error("S107000001020304EE\nS10500020506ED\nS9030000FC\n"),
               "x.srec:2: data at 0x00000002 overlaps data already at 0x00000002");
