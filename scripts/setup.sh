@@ -11,7 +11,7 @@ packages=(
   # fuzz and sanitizer builds
   clang-14 libclang-rt-14-dev
   # real peers for the interop tests (see ../shared/reference/test-peers.md)
-  avrdude stm32flash bossa-cli dfu-util usbip simavr libsimavr-dev arduino-core-avr arduino-mighty-1284p python3
+  avrdude stm32flash bossa-cli dfu-util usbip simavr libsimavr-dev arduino-core-avr arduino-mighty-1284p python3 srecord
   # the real kernel for the USB tests (../shared/tools/guest-run.sh installs these too on first use)
   qemu-system-x86 busybox-static usbutils xz-utils
 )
