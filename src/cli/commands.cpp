@@ -35,6 +35,13 @@ image::LoadOptions load_options(const ImageOptions& o) {
     return lo;
 }
 
+// Loads an image and tells the user what the parser accepted with a remark.
+image::Image load_image(const std::string& file, const ImageOptions& options, Reporter& reporter) {
+    image::Image img = image::load_file(file, load_options(options));
+    for (const auto& note : img.notes) reporter.warning(note);
+    return img;
+}
+
 void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = false) {
     cmd->add_option("-d,--device", d.device,
                     device::device_syntax() + "; omitted: the only serial port or USB bootloader found (`mcuflash list`)");
@@ -47,7 +54,8 @@ void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = fa
     if (chip_required) chip->required();
     cmd->add_option("--bootloader", d.bootloader,
                     "the bootloader on the board when it cannot be identified (optiboot, atmegaboot, stk500boot_v2, ...: `mcuflash chips`)");
-    cmd->add_option("-b,--baud", d.baud, "serial baud rate (default: try the protocol's usual rates)");
+    cmd->add_option("-b,--baud", d.baud, "serial baud rate (default: try the protocol's usual rates)")
+        ->check(CLI::Range(50u, 20000000u));
     cmd->add_flag("--no-reset", d.no_reset, "do not pulse DTR/RTS to reset the board into its bootloader");
     cmd->add_option("--sim-faults", d.sim_faults,
                     "fault spec for sim: devices (see mcuflash-sim --help; sim:dfu: stall@N,timeout@N,vanish@N)");
@@ -123,7 +131,7 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
                    std::optional<unsigned> time_limit_seconds) {
     run(global, [&](Reporter& reporter) {
         // Everything about the file is checked before the device is touched.
-        image::Image img = image::load_file(file, load_options(image_options));
+        image::Image img = load_image(file, image_options, reporter);
         const bool unplaced = unplaced_binary(img, image_options);
         if (!device_options.chip.empty()) {
             const auto& chip = targets::Knowledge::builtin().chip(device_options.chip);
@@ -207,7 +215,12 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
 void read_command(GlobalOptions& global, const DeviceOptions& device_options, const std::string& out_file,
                   const std::string& format, std::optional<uint32_t> address, std::optional<uint32_t> length) {
     run(global, [&](Reporter& reporter) {
-        image::Format out_format = format.empty() ? image::format_for_extension(out_file) : image::format_from_name(format);
+        // A name that says no format (backup.img) gets the raw bytes, and the user is told.
+        std::optional<image::Format> named = format.empty() ? image::format_with_extension(out_file)
+                                                            : std::optional(image::format_from_name(format));
+        if (!named) reporter.info(fmt::format("{}: no known extension, so the raw bytes are written (--output-format "
+                                              "hex or srec for text)", out_file));
+        const image::Format out_format = named.value_or(image::Format::Binary);
         auto session = connect(device_options, reporter);
         uint32_t from = address.value_or(session.info.flash_base);
         uint64_t flash_end = uint64_t(session.info.flash_base) + session.info.flash_size;
@@ -241,7 +254,7 @@ void read_command(GlobalOptions& global, const DeviceOptions& device_options, co
 void verify_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
                     const DeviceOptions& device_options) {
     run(global, [&](Reporter& reporter) {
-        image::Image img = image::load_file(file, load_options(image_options));
+        image::Image img = load_image(file, image_options, reporter);
         const bool unplaced = unplaced_binary(img, image_options);
         auto session = connect(device_options, reporter);
         place_binary(img, unplaced, session, reporter);
@@ -273,7 +286,7 @@ void info_command(GlobalOptions& global, const DeviceOptions& device_options) {
 
 void image_info_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options) {
     run(global, [&](Reporter& reporter) {
-        const image::Image img = image::load_file(file, load_options(image_options));
+        const image::Image img = load_image(file, image_options, reporter);
         // CRC and hash over the image as it would sit in flash: lowest to highest byte, gaps 0xFF.
         auto flat = img.flatten(img.lowest(), static_cast<uint32_t>(img.end()), 0xFF);
         json ranges = json::array();
@@ -306,7 +319,7 @@ void image_info_command(GlobalOptions& global, const std::string& file, const Im
 void image_convert_command(GlobalOptions& global, const std::string& in, const std::string& out,
                            const ImageOptions& image_options, const std::string& to) {
     run(global, [&](Reporter& reporter) {
-        const image::Image img = image::load_file(in, load_options(image_options));
+        const image::Image img = load_image(in, image_options, reporter);
         image::Format out_format = to.empty() ? image::format_for_extension(out) : image::format_from_name(to);
         image::save_file(img, out, out_format);
         reporter.result({{"command", "image convert"}, {"input", in}, {"output", out},
@@ -333,14 +346,27 @@ void chips_command(GlobalOptions& global) {
                        {"flash_base", chip.flash_base}, {"flash_size", chip.flash_size},
                        {"page_size", chip.page_size}, {"signature", core::hex_bytes(chip.signature)},
                        {"bootloaders", bls}};
-            std::string id = fmt::format("signature {}", core::hex_bytes(chip.signature));
+            std::string id = chip.signature.empty() ? std::string("no signature")
+                                                    : fmt::format("signature {}", core::hex_bytes(chip.signature));
             if (chip.product_id) {
                 entry["product_id"] = *chip.product_id;
                 id = fmt::format("product ID 0x{:03X}", *chip.product_id);
             }
+            // Erased in sectors of several sizes (STM32F4, LPC176x), or in pages of one size.
+            std::string units = fmt::format("{} B pages", chip.page_size);
+            if (!chip.sectors.empty()) {
+                units = "sectors";
+                for (size_t i = 0; i < chip.sectors.size();) {
+                    size_t j = i;
+                    while (j < chip.sectors.size() && chip.sectors[j] == chip.sectors[i]) ++j;
+                    units += fmt::format("{} {}x{}K", i ? "," : "", j - i, chip.sectors[i] / 1024);
+                    i = j;
+                }
+                entry["sectors"] = chip.sectors;
+            }
             chips.push_back(std::move(entry));
-            human += fmt::format("{:<13} {:>7} B flash at 0x{:08X}, {:>5} B pages, {}; bootloaders:{}\n", name,
-                                 chip.flash_size, chip.flash_base, chip.page_size, id, bl_text);
+            human += fmt::format("{:<13} {:>7} B flash at 0x{:08X}, {}, {}; bootloaders:{}\n", name, chip.flash_size,
+                                 chip.flash_base, units, id, bl_text);
         }
         reporter.result({{"command", "chips"}, {"chips", chips}}, human);
     });
@@ -460,6 +486,7 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
 
     register_avr_isp_commands(app, global);
     register_usb_commands(app, global);
+    register_board_commands(app, global);
 }
 
 }  // namespace mcuflash::cli

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "targets/avr_fuses.hpp"
+#include "targets/boards.hpp"
 
 namespace mcuflash::targets {
 
@@ -51,6 +52,9 @@ struct Chip {
     std::optional<uint32_t> flash_size_register;
     std::vector<uint32_t> sectors;
     std::optional<SamFacts> sam;
+    // Klipper's menuconfig "Bootloader offset" choices for this chip, in menu order (the first is
+    // the default); [0] where the application always starts at the flash base (AVR, SAM3/SAM4).
+    std::vector<uint32_t> klipper_offsets;
 };
 
 struct EraseUnitRange {
@@ -116,11 +120,19 @@ public:
     // protocols.toml: every protocol a bootloader may name -> how firmware goes in, in words.
     const std::map<std::string, std::string>& protocols() const { return protocols_; }
     const std::map<std::string, Bootloader>& bootloaders() const { return bootloaders_; }
+    // data/boards.toml (boards.cpp): the boards by ID, the guide words by bootloader or protocol.
+    const std::map<std::string, Board>& boards() const { return boards_; }
+    const std::map<std::string, BootloaderGuide>& guides() const { return guides_; }
+    // The exact ID; else the boards whose ID, name or an alias is the pattern written another way
+    // ("skr 1.4", "SKR v1.4"); else every board with all the pattern's words, best first.
+    std::vector<const Board*> find_boards(const std::string& pattern) const;
 
 private:
     std::map<std::string, std::string> protocols_;
     std::map<std::string, Chip> chips_;
     std::map<std::string, Bootloader> bootloaders_;
+    std::map<std::string, Board> boards_;
+    std::map<std::string, BootloaderGuide> guides_;
 };
 
 }  // namespace mcuflash::targets
