@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/build_target.hpp"
 #include "cli/commands.hpp"
 #include "cli/reporter.hpp"
 #include "core/error.hpp"
@@ -23,22 +24,6 @@ using targets::Knowledge;
 
 std::string hex(uint32_t value) { return value ? fmt::format("0x{:X}", value) : "0"; }
 
-std::string board_line(const Board& b) { return fmt::format("  {:<30} {}", b.id, b.name); }
-
-// The one board a name means; else a usage error listing the candidates, or the nearest names.
-const Board& one_board(const Knowledge& kb, const std::string& pattern) {
-    const auto found = kb.find_boards(pattern);
-    if (found.size() == 1) return *found.front();
-    std::string list;
-    if (found.empty()) {
-        for (const auto* b : targets::nearest_boards(kb, pattern, 5)) list += "\n" + board_line(*b);
-        throw Error(ErrorKind::Usage, fmt::format("no board is called '{}'", pattern),
-                    "the nearest names:" + list + "\n`mcuflash boards` lists them all");
-    }
-    for (const auto* b : found) list += "\n" + board_line(*b);
-    throw Error(ErrorKind::Usage, fmt::format("'{}' could be {} boards: say which (the ID is enough)", pattern, found.size()),
-                "candidates:" + list);
-}
 
 const protocol::ProtocolInfo* spoken(const std::string& name) {
     for (const auto& p : protocol::protocols())

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 
+#include "cli/build_target.hpp"
 #include "cli/device.hpp"
 #include "cli/reporter.hpp"
 #include "core/crc.hpp"
@@ -62,6 +63,16 @@ void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = fa
     cmd->add_flag("--sim-fast", d.sim_fast, "sim: devices without wire and flash timing");
 }
 
+void add_target_options(CLI::App* cmd, TargetOptions& t, bool with_image) {
+    cmd->add_option("--board", t.board,
+                    "the board (`mcuflash boards`): its chip, bootloader and where its application starts are checked");
+    if (with_image)
+        cmd->add_option("--klipper-config", t.klipper_config,
+                        "Klipper's build configuration (.config) the image was built with: its MCU and application "
+                        "address are checked against the board (default: the .config of the Klipper tree when the "
+                        "image is in its out/ folder; none: do not look)");
+}
+
 void add_image_options(CLI::App* cmd, ImageOptions& o) {
     cmd->add_option("--format", o.format, "image format: hex, srec, elf, bin, uf2 (default: detect)");
     cmd->add_option("--address,--base-address", o.base_address,
@@ -73,12 +84,32 @@ bool unplaced_binary(const image::Image& img, const ImageOptions& o) {
     return img.source_format == image::Format::Binary && !o.base_address;
 }
 
-// An unplaced .bin goes where the device's application starts (as bossac --offset and stm32flash do).
-void place_binary(image::Image& img, bool unplaced, const Session& session, Reporter& reporter) {
-    if (!unplaced || session.info.app_start == 0) return;
-    img.shift(session.info.app_start);
-    reporter.info(fmt::format("raw binary placed at {}, where the application starts (--address to choose)",
-                              hex_address(session.info.app_start)));
+// An unplaced .bin goes where it was linked to start, when the build or the board says; else where
+// the device's application starts (as bossac --offset and stm32flash do).
+void place_binary(image::Image& img, bool unplaced, const Session& session, const BuildTarget& target,
+                  Reporter& reporter) {
+    if (!unplaced) return;
+    const uint32_t at = target.app_address.value_or(session.info.app_start);
+    if (at == 0) return;
+    img.shift(at);
+    reporter.info(fmt::format("raw binary placed at {}, {} (--address to choose)", hex_address(at),
+                              target.app_address ? "where " + target.app_address_source + " says it starts"
+                                                 : std::string("where the application starts")));
+}
+
+// Resolves --board and --klipper-config for an image; an image placed by its own addresses (HEX, ELF,
+// --address) keeps them, and only a build configuration can contradict them.
+BuildTarget image_target(const TargetOptions& target_options, const std::string& file, const image::Image& img,
+                         bool unplaced, DeviceOptions& device, Reporter& reporter) {
+    BuildTarget target = resolve_build_target(target_options, file, device, reporter);
+    if (!unplaced && !target.config) target.app_address.reset();
+    if (!unplaced && target.app_address && img.source_format == image::Format::Binary &&
+        img.lowest() != *target.app_address)
+        throw Error(ErrorKind::Usage,
+                    fmt::format("--address {} contradicts {}: the image is linked for {}", hex_address(img.lowest()),
+                                target.app_address_source, hex_address(*target.app_address)),
+                    "leave out --address, or give --klipper-config none for an image built elsewhere");
+    return target;
 }
 
 json device_json(const protocol::DeviceInfo& info) {
@@ -127,21 +158,24 @@ void run(GlobalOptions& global, const std::function<void(Reporter&)>& body) {
 namespace {
 
 void flash_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
-                   const DeviceOptions& device_options, const plan::PlanOptions& plan_options,
-                   std::optional<unsigned> time_limit_seconds) {
+                   const TargetOptions& target_options, DeviceOptions device_options,
+                   const plan::PlanOptions& plan_options, std::optional<unsigned> time_limit_seconds) {
     run(global, [&](Reporter& reporter) {
         // Everything about the file is checked before the device is touched.
         image::Image img = load_image(file, image_options, reporter);
         const bool unplaced = unplaced_binary(img, image_options);
+        const BuildTarget target = image_target(target_options, file, img, unplaced, device_options, reporter);
         if (!device_options.chip.empty()) {
             const auto& chip = targets::Knowledge::builtin().chip(device_options.chip);
-            if (unplaced) img.shift(chip.flash_base);
+            const uint32_t at = target.app_address.value_or(chip.flash_base);
+            if (unplaced) img.shift(at);
             plan::check_fits_flash(img, chip.flash_base, chip.flash_size, chip.name);
-            if (unplaced) img.shift(-int64_t(chip.flash_base));
+            if (unplaced) img.shift(-int64_t(at));
         }
         auto session = connect(device_options, reporter);
-        place_binary(img, unplaced, session, reporter);
         reporter.info(fmt::format("{}: {}, {}", session.description, session.info.chip, session.info.bootloader_text));
+        check_device(target, session.info, reporter);
+        place_binary(img, unplaced, session, target, reporter);
         auto caps = session.bootloader->capabilities();
         auto flash_plan = plan::make_plan(img, session.info, caps, plan_options);
         std::optional<std::chrono::seconds> time_limit = plan::time_limit(flash_plan, session.link->bytes_per_second());
@@ -212,7 +246,8 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
     });
 }
 
-void read_command(GlobalOptions& global, const DeviceOptions& device_options, const std::string& out_file,
+void read_command(GlobalOptions& global, const TargetOptions& target_options, DeviceOptions device_options,
+                  const std::string& out_file,
                   const std::string& format, std::optional<uint32_t> address, std::optional<uint32_t> length) {
     run(global, [&](Reporter& reporter) {
         // A name that says no format (backup.img) gets the raw bytes, and the user is told.
@@ -221,7 +256,9 @@ void read_command(GlobalOptions& global, const DeviceOptions& device_options, co
         if (!named) reporter.info(fmt::format("{}: no known extension, so the raw bytes are written (--output-format "
                                               "hex or srec for text)", out_file));
         const image::Format out_format = named.value_or(image::Format::Binary);
+        const BuildTarget target = resolve_build_target(target_options, "", device_options, reporter);
         auto session = connect(device_options, reporter);
+        check_device(BuildTarget{.chips = target.chips}, session.info, reporter);
         uint32_t from = address.value_or(session.info.flash_base);
         uint64_t flash_end = uint64_t(session.info.flash_base) + session.info.flash_size;
         uint32_t count = length.value_or(static_cast<uint32_t>(flash_end - from));
@@ -252,12 +289,14 @@ void read_command(GlobalOptions& global, const DeviceOptions& device_options, co
 }
 
 void verify_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
-                    const DeviceOptions& device_options) {
+                    const TargetOptions& target_options, DeviceOptions device_options) {
     run(global, [&](Reporter& reporter) {
         image::Image img = load_image(file, image_options, reporter);
         const bool unplaced = unplaced_binary(img, image_options);
+        const BuildTarget target = image_target(target_options, file, img, unplaced, device_options, reporter);
         auto session = connect(device_options, reporter);
-        place_binary(img, unplaced, session, reporter);
+        check_device(target, session.info, reporter);
+        place_binary(img, unplaced, session, target, reporter);
         // Compare exactly the image's bytes (no page padding: the rest of a page is not the image's business).
         std::vector<plan::PageWrite> ranges;
         for (const auto& [address, bytes] : img.runs()) ranges.push_back({address, bytes});
@@ -273,10 +312,17 @@ void verify_command(GlobalOptions& global, const std::string& file, const ImageO
     });
 }
 
-void info_command(GlobalOptions& global, const DeviceOptions& device_options) {
+void info_command(GlobalOptions& global, const TargetOptions& target_options, DeviceOptions device_options) {
     run(global, [&](Reporter& reporter) {
+        const BuildTarget target = resolve_build_target(target_options, "", device_options, reporter);
         auto session = connect(device_options, reporter);
         session.bootloader->leave();
+        // `info` shows what the device is; a different chip is said, not refused.
+        try {
+            check_device(BuildTarget{.chips = target.chips}, session.info, reporter);
+        } catch (const Error& e) {
+            reporter.warning(e.what());
+        }
         json j = device_json(session.info);
         j["command"] = "info";
         j["device_path"] = session.description;
@@ -416,10 +462,12 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     static std::optional<uint32_t> address, length;
     static bool no_verify = false, no_start = false, rewrite_unchanged = false;
 
+    static TargetOptions target;
     static std::optional<unsigned> time_limit;
     auto* flash = app.add_subcommand("flash", "write an image to the device, verify it and start it");
     flash->add_option("file", file, "firmware image (Intel HEX, S-record, ELF, raw .bin, UF2)")->required();
     add_device_options(flash, device);
+    add_target_options(flash, target, true);
     add_image_options(flash, image_opts);
     flash->add_flag("--no-verify", no_verify, "skip reading the flash back");
     flash->add_flag("--no-start", no_start, "leave the device in its bootloader afterwards");
@@ -437,22 +485,24 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
         plan_opts.verify = !no_verify;
         plan_opts.start_application = !no_start;
         plan_opts.skip_unchanged = !rewrite_unchanged;
-        flash_command(global, file, image_opts, device, plan_opts, time_limit);
+        flash_command(global, file, image_opts, target, device, plan_opts, time_limit);
     });
 
     auto* read = app.add_subcommand("read", "read the device's flash into a file");
     add_device_options(read, device);
+    add_target_options(read, target, false);
     read->add_option("-o,--output", out_file, "output file (.hex, .srec or .bin)")->required();
     read->add_option("--output-format", format, "hex, srec or bin (default: from the file name)");
     read->add_option("--address", address, "first address (default: start of flash)");
     read->add_option("--length", length, "bytes to read (default: to the end of flash)");
-    read->callback([&global] { read_command(global, device, out_file, format, address, length); });
+    read->callback([&global] { read_command(global, target, device, out_file, format, address, length); });
 
     auto* verify = app.add_subcommand("verify", "compare the device's flash with an image");
     verify->add_option("file", file, "firmware image")->required();
     add_device_options(verify, device);
+    add_target_options(verify, target, true);
     add_image_options(verify, image_opts);
-    verify->callback([&global] { verify_command(global, file, image_opts, device); });
+    verify->callback([&global] { verify_command(global, file, image_opts, target, device); });
 
     static bool readout = false, erase_everything = false, write_protection = false;
     auto* unprotect = app.add_subcommand(
@@ -465,7 +515,8 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
 
     auto* info = app.add_subcommand("info", "connect and show what the device says about itself");
     add_device_options(info, device);
-    info->callback([&global] { info_command(global, device); });
+    add_target_options(info, target, false);
+    info->callback([&global] { info_command(global, target, device); });
 
     auto* chips = app.add_subcommand("chips", "list the chips and bootloaders mcuflash knows");
     chips->callback([&global] { chips_command(global); });

@@ -89,7 +89,7 @@ namespace {
 }
 
 uint8_t byte_value(const toml::node& node, const std::string& where, const std::string& key) {
-    auto v = node.value<int64_t>();
+    auto v = node.value_exact<int64_t>();
     if (!v || *v < 0 || *v > 0xFF) bad_data(where, fmt::format("'{}' must be a byte (0..255)", key));
     return static_cast<uint8_t>(*v);
 }
@@ -150,7 +150,7 @@ AvrFuses parse_avr_fuses(const toml::table& t, const std::string& where) {
     f.boot_size_fuse = fuse_name(required(boot_size, "fuse", where), where, "boot_size.fuse");
     f.boot_size_mask = mask_value(boot_size, where, "boot_size");
     for (const auto& size : array(boot_size, "sizes", where)) {
-        auto v = size.value<int64_t>();
+        auto v = size.value_exact<int64_t>();
         if (!v || *v <= 0) bad_data(where, "boot_size.sizes must be positive byte counts");
         f.boot_sizes.push_back(static_cast<uint32_t>(*v));
     }
@@ -197,8 +197,8 @@ BootloaderInstall parse_bootloader_install(const toml::table& t, const std::stri
         if (!ranges) bad_data(where, "stray_bytes must be an array of [address, size]");
         for (const auto& range : *ranges) {
             auto* pair = range.as_array();
-            auto address = pair && pair->size() == 2 ? pair->at(0).value<int64_t>() : std::nullopt;
-            auto size = pair && pair->size() == 2 ? pair->at(1).value<int64_t>() : std::nullopt;
+            auto address = pair && pair->size() == 2 ? pair->at(0).value_exact<int64_t>() : std::nullopt;
+            auto size = pair && pair->size() == 2 ? pair->at(1).value_exact<int64_t>() : std::nullopt;
             if (!address || !size || *address < 0 || *size <= 0 || *size > int64_t{chip.flash_size} - *address)
                 bad_data(where, "stray_bytes must be [address, size] pairs inside flash");
             install.stray_bytes.emplace_back(static_cast<uint32_t>(*address), static_cast<uint32_t>(*size));

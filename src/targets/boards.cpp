@@ -112,7 +112,7 @@ Board parse_board(const std::string& id, const toml::table& t, const std::string
             bad_data(where, fmt::format("bootloader '{}' is named twice", name));
     }
     if (const toml::node* offset = t.get("app_offset")) {
-        auto v = offset->value<int64_t>();
+        auto v = offset->value_exact<int64_t>();
         if (!v || *v < 0 || *v > 0xFFFFFFFFll) bad_data(where, "app_offset must be a byte offset from the flash base");
         b.app_offset = static_cast<uint32_t>(*v);
         check_offset(*b.app_offset, chip->second, where);

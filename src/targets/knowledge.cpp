@@ -38,7 +38,7 @@ std::string where_of(const std::string& document, const toml::node& node, const 
 }
 
 uint32_t required_u32(const toml::table& t, const char* key, const std::string& where) {
-    auto v = t[key].value<int64_t>();
+    auto v = t[key].value_exact<int64_t>();
     if (!v) bad_data(where, fmt::format("missing integer '{}'", key));
     if (*v < 0 || *v > 0xFFFFFFFFll) bad_data(where, fmt::format("'{}' out of range: {}", key, *v));
     return static_cast<uint32_t>(*v);
@@ -79,8 +79,8 @@ SamFacts parse_sam(const toml::table& t, const std::string& where) {
     if (!sram || sram->empty()) bad_data(where, "missing 'sram': [[address, size], ...]");
     for (const auto& range : *sram) {
         auto* pair = range.as_array();
-        auto address = pair && pair->size() == 2 ? pair->at(0).value<int64_t>() : std::nullopt;
-        auto size = pair && pair->size() == 2 ? pair->at(1).value<int64_t>() : std::nullopt;
+        auto address = pair && pair->size() == 2 ? pair->at(0).value_exact<int64_t>() : std::nullopt;
+        auto size = pair && pair->size() == 2 ? pair->at(1).value_exact<int64_t>() : std::nullopt;
         if (!address || !size || *address < 0 || *size <= 0 || *address + *size > 0x100000000ll)
             bad_data(where, "sram must be [address, size] pairs inside 4 GiB");
         f.sram.emplace_back(static_cast<uint32_t>(*address), static_cast<uint32_t>(*size));
@@ -104,7 +104,7 @@ Chip parse_chip(const std::string& name, const toml::table& t, const std::string
     c.description = t["description"].value_or(std::string{});
     if (auto* sig = t["signature"].as_array()) {
         for (auto& e : *sig) {
-            auto b = e.value<int64_t>();
+            auto b = e.value_exact<int64_t>();
             if (!b || *b < 0 || *b > 255) bad_data(where, "signature bytes must be 0..255");
             c.signature.push_back(static_cast<uint8_t>(*b));
         }
@@ -126,7 +126,7 @@ Chip parse_chip(const std::string& name, const toml::table& t, const std::string
     if (auto* sectors = t["sectors"].as_array()) {
         uint64_t total = 0;
         for (auto& e : *sectors) {
-            auto v = e.value<int64_t>();
+            auto v = e.value_exact<int64_t>();
             if (!v || *v <= 0 || *v > 0xFFFFFFFF) bad_data(where, "sectors must be positive sizes of at most 4 GiB");
             c.sectors.push_back(static_cast<uint32_t>(*v));
             total += static_cast<uint64_t>(*v);
@@ -135,7 +135,7 @@ Chip parse_chip(const std::string& name, const toml::table& t, const std::string
     }
     if (auto* offsets = t["klipper_offsets"].as_array())
         for (auto& e : *offsets) {
-            auto v = e.value<int64_t>();
+            auto v = e.value_exact<int64_t>();
             if (!v || *v < 0 || *v >= c.flash_size) bad_data(where, "klipper_offsets must lie inside flash");
             c.klipper_offsets.push_back(static_cast<uint32_t>(*v));
         }
@@ -169,7 +169,7 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
     b.baud = optional_u32(t, "baud", where, 0);
     if (auto* others = t["other_bauds"].as_array())
         for (auto& e : *others) {
-            auto v = e.value<int64_t>();
+            auto v = e.value_exact<int64_t>();
             if (!v || *v <= 0 || *v > 20000000) bad_data(where, "other_bauds must be positive baud rates");
             b.other_bauds.push_back(static_cast<uint32_t>(*v));
         }
@@ -180,7 +180,7 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
     }
     if (auto* reported = t["reports_signature"].as_array())
         for (auto& e : *reported) {
-            auto v = e.value<int64_t>();
+            auto v = e.value_exact<int64_t>();
             if (!v || *v < 0 || *v > 255) bad_data(where, "reports_signature bytes must be 0..255");
             b.reports_signature.push_back(static_cast<uint8_t>(*v));
         }
@@ -199,7 +199,7 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
         std::string chip{chip_name.str()};
         auto it = chips.find(chip);
         if (it == chips.end()) bad_data(where, fmt::format("sizes names unknown chip '{}'", chip));
-        auto size = value.value<int64_t>();
+        auto size = value.value_exact<int64_t>();
         // 0: a bootloader in ROM, which keeps no flash for itself.
         if (!size || *size < 0 || *size >= static_cast<int64_t>(it->second.flash_size) ||
             *size % it->second.page_size != 0)

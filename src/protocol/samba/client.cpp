@@ -214,7 +214,7 @@ void Client::identify(DeviceInfo& info) {
         const auto& wanted = kb.chip(options_.chip);
         if (&wanted != chip_)
             throw Error(ErrorKind::Usage,
-                        fmt::format("the device is a {} ({}), not the {} given with --chip", chip_->name, id_text, wanted.name));
+                        fmt::format("the device is a {} ({}), not the {} expected (--chip, --board or Klipper's .config)", chip_->name, id_text, wanted.name));
     }
 
     const auto& sam = *chip_->sam;

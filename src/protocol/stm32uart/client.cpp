@@ -171,7 +171,7 @@ void Client::identify(DeviceInfo& info) {
         const auto& wanted = kb.chip(options_.chip);
         if (wanted.product_id != product_id_)
             throw Error(ErrorKind::Usage,
-                        fmt::format("the device reports product ID 0x{:03X}, not the {} given with --chip (0x{:03X})",
+                        fmt::format("the device reports product ID 0x{:03X}, not the {} expected (0x{:03X}; from --chip, --board or Klipper's .config)",
                                     product_id_, wanted.name, wanted.product_id.value_or(0)));
         candidates = {&wanted};
     }
