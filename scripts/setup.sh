@@ -12,6 +12,10 @@ packages=(
   clang-14 libclang-rt-14-dev
   # real peers for the interop tests (see ../shared/reference/test-peers.md)
   avrdude stm32flash bossa-cli dfu-util usbip simavr libsimavr-dev arduino-core-avr arduino-mighty-1284p python3 srecord
+  # real Klipper images for the link-address tests (tests/interop/klipper_images.sh)
+  gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-avr avr-libc
+  python3-serial  # Katapult's flashtool.py
+  teensy-loader-cli  # HalfKay's peer (tests/interop/halfkay_guest.sh)
   # the real kernel for the USB tests (../shared/tools/guest-run.sh installs these too on first use)
   qemu-system-x86 busybox-static usbutils xz-utils
 )

@@ -42,6 +42,18 @@ std::string menu_choice(const Chip& chip, uint32_t address) {
     return address >= chip.flash_base ? targets::klipper_offset_choice(chip, address - chip.flash_base) : hex_address(address);
 }
 
+// The chips a build for Klipper's CONFIG_MCU runs on. On STM32 it names the line, not the flash
+// size: every STM32F103 build says "stm32f103xe", the F4s "stm32f446xx".
+std::vector<const Chip*> klipper_mcu_chips(const Knowledge& kb, const std::string& mcu) {
+    std::string lower = mcu;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!lower.starts_with("stm32") || lower.size() < 9) return kb.chips_matching(mcu);
+    std::vector<const Chip*> out;
+    for (const auto& [name, chip] : kb.chips())
+        if (name.starts_with(lower.substr(0, 9))) out.push_back(&chip);
+    return out;
+}
+
 }  // namespace
 
 const Board& one_board(const Knowledge& kb, const std::string& pattern) {
@@ -94,7 +106,7 @@ BuildTarget resolve_build_target(const TargetOptions& options, const std::string
                                       config.application_address
                                           ? fmt::format(", application at {}", hex_address(*config.application_address))
                                           : ""));
-        const auto built_for = kb.chips_matching(config.mcu);
+        const auto built_for = klipper_mcu_chips(kb, config.mcu);
         if (built_for.empty()) {
             reporter.warning(fmt::format("{}: CONFIG_MCU={} is a chip mcuflash does not know; the chip is not checked",
                                          config.path, config.mcu));

@@ -95,14 +95,51 @@ void check_link_address(const image::Image& image, const protocol::DeviceInfo& d
     const uint32_t stack = le32(first->second), reset = le32(std::span(first->second).subspan(4));
     if (!looks_like_vector_table(stack, reset, device.flash_base, uint64_t(device.flash_base) + device.flash_size))
         return;
-    const uint32_t handler = reset & ~1u;
-    if (handler >= image.lowest() && handler < image.end()) return;
-    throw Error(ErrorKind::Unsafe,
-                fmt::format("the image's vector table puts its reset handler at {}, outside the image ({}-{}): it was "
-                            "linked for another application start than {}; nothing was written",
-                            hex_address(handler), hex_address(image.lowest()),
-                            hex_address(static_cast<uint32_t>(image.end() - 1)), hex_address(image.lowest())),
-                choose);
+    // Every system exception handler (entries 1 to 15, on every Cortex-M) points into the image itself:
+    // a table with one in flash outside it was linked for another start (Klipper's default handler sits
+    // just after the table, so an image shifted from where it was linked shows it).
+    const uint64_t flash_end = uint64_t(device.flash_base) + device.flash_size;
+    const auto& table = first->second;
+    for (size_t i = 1; i < 16 && (i + 1) * 4 <= table.size(); ++i) {
+        const uint32_t vector = le32(std::span(table).subspan(i * 4));
+        const uint32_t handler = vector & ~1u;
+        if (vector == 0 || !(vector & 1) || handler < device.flash_base || handler >= flash_end) continue;
+        if (handler >= image.lowest() && handler < image.end()) continue;
+        throw Error(ErrorKind::Unsafe,
+                    fmt::format("the image's vector table puts its {} at {}, outside the image ({}-{}): it was "
+                                "linked for another application start than {}; nothing was written",
+                                i == 1 ? "reset handler" : fmt::format("exception handler {}", i), hex_address(handler),
+                                hex_address(image.lowest()), hex_address(static_cast<uint32_t>(image.end() - 1)),
+                                hex_address(image.lowest())),
+                    choose);
+    }
+    // The code's own pointers into flash (literal pools, tables of handlers, string addresses) point
+    // into the image when it sits where it was linked; shifted by a bootloader offset, dozens point
+    // outside it. Counted only where flash lies far above small constants (STM32, RP2040).
+    if (device.flash_base >= 0x01000000) {
+        uint64_t inside = 0, outside = 0;
+        for (const auto& [address, bytes] : image.runs())
+            for (size_t i = (4 - address % 4) % 4; i + 4 <= bytes.size(); i += 4) {
+                const uint32_t word = le32(std::span(bytes).subspan(i));
+                if (word < device.flash_base || word >= flash_end) continue;
+                (word >= image.lowest() && word < image.end() ? inside : outside)++;
+            }
+        if (outside >= 8 && outside * 64 >= inside)
+            throw Error(ErrorKind::Unsafe,
+                        fmt::format("{} of the image's {} pointers into flash point outside it ({}-{}): it was linked "
+                                    "for another application start than {}; nothing was written",
+                                    outside, inside + outside, hex_address(image.lowest()),
+                                    hex_address(static_cast<uint32_t>(image.end() - 1)), hex_address(image.lowest())),
+                        choose);
+    }
+    // A bootloader in flash starts the vector table at its application start, and only that one: an
+    // image linked above it (for a larger bootloader) would sit behind stale or erased flash.
+    if (device.app_start > device.flash_base && image.lowest() != device.app_start)
+        throw Error(ErrorKind::Unsafe,
+                    fmt::format("the image's vector table is at {}, but the bootloader starts the application at {}: "
+                                "it was linked for another bootloader offset and would not start; nothing was written",
+                                hex_address(image.lowest()), hex_address(device.app_start)),
+                    choose);
 }
 
 FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& device, const protocol::Capabilities& caps,

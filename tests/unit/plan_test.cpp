@@ -329,6 +329,23 @@ TEST(Plan, AnImageLinkedForAnotherApplicationStartIsRefused) {
     EXPECT_NO_THROW(plan::make_plan(good, info, dev.capabilities(), {}));
 }
 
+TEST(Plan, AnImageLinkedAboveTheBootloadersApplicationStartIsRefused) {
+    // Built for a 64 KiB bootloader (its vector table and handlers at 0x08010000), flashed through a
+    // 32 KiB one: inside the application region, but the bootloader jumps to 0x08008000.
+    SectorDevice dev;
+    auto info = stm32_device(SectorDevice::kBase + 0x8000);
+    std::vector<uint8_t> bin(4096, 0x00);
+    const uint32_t words[2] = {0x20005000, SectorDevice::kBase + 0x10189};
+    std::memcpy(bin.data(), words, sizeof words);
+    image::Image img;
+    img.add(SectorDevice::kBase + 0x10000, bin, "klipper.elf");
+    expect_error(ErrorKind::Unsafe, [&] { plan::make_plan(img, info, dev.capabilities(), {}); },
+                 "vector table is at 0x08010000, but the bootloader starts the application at 0x08008000");
+    // A ROM bootloader (the application region starts at the flash base) takes it: a flash bootloader
+    // below it is the user's business.
+    EXPECT_NO_THROW(plan::make_plan(img, stm32_device(SectorDevice::kBase), dev.capabilities(), {}));
+}
+
 namespace {
 
 // The sector device with a device-side checksum (CRC32 here; the plan only compares).
