@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <csignal>
 #include <functional>
 
 #include "cli/build_target.hpp"
@@ -11,6 +12,7 @@
 #include "core/crc.hpp"
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
+#include "core/interrupt.hpp"
 #include "image/loader.hpp"
 #include "plan/flash_plan.hpp"
 #include "targets/knowledge.hpp"
@@ -138,6 +140,11 @@ std::string device_text(const Session& s) {
 
 }  // namespace
 
+static Error interrupted_error(const core::Interrupted& e) {
+    return Error(e.signal() == SIGINT ? ErrorKind::Interrupted : ErrorKind::Terminated,
+                 fmt::format("{}: stopped between two exchanges with the device", e.what()));
+}
+
 void run(GlobalOptions& global, const std::function<void(Reporter&)>& body) {
     Reporter reporter(detect_output_mode(global.json), global.quiet);
     try {
@@ -148,6 +155,8 @@ void run(GlobalOptions& global, const std::function<void(Reporter&)>& body) {
         global.exit_code = reporter.error(e);
     } catch (const core::TimeLimitExceeded& e) {
         global.exit_code = reporter.error(Error(ErrorKind::Timeout, e.what(), "raise it with --time-limit SECONDS"));
+    } catch (const core::Interrupted& e) {
+        global.exit_code = reporter.error(interrupted_error(e));
     } catch (const std::exception& e) {
         global.exit_code = reporter.error(
             Error(ErrorKind::Internal, fmt::format("this is a bug in mcuflash: {}", e.what()),
@@ -196,9 +205,11 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
                 bootloader_state = fmt::format("mcuflash sent no write or erase to the bootloader region ({}-{})",
                                                hex_address(info.flash_base), hex_address(info.app_start - 1));
             std::string erased = report.bytes_erased ? fmt::format("{} bytes were erased and ", report.bytes_erased) : "";
-            std::string state = fmt::format("{}{} of {} bytes written before this; {}. Retry: mcuflash flash {} {}",
-                                            erased, report.bytes_written, flash_plan.bytes_to_write(),
-                                            bootloader_state, file, session.retry_hint);
+            std::string state = fmt::format("{}{} of {} bytes written before this; {}. Retry: {}", erased,
+                                            report.bytes_written, flash_plan.bytes_to_write(), bootloader_state,
+                                            global.command_line.empty() || device_options.device.empty()
+                                                ? fmt::format("mcuflash flash {} {}", file, session.retry_hint)
+                                                : global.command_line);
             e.with_hint(e.hint().empty() ? state : e.hint() + "\n" + state);
             return e;
         };
@@ -206,6 +217,9 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
             plan::execute(*session.bootloader, flash_plan, plan_options, progress, report);
         } catch (const core::TimeLimitExceeded& e) {
             throw with_state(Error(ErrorKind::Timeout, e.what(), "raise it with --time-limit SECONDS"));
+        } catch (const core::Interrupted& e) {
+            throw with_state(interrupted_error(e).with_hint(
+                "the application is incomplete until the same command runs to its end"));
         } catch (const Error& e) {
             throw with_state(e);
         }

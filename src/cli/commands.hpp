@@ -13,6 +13,7 @@ struct GlobalOptions {
     bool trace = false;      // every byte or packet on the link, to stderr
     std::string trace_file;  // ... or to this file
     int exit_code = 0;  // set by the sub-command that ran
+    std::string command_line;  // as typed (shell-quoted where needed), for "run it again" hints
 };
 
 void register_commands(CLI::App& app, GlobalOptions& global);

@@ -15,6 +15,8 @@ int exit_code(ErrorKind kind) {
         case ErrorKind::VerifyMismatch: return 1;
         case ErrorKind::Unsupported: return 69;
         case ErrorKind::Internal: return 70;
+        case ErrorKind::Interrupted: return 130;
+        case ErrorKind::Terminated: return 143;
     }
     return 70;
 }
@@ -32,6 +34,8 @@ const char* kind_name(ErrorKind kind) {
         case ErrorKind::VerifyMismatch: return "verify_mismatch";
         case ErrorKind::Unsupported: return "unsupported";
         case ErrorKind::Internal: return "internal";
+        case ErrorKind::Interrupted: return "interrupted";
+        case ErrorKind::Terminated: return "terminated";
     }
     return "internal";
 }

@@ -20,6 +20,8 @@ enum class ErrorKind {
     Protocol,        // 74: the device answered something the protocol does not allow
     Unsupported,     // 69: the device is there, but it is a chip or bootloader mcuflash does not support
     Internal,        // 70: a bug in mcuflash
+    Interrupted,     // 130: stopped by Ctrl-C (SIGINT)
+    Terminated,      // 143: stopped by SIGTERM
 };
 
 int exit_code(ErrorKind kind);

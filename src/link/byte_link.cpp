@@ -5,10 +5,12 @@
 #include <algorithm>
 
 #include "core/error.hpp"
+#include "core/interrupt.hpp"
 
 namespace mcuflash::link {
 
 void ByteLink::write(std::span<const uint8_t> bytes) {
+    core::throw_if_interrupted();  // between exchanges: a write begins one
     check_time_limit();
     trace(TraceDirection::ToDevice, bytes);
     do_write(bytes);

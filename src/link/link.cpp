@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/error.hpp"
+#include "core/interrupt.hpp"
 
 namespace mcuflash::link {
 
@@ -12,6 +13,7 @@ const char* link_kind_name(LinkKind kind) {
     switch (kind) {
         case LinkKind::ByteStream: return "serial port";
         case LinkKind::Usb: return "USB device";
+        case LinkKind::Volume: return "card or drive (a file system)";
     }
     return "link";
 }
@@ -22,7 +24,10 @@ void throw_wrong_link(const Link& link, LinkKind wanted, const std::string& prot
                                   link_kind_name(link.kind()), protocol, link_kind_name(wanted)));
 }
 
-void Link::pause(std::chrono::milliseconds duration) { std::this_thread::sleep_for(duration); }
+void Link::pause(std::chrono::milliseconds duration) {
+    std::this_thread::sleep_for(duration);
+    core::throw_if_interrupted();
+}
 
 void Link::set_trace(TraceSink sink) {
     trace_ = std::move(sink);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/interrupt.hpp"
+
 namespace mcuflash::link {
 
 namespace {
@@ -13,6 +15,7 @@ std::string setup_text(const UsbSetup& s) {
 }  // namespace
 
 std::vector<uint8_t> UsbDevice::control_in(const UsbSetup& setup, unsigned timeout_ms) {
+    core::throw_if_interrupted();  // a control transfer is a whole exchange
     check_time_limit();
     if (tracing()) trace(TraceDirection::ToDevice, {}, setup_text(setup));
     auto data = do_control_in(setup, timeout_ms);
@@ -21,6 +24,7 @@ std::vector<uint8_t> UsbDevice::control_in(const UsbSetup& setup, unsigned timeo
 }
 
 void UsbDevice::control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) {
+    core::throw_if_interrupted();  // a control transfer is a whole exchange
     check_time_limit();
     if (tracing()) trace(TraceDirection::ToDevice, data, setup_text(setup));
     do_control_out(setup, data, timeout_ms);
