@@ -106,6 +106,22 @@ TEST(SambaClient, IdentifiesEachChipAndWhereTheApplicationStarts) {
     }
 }
 
+TEST(SambaClient, SaysWhetherTheChipItselfProtectsTheBootloader) {
+    REQUIRE_SIMULATOR();
+    // The simulated SAMD21 and SAMD51 carry their bootloader's BOOTPROT in the NVM user row, as
+    // Arduino's and Adafruit's boards ship.
+    for (const auto& [chip, kib] : {std::pair{"samd21g18a", 8}, std::pair{"samd51j19a", 16}}) {
+        auto run = open(chip, Transport::Usb);
+        auto info = run->client->connect();
+        std::string protection;
+        for (const auto& [key, value] : info.details)
+            if (key == "bootloader protection") protection = value;
+        EXPECT_NE(protection.find(fmt::format("BOOTPROT keeps the first {} KiB", kib)), std::string::npos)
+            << chip << ": " << protection;
+        EXPECT_TRUE(run->warnings.empty()) << chip;
+    }
+}
+
 TEST(SambaClient, RefusesTheWrongChip) {
     REQUIRE_SIMULATOR();
     auto run = open("samd21g18a", Transport::Usb);

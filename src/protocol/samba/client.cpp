@@ -263,6 +263,27 @@ void Client::identify(DeviceInfo& info) {
     info.details.emplace_back("flash pages", fmt::format("{} of {} bytes{}", chip_->flash_size / chip_->page_size,
                                                    chip_->page_size,
                                                    geometry_.planes > 1 ? fmt::format(" in {} planes", geometry_.planes) : ""));
+    // Whether the chip itself guards the bootloader: SAM-BA commands carry no checksum, so only a
+    // fuse stops a command damaged on the line from erasing it.
+    if (reserved > 0) {
+        if (auto guarded = controller_->boot_protection()) {
+            if (*guarded >= reserved) {
+                info.details.emplace_back("bootloader protection",
+                                          fmt::format("BOOTPROT keeps the first {} KiB (the bootloader's {} KiB) from "
+                                                      "erases and writes",
+                                                      *guarded / 1024, reserved / 1024));
+            } else {
+                const std::string text = fmt::format(
+                    "none from the chip (BOOTPROT covers {} KiB of the bootloader's {} KiB): mcuflash sends "
+                    "nothing there and reads each row address back before erasing, but another tool, or a command "
+                    "damaged on the line, could erase it (setting BOOTPROT protects it: OpenOCD's `{} bootloader "
+                    "{}` through SWD)",
+                    *guarded / 1024, reserved / 1024, chip_->family == "samd51" ? "atsame5" : "at91samd", reserved);
+                info.details.emplace_back("bootloader protection", text);
+                if (options_.warn) options_.warn("the bootloader is not protected by the chip: " + text);
+            }
+        }
+    }
 }
 
 void Client::require_chip(const char* action) const {

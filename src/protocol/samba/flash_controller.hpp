@@ -3,6 +3,7 @@
 // word commands (what BOSSA's D2xNvmFlash, D5xNvmFlash and EefcFlash do).
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "protocol/samba/monitor.hpp"
@@ -38,6 +39,9 @@ public:
     virtual bool set_boot_from_flash() { return false; }
     // Resets the chip through its reset controller (the bootloader then starts the application).
     virtual void reset() = 0;
+    // Bytes at the start of flash the chip itself keeps from erases and writes (the SAMD's BOOTPROT
+    // fuse, read from the NVM user row); nullopt where the controller has no such fuse.
+    virtual std::optional<uint32_t> boot_protection() { return std::nullopt; }
     // Extra facts for `info`.
     virtual std::vector<std::pair<std::string, std::string>> details() { return {}; }
 };

@@ -21,6 +21,7 @@ constexpr uint32_t kIntFlag = kBase + 0x14;
 constexpr uint32_t kStatus = kBase + 0x18;
 constexpr uint32_t kAddr = kBase + 0x1C;
 constexpr uint32_t kCmdExKey = 0xA500;
+constexpr uint32_t kUserRow = 0x00804000;
 constexpr uint32_t kIntFlagReady = 1u << 0;
 constexpr uint32_t kIntFlagError = 1u << 1;
 constexpr uint32_t kStatusErrors = 0x1E;  // PROGE, LOCKE, NVME (write 1 to clear), LOAD
@@ -68,6 +69,13 @@ public:
     }
 
     void reset() override { monitor_.write_word(0xE000ED0C, 0x05FA0004); }  // AIRCR SYSRESETREQ
+
+    // NVM user row word 0, BOOTPROT (bits 2:0): 7 protects nothing, 6 the first 512 bytes, each step
+    // down twice as much (0: 32 KiB).
+    std::optional<uint32_t> boot_protection() override {
+        const uint32_t bootprot = monitor_.read_word(kUserRow) & 0x7;
+        return bootprot == 7 ? 0u : 512u << (6 - bootprot);
+    }
 
 private:
     // ADDR is read back before a command uses it: on a link that can corrupt bytes, a wrong row

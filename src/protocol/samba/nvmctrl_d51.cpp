@@ -16,6 +16,7 @@ using core::hex_address;
 namespace {
 
 constexpr uint32_t kBase = 0x41004000;
+constexpr uint32_t kUserPage = 0x00804000;
 constexpr uint32_t kCtrlA = kBase + 0x00;
 constexpr uint32_t kCtrlB = kBase + 0x04;
 constexpr uint32_t kIntFlag = kBase + 0x10;
@@ -64,6 +65,12 @@ public:
     }
 
     void reset() override { monitor_.write_word(0xE000ED0C, 0x05FA0004); }  // AIRCR SYSRESETREQ
+
+    // NVM user page word 0, BOOTPROT (bits 29:26): the first (15 - BOOTPROT) x 8 KiB are protected.
+    std::optional<uint32_t> boot_protection() override {
+        const uint32_t bootprot = monitor_.read_word(kUserPage) >> 26 & 0xF;
+        return (15 - bootprot) * 8192u;
+    }
 
 private:
     uint16_t read_u16(uint32_t address) {
