@@ -12,6 +12,8 @@ packages=(
   clang-14 libclang-rt-14-dev
   # real peers for the interop tests (see ../shared/reference/test-peers.md)
   avrdude stm32flash bossa-cli dfu-util usbip simavr libsimavr-dev arduino-core-avr arduino-mighty-1284p python3 srecord
+  # FAT volumes: the SD-card tests check mcuflash's writer with fsck.fat and read back with mtools
+  dosfstools mtools
   # real Klipper images for the link-address tests (tests/interop/klipper_images.sh)
   gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-avr avr-libc
   python3-serial  # Katapult's flashtool.py

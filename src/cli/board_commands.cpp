@@ -70,7 +70,9 @@ struct Plan {
         built = sdcard || b.firmware_file.empty() ? "out/klipper.bin" : "out/" + b.firmware_file;
         if (b.transform == "srec") built = "out/klipper.elf";
         card_file = b.transform.empty() ? "out/klipper.bin" : "out/" + b.firmware_file.substr(b.firmware_file.rfind('/') + 1);
-        if (bootloader && !bootloader->usb_ids.empty()) {
+        // A USB id names the device only where the protocol talks USB itself (Katapult is a CDC serial port).
+        if (const auto* p = spoken(b.flash_method);
+            bootloader && !bootloader->usb_ids.empty() && (!p || p->runs_on == link::LinkKind::Usb)) {
             device = fmt::format("usb:{:04x}:{:04x}", bootloader->usb_ids.front().first, bootloader->usb_ids.front().second);
         } else {
             device_is_serial = true;

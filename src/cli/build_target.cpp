@@ -132,6 +132,7 @@ BuildTarget resolve_build_target(const TargetOptions& options, const std::string
     }
 
     if (device.chip.empty() && target.chips.size() == 1) device.chip = target.chips.front()->name;
+    if (target.board) device.board = target.board->id;  // an SD card takes its file name and transform from it
 
     // A board says how its firmware goes in; on a serial port that is the protocol to speak.
     if (target.board && device.protocol.empty()) {

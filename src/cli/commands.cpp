@@ -248,6 +248,15 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
         std::string human = fmt::format("wrote {} bytes ({} pages) to the {} in {:.2f} s{}{}\n", report.bytes_written,
                                         report.pages_written, session.info.chip, report.seconds_write, verified,
                                         report.started ? "; application started" : "");
+        if (session.link->kind() == link::LinkKind::Volume) {
+            // A card or drive holds the file; the board's bootloader installs it at its next start.
+            j["started"] = false;
+            human = fmt::format("wrote the firmware file ({} bytes) to {} in {:.2f} s{}\nput the card in the board "
+                                "and power it up (or reset it): its bootloader installs the file; `mcuflash verify-sd "
+                                "-d CARD{}` tells afterwards whether it did\n",
+                                report.bytes_written, session.description, report.seconds_write, verified,
+                                device_options.board.empty() ? "" : " --board " + device_options.board);
+        }
         if (report.bytes_erased)
             human = fmt::format("erased {} bytes in {:.2f} s; ", report.bytes_erased, report.seconds_erase) + human;
         if (report.bytes_unchanged)
@@ -323,6 +332,25 @@ void verify_command(GlobalOptions& global, const std::string& file, const ImageO
                 .at_address(bad.front());
         reporter.result({{"command", "verify"}, {"file", file}, {"match", true}, {"bytes", img.total_bytes()}},
                         fmt::format("the device matches {} ({} bytes)\n", file, img.total_bytes()));
+    });
+}
+
+// After an SD-card update: did the board's bootloader take the file (renamed or removed it)?
+void verify_sd_command(GlobalOptions& global, const TargetOptions& target_options, DeviceOptions device_options) {
+    run(global, [&](Reporter& reporter) {
+        resolve_build_target(target_options, "", device_options, reporter);
+        const auto verdict = device::check_card(device_options, targets::Knowledge::builtin());
+        json files = json::array();
+        for (const auto& f : verdict.seen) files.push_back({{"name", f.name}, {"size", f.size}});
+        const json j = {{"command", "verify-sd"},
+                        {"device", device_options.device},
+                        {"state", storage::verdict_name(verdict.state)},
+                        {"message", verdict.words},
+                        {"files", files}};
+        using State = storage::CardVerdict::State;
+        if (verdict.state == State::NotInstalled) throw Error(ErrorKind::VerifyMismatch, verdict.words);
+        if (verdict.state == State::NoFile) throw Error(ErrorKind::NotFound, verdict.words);
+        reporter.result(j, verdict.words + "\n");
     });
 }
 
@@ -531,6 +559,12 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     add_device_options(info, device);
     add_target_options(info, target, false);
     info->callback([&global] { info_command(global, target, device); });
+
+    auto* verify_sd = app.add_subcommand(
+        "verify-sd", "after an SD-card update: tell whether the board's bootloader took the file (renamed or removed it)");
+    add_device_options(verify_sd, device);
+    add_target_options(verify_sd, target, false);
+    verify_sd->callback([&global] { verify_sd_command(global, target, device); });
 
     auto* chips = app.add_subcommand("chips", "list the chips and bootloaders mcuflash knows");
     chips->callback([&global] { chips_command(global); });

@@ -24,12 +24,16 @@ void list_command(GlobalOptions& global) {
         link::WarningSink warn = [&reporter](const std::string& m) { reporter.warning(m); };
         json groups = json::object();
         std::string human;
-        for (auto kind : {link::LinkKind::ByteStream, link::LinkKind::Usb}) {
-            const std::string key = kind == link::LinkKind::ByteStream ? "serial" : "usb";
+        const auto found = device::discover_all(knowledge, warn);
+        for (auto kind : {link::LinkKind::ByteStream, link::LinkKind::Usb, link::LinkKind::Volume}) {
+            const std::string key = kind == link::LinkKind::ByteStream ? "serial"
+                                    : kind == link::LinkKind::Usb      ? "usb"
+                                                                       : "cards";
             groups[key] = json::array();
-            human += fmt::format("{}s:\n", link::link_kind_name(kind));
+            human += kind == link::LinkKind::Volume ? std::string("SD cards and drives:\n")
+                                                    : fmt::format("{}s:\n", link::link_kind_name(kind));
             size_t shown = 0;
-            for (const auto& c : device::discover_all(knowledge, warn)) {
+            for (const auto& c : found) {
                 if (c.kind != kind) continue;
                 json entry = c.facts;
                 entry["device"] = c.device;

@@ -227,6 +227,7 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
     // "ATmega2560", "stm32f446xx": the knowledge base's own name from here on.
     connect_options.chip = options.chip.empty() ? std::string() : knowledge.chip(options.chip).name;
     connect_options.bootloader = options.bootloader;
+    connect_options.board = options.board;
     connect_options.reset = !options.no_reset;
     connect_options.warn = warn;
     if (options.protocol.empty() && known.empty() && transport.tries_bauds && needs == Needs::Bootloader)

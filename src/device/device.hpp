@@ -14,6 +14,7 @@
 #include "link/link.hpp"
 #include "protocol/bootloader.hpp"
 #include "protocol/programmer.hpp"
+#include "storage/card_rules.hpp"
 #include "targets/knowledge.hpp"
 
 namespace mcuflash::device {
@@ -23,6 +24,7 @@ struct DeviceOptions {
     std::string protocol;  // "" = the device's (USB id, simulator) or the serial default
     std::string chip;
     std::string bootloader;
+    std::string board;     // a data/boards.toml ID: what a card or drive (img:, dir:, /dev/sdX) gets is the board's
     std::optional<uint32_t> baud;
     bool no_reset = false;
     std::string sim_faults;  // only for sim: devices
@@ -72,6 +74,12 @@ struct Transport {
 };
 
 const std::vector<Transport>& transports();
+// Cards and drives: img:, dir:, block devices (storage_transports.cpp).
+std::vector<Transport> storage_transports();
+// The card of `options.device` (img:, dir:, /dev/sdX), after the board was powered with it: did its
+// bootloader take the file? The board (options.board; else options.chip and options.bootloader, or the
+// chip's one SD-card bootloader) gives the file rules. For `mcuflash verify-sd`.
+storage::CardVerdict check_card(const DeviceOptions& options, const targets::Knowledge& knowledge);
 Address parse_address(const std::string& text);
 const Transport& transport_for(const Address& address);
 // "a serial port (/dev/ttyUSB0, ...), usb:VID:PID[:SERIAL] or usb:BUS-PORT, sim:PROTOCOL[:CHIP]"

@@ -33,7 +33,11 @@ Transport serial_transport() {
                         "then use /dev/ttyAMA0");
         return std::make_unique<link::SerialPort>(address.rest, context.settings, context.warn);
     };
-    t.protocol_for = [](const Address&, const targets::Knowledge&) { return std::string(); };
+    // A port named usb-katapult_... (or usb-CanBoot_...) is Katapult: no probing needed.
+    t.protocol_for = [](const Address& address, const targets::Knowledge&) {
+        return discover::identify_port(address.rest).kind == discover::PortIdentity::Kind::Katapult ? std::string("katapult")
+                                                                                                  : std::string();
+    };
     t.discover = [](const targets::Knowledge&, const link::WarningSink&) {
         std::vector<Candidate> out;
         for (const auto& c : discover::serial_candidates()) {
@@ -75,14 +79,27 @@ std::optional<link::UsbIdentity> present_usb_device(const link::UsbMatch& match)
     return std::nullopt;
 }
 
+// A USB bootloader that mcuflash speaks through its serial port (Katapult's USB-CDC), not over libusb.
+bool reached_as_serial_port(const targets::Bootloader& bootloader) {
+    for (const auto& p : protocol::protocols())
+        if (p.name == bootloader.protocol) return p.runs_on == link::LinkKind::ByteStream;
+    return false;
+}
+
 Transport usb_transport() {
     Transport t;
     t.scheme = "usb";
     t.prefix = "usb:";
     t.syntax = "usb:VID:PID[:SERIAL] or usb:BUS-PORT (a USB bootloader: DFU)";
     t.kind = link::LinkKind::Usb;
-    t.open = [](const Address& address, const OpenContext&) -> std::unique_ptr<link::Link> {
-        return link::LibusbDevice::open(link::UsbMatch::parse(address.rest));
+    t.open = [](const Address& address, const OpenContext& context) -> std::unique_ptr<link::Link> {
+        try {
+            return link::LibusbDevice::open(link::UsbMatch::parse(address.rest));
+        } catch (Error& e) {
+            if (e.kind() == ErrorKind::NotFound && context.protocol && !context.protocol->not_found_hint.empty())
+                e.with_hint(context.protocol->not_found_hint);
+            throw;
+        }
     };
     t.protocol_for = [](const Address& address, const targets::Knowledge& knowledge) {
         auto match = link::UsbMatch::parse(address.rest);
@@ -90,7 +107,7 @@ Transport usb_transport() {
         if (match.vendor && match.product) id = {*match.vendor, *match.product};
         else if (auto present = present_usb_device(match)) id = {present->vendor, present->product};
         const auto* bootloader = id ? knowledge.bootloader_by_usb_id(id->first, id->second) : nullptr;
-        return bootloader ? bootloader->protocol : std::string();
+        return bootloader && !reached_as_serial_port(*bootloader) ? bootloader->protocol : std::string();
     };
     t.discover = [](const targets::Knowledge& knowledge, const link::WarningSink& warn) {
         std::vector<Candidate> out;
@@ -104,8 +121,10 @@ Transport usb_transport() {
             const auto* bootloader = knowledge.bootloader_by_usb_id(id.vendor, id.product);
             std::string detail = fmt::format("usb:{:04x}:{:04x}{}", id.vendor, id.product,
                                              id.serial.empty() ? "" : " serial " + id.serial);
-            if (bootloader) detail += fmt::format(": {} (-p {})", bootloader->description, bootloader->protocol);
-            out.push_back({"usb:" + id.port_path, detail, link::LinkKind::Usb, bootloader ? bootloader->protocol : "",
+            const bool serial = bootloader && reached_as_serial_port(*bootloader);
+            if (serial) detail += fmt::format(": {} (a serial port: -d its /dev/serial/by-id name)", bootloader->description);
+            else if (bootloader) detail += fmt::format(": {} (-p {})", bootloader->description, bootloader->protocol);
+            out.push_back({"usb:" + id.port_path, detail, link::LinkKind::Usb, bootloader && !serial ? bootloader->protocol : "",
                            {{"vid", fmt::format("{:04x}", id.vendor)},
                             {"pid", fmt::format("{:04x}", id.product)},
                             {"port", id.port_path},
@@ -153,7 +172,12 @@ Transport sim_transport() {
 }  // namespace
 
 const std::vector<Transport>& transports() {
-    static const std::vector<Transport> all = {usb_transport(), sim_transport(), serial_transport()};
+    static const std::vector<Transport> all = [] {
+        std::vector<Transport> t = {usb_transport(), sim_transport()};
+        for (auto& card : storage_transports()) t.push_back(std::move(card));  // img:, dir:, /dev/sdX (storage_transports.cpp)
+        t.push_back(serial_transport());
+        return t;
+    }();
     return all;
 }
 

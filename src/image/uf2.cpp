@@ -2,6 +2,9 @@
 // carrying up to 476 bytes for one target address.
 #include <fmt/format.h>
 
+#include <array>
+#include <ostream>
+
 #include "image/block_list.hpp"
 #include "image/byte_order.hpp"
 #include "image/handlers.hpp"
@@ -120,6 +123,37 @@ Image parse_uf2(std::span<const uint8_t> file, const ParseOptions&, const std::s
     return image;
 }
 
+// One block per 256-byte aligned unit of flash the image touches, gaps in it 0xFF (the RP2040 boot
+// ROM takes only 256-byte payloads at 256-byte aligned addresses; the other UF2 bootloaders take
+// them too). The family ID goes in every block when the image has one.
+void write_uf2(const Image& image, std::ostream& out) {
+    constexpr uint32_t kUnit = 256;
+    std::vector<uint32_t> units;
+    for (const auto& [address, bytes] : image.runs()) {
+        for (uint64_t at = address / kUnit * kUnit; at < address + bytes.size(); at += kUnit)
+            if (units.empty() || units.back() != at) units.push_back(static_cast<uint32_t>(at));
+    }
+    std::array<uint8_t, kBlockSize> block{};
+    auto put = [&](size_t at, uint32_t value) {
+        for (int i = 0; i < 4; ++i) block[at + i] = uint8_t(value >> (8 * i));
+    };
+    for (size_t n = 0; n < units.size(); ++n) {
+        block.fill(0);
+        put(kMagicStart0At, kMagicStart0);
+        put(kMagicStart1At, kMagicStart1);
+        put(kFlagsAt, image.family_id ? kFlagFamilyIdPresent : 0);
+        put(kTargetAddressAt, units[n]);
+        put(kPayloadSizeAt, kUnit);
+        put(kBlockNumberAt, uint32_t(n));
+        put(kBlockCountAt, uint32_t(units.size()));
+        put(kFamilyIdAt, image.family_id.value_or(0));
+        const auto payload = image.flatten(units[n], units[n] + kUnit, 0xFF);
+        std::copy(payload.begin(), payload.end(), block.begin() + kPayloadOffset);
+        put(kMagicEndAt, kMagicEnd);
+        out.write(reinterpret_cast<const char*>(block.data()), std::streamsize(block.size()));
+    }
+}
+
 bool sniff_uf2(std::span<const uint8_t> content) {
     return content.size() >= kBlockSize && field(content, kMagicStart0At) == kMagicStart0 &&
            field(content, kMagicStart1At) == kMagicStart1;
@@ -135,7 +169,7 @@ FormatHandler uf2_handler() {
         .extensions = ".uf2",
         .sniff = sniff_uf2,
         .parse = parse_uf2,
-        .write = nullptr,  // read-only
+        .write = write_uf2,
     };
 }
 

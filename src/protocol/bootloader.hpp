@@ -102,6 +102,7 @@ struct ConnectOptions {
     const targets::Knowledge& knowledge_base() const;
     std::string chip;        // expected chip ("" = take what the device says)
     std::string bootloader;  // force a knowledge-base bootloader ("" = identify)
+    std::string board;       // a data/boards.toml ID ("" = none named): file-copy protocols take its file rules
     bool reset = true;       // pulse DTR/RTS to reset into the bootloader
     bool touch_1200 = true;  // with reset: a USB CDC application may be touched at 1200 baud (SAM-BA)
     int sync_attempts = 10;
@@ -120,6 +121,8 @@ struct ProtocolInfo {
     int probe_order = 0;
     // The client offers Bootloader::protection().
     bool offers_protection = false;
+    // What to do when no such device is connected (how to start its bootloader); "": the transport's.
+    std::string not_found_hint;
     // Builds the client on a link of kind `runs_on` (link::link_as checks it).
     std::function<std::unique_ptr<Bootloader>(link::Link&, const ConnectOptions&)> make;
 };

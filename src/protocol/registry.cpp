@@ -2,7 +2,10 @@
 #include "protocol/bootloader.hpp"
 #include "protocol/programmer.hpp"
 #include "protocol/dfu/client.hpp"
+#include "protocol/halfkay/client.hpp"
+#include "protocol/katapult/client.hpp"
 #include "protocol/samba/client.hpp"
+#include "protocol/sdcard/client.hpp"
 #include "protocol/stk500v1/client.hpp"
 #include "protocol/stk500v2/client.hpp"
 #include "protocol/stk500v2/isp_programmer.hpp"
@@ -18,6 +21,9 @@ const std::vector<ProtocolInfo>& protocols() {
         samba::usb_protocol_info(),
         samba::uart_protocol_info(),
         dfu::protocol_info(),
+        halfkay::protocol_info(),
+        katapult::protocol_info(),
+        sdcard::protocol_info(),
     };
     return all;
 }

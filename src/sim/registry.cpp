@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.hpp"
+#include "sim/katapult/simulator.hpp"
 #include "sim/samba/simulator.hpp"
 #include "sim/stk500v1/simulator.hpp"
 #include "sim/stk500v2/simulator.hpp"
@@ -24,6 +25,7 @@ const std::vector<SimulatorInfo>& simulators() {
         stk500v2::bootloader_simulator_info(),
         stk500v2::isp_simulator_info(),
         stm32uart::simulator_info(),
+        katapult::simulator_info(),
     };
     return all;
 }

@@ -76,7 +76,7 @@ echo "ok: STM32 boards: serial ROM, SD, HID and DFU"
 # A Katapult CAN toolhead: the offset comes from Katapult's size, the classic tool is flashtool.py.
 guide_has btt-ebb-can-v1.2 "Processor model: STM32G0B1" \
   "Bootloader offset: 8KiB bootloader (the config does not say; katapult keeps the first 8 KiB)" \
-  "mcuflash does not speak katapult yet" "flashtool.py -i can0 -u UUID -f out/klipper.bin" "application offset of 0x2000" \
+  "-d /dev/serial/by-id/usb-... -p katapult" "flashtool.py -i can0 -u UUID -f out/klipper.bin" "application offset of 0x2000" \
   "double-tap reset"
 echo "ok: a Katapult toolhead board"
 

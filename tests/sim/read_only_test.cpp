@@ -44,7 +44,9 @@ struct Case {
 
 TEST(ReadOnly, InfoReadAndVerifyLeaveEveryDeviceAsItWas) {
     std::vector<Case> cases;
-    for (const auto& p : protocol::protocols()) cases.push_back({p.name, ""});
+    // Cards and drives have no simulated device here (tests/interop/storage_* read them back).
+    for (const auto& p : protocol::protocols())
+        if (p.runs_on != link::LinkKind::Volume) cases.push_back({p.name, ""});
     for (const char* chip : {"sam3x8e", "sam4e8e", "samd51j19a"}) cases.push_back({"samba", chip});
     for (const auto& c : cases) {
         SCOPED_TRACE(fmt::format("{} {}", c.protocol, c.chip));
@@ -58,8 +60,10 @@ TEST(ReadOnly, InfoReadAndVerifyLeaveEveryDeviceAsItWas) {
         const uint32_t settings_before = boot_settings(*link);
         auto client = proto.make(*link, protocol::ConnectOptions{});
         auto info = client->connect();
-        auto data = client->read(info.app_start, 512);
-        plan::verify_pages(*client, {{info.app_start, data}}, core::Progress());
+        if (client->capabilities().can_read) {  // a write-only bootloader (HalfKay): connect and leave only
+            auto data = client->read(info.app_start, 512);
+            plan::verify_pages(*client, {{info.app_start, data}}, core::Progress());
+        }
         client->leave();
         EXPECT_EQ(snapshot(flash_of(*link)), before) << "a read-only command changed the flash";
         EXPECT_EQ(boot_settings(*link), settings_before) << "a read-only command changed the boot settings";

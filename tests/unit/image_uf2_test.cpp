@@ -164,5 +164,5 @@ TEST(Uf2, Sniff) {
     EXPECT_TRUE(sniff(encode(two_blocks())));
     EXPECT_FALSE(sniff(Bytes(512, 0)));
     EXPECT_FALSE(sniff(Bytes{0x55, 0x46, 0x32, 0x0A}));
-    EXPECT_EQ(handler(Format::Uf2).write, nullptr);
+    EXPECT_NE(handler(Format::Uf2).write, nullptr);  // written since the SD-card issue (storage_uf2_test.cpp)
 }

@@ -64,6 +64,14 @@ ControlResult InProcessUsb::transfer(const link::UsbSetup& setup, std::span<cons
         throw Error(ErrorKind::Protocol, fmt::format("control request 0x{:02x} stalled", setup.request));
     ControlResult result = model_->control(setup, data, clock_.now());
     if (result.gone) throw Error(ErrorKind::Io, fmt::format("{} dropped off the bus", describe()));
+    if (result.done_at > clock_.now()) {  // the device NAKs until it is done
+        if (result.done_at - clock_.now() > std::chrono::milliseconds(timeout_ms)) {
+            pause(std::chrono::milliseconds(timeout_ms));
+            throw Error(ErrorKind::Timeout, fmt::format("control transfer {} timed out after {} ms (the device is busy)",
+                                                        n, timeout_ms));
+        }
+        clock_.wait_until(result.done_at);
+    }
     if (result.stall) throw Error(ErrorKind::Protocol, fmt::format("control request 0x{:02x} stalled", setup.request));
     return result;
 }

@@ -63,7 +63,8 @@ ControlResult UsbDeviceModel::control(const link::UsbSetup& setup, std::span<con
                 if (text.empty()) return ControlResult::stalled();
                 data = string_descriptor_bytes(text);
             } else {
-                return ControlResult::stalled();
+                data = other_descriptor(kind, index, setup.index);
+                if (data.empty()) return ControlResult::stalled();
             }
             if (data.size() > setup.length) data.resize(setup.length);
             return ControlResult::ok(std::move(data));

@@ -25,6 +25,9 @@ struct ControlResult {
     bool stall = false;
     std::vector<uint8_t> data;  // IN: the data stage (the front end truncates to wLength)
     bool gone = false;          // the device dropped off the bus instead of answering
+    // The status stage completes at this instant (the device NAKs until its flash work is done, as
+    // HalfKay does while it erases); the front ends wait for it. Default: at once.
+    Clock::time_point done_at{};
     static ControlResult stalled() { return {true, {}, false}; }
     static ControlResult ok(std::vector<uint8_t> data = {}) { return {false, std::move(data), false}; }
     static ControlResult vanished() { return {false, {}, true}; }
@@ -41,6 +44,12 @@ public:
     virtual std::vector<uint8_t> device_descriptor() const = 0;
     virtual std::vector<uint8_t> configuration_descriptor() const = 0;
     virtual std::string string_descriptor(uint8_t index) const = 0;
+    // Other descriptors asked for by GET_DESCRIPTOR (a HID report descriptor: type 0x22, wIndex the
+    // interface); empty: stalled.
+    virtual std::vector<uint8_t> other_descriptor(uint8_t type, uint8_t index, uint16_t w_index) const {
+        (void)type, (void)index, (void)w_index;
+        return {};
+    }
     // Class/vendor requests.
     virtual ControlResult class_request(const link::UsbSetup& setup, std::span<const uint8_t> data_out,
                                         Clock::time_point now) = 0;

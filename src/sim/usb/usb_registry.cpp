@@ -1,6 +1,7 @@
 #include "sim/usb/usb_registry.hpp"
 
 #include "sim/dfu/simulator.hpp"
+#include "sim/halfkay/halfkay_device.hpp"
 
 namespace mcuflash::sim::usb {
 
@@ -10,7 +11,10 @@ const std::vector<UsbSimulatorInfo>& usb_simulators() {
                              "stm32f407xg",
                              [](const std::string& chip, const DeviceOptions& o) { return dfu::make_dfu_device(chip, o); }};
         for (const auto& entry : dfu::dfu_simulator_chips()) dfu.chips.push_back(entry.chip + " (" + entry.bootloader + ")");
-        return std::vector<UsbSimulatorInfo>{dfu};
+        UsbSimulatorInfo halfkay{"halfkay", "PJRC's HalfKay on a Teensy (16c0:0478)", "at90usb1286",
+                                 [](const std::string& chip, const DeviceOptions& o) { return halfkay::make_halfkay_device(chip, o); },
+                                 halfkay::halfkay_simulator_chips()};
+        return std::vector<UsbSimulatorInfo>{dfu, halfkay};
     }();
     return simulators;
 }

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <thread>
 
 #include "core/error.hpp"
 
@@ -446,6 +447,7 @@ std::vector<uint8_t> UsbipServer::control_transfer(const link::UsbSetup& setup, 
         awaiting_enumeration_ = false;
     }
     ControlResult result = model_.control(setup, data_out, now);
+    if (result.done_at > Clock::now()) std::this_thread::sleep_until(result.done_at);  // it NAKs until then
     status = result.stall ? kStatusStall : 0;
     if (setup.is_in() && result.data.size() > setup.length) result.data.resize(setup.length);
     if (options_.log_transfers)

@@ -5,7 +5,8 @@
 //
 // - Listens on 127.0.0.1:port. Answers OP_REQ_DEVLIST (and closes that connection, as usbipd does)
 //   and OP_REQ_IMPORT; after an import, the connection carries URBs: USBIP_CMD_SUBMIT on endpoint 0
-//   goes to UsbDeviceModel::control() and is answered at once (status 0, or -EPIPE for a stall);
+//   goes to UsbDeviceModel::control() and is answered at once (status 0, or -EPIPE for a stall), or
+//   at the result's done_at when the device is busy (the server waits: one device, one connection);
 //   USBIP_CMD_UNLINK therefore always comes too late and is answered with status 0. Other endpoints
 //   are answered with -EPIPE (no simulated device here has any).
 // - One imported connection at a time; a second import while one is active is refused.
