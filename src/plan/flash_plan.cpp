@@ -114,17 +114,28 @@ void check_link_address(const image::Image& image, const protocol::DeviceInfo& d
                     choose);
     }
     // The code's own pointers into flash (literal pools, tables of handlers, string addresses) point
-    // into the image when it sits where it was linked; shifted by a bootloader offset, dozens point
-    // outside it. Counted only where flash lies far above small constants (STM32, RP2040).
+    // into the image when it sits where it was linked; shifted by a bootloader offset, a few dozen
+    // point just outside it, within the shift (Klipper's offsets are at most 128 KiB and 512 bytes).
+    // Random data (tables, fonts) hits flash anywhere: only a cluster next to the image counts, and
+    // only in an image with many pointers of its own. Counted only where flash lies far above small
+    // constants (STM32, RP2040).
     if (device.flash_base >= 0x01000000) {
-        uint64_t inside = 0, outside = 0;
+        constexpr uint64_t kLargestShift = 0x20200;
+        uint64_t inside = 0, outside = 0, next_to_it = 0;
         for (const auto& [address, bytes] : image.runs())
             for (size_t i = (4 - address % 4) % 4; i + 4 <= bytes.size(); i += 4) {
                 const uint32_t word = le32(std::span(bytes).subspan(i));
                 if (word < device.flash_base || word >= flash_end) continue;
-                (word >= image.lowest() && word < image.end() ? inside : outside)++;
+                if (word >= image.lowest() && word < image.end()) {
+                    ++inside;
+                    continue;
+                }
+                ++outside;
+                if ((word < image.lowest() && image.lowest() - word <= kLargestShift) ||
+                    (word >= image.end() && word - image.end() < kLargestShift))
+                    ++next_to_it;
             }
-        if (outside >= 8 && outside * 64 >= inside)
+        if (inside >= 64 && next_to_it >= 8 && next_to_it * 4 >= outside * 3 && outside * 64 >= inside)
             throw Error(ErrorKind::Unsafe,
                         fmt::format("{} of the image's {} pointers into flash point outside it ({}-{}): it was linked "
                                     "for another application start than {}; nothing was written",

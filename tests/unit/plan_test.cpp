@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <map>
+#include <random>
 
 #include "core/crc.hpp"
 #include "core/error.hpp"
@@ -327,6 +328,31 @@ TEST(Plan, AnImageLinkedForAnotherApplicationStartIsRefused) {
     image::Image good;
     good.add(SectorDevice::kBase + 0x8000, bin, "klipper.bin");
     EXPECT_NO_THROW(plan::make_plan(good, info, dev.capabilities(), {}));
+}
+
+TEST(Plan, RandomDataInAnImageIsNotTakenForPointersOfAnotherLinkAddress) {
+    // A vector table linked where it goes, then 1 MiB of data that looks random (fonts, tables):
+    // some of its words fall in flash outside the image, spread over all of it, and must not count.
+    SectorDevice dev;
+    auto info = stm32_device(SectorDevice::kBase + 0x8000);
+    info.flash_size = 2 * 1024 * 1024;  // a large flash: random words hit it more often
+    info.app_end = SectorDevice::kBase + info.flash_size;
+    std::mt19937 random(5);
+    for (int trial = 0; trial < 20; ++trial) {
+        std::vector<uint8_t> bin(1024 * 1024);
+        for (auto& b : bin) b = static_cast<uint8_t>(random());
+        const uint32_t words[2] = {0x20005000, SectorDevice::kBase + 0x8189};
+        std::memcpy(bin.data(), words, sizeof words);
+        for (size_t i = 8; i < 64; i += 4) std::memset(bin.data() + i, 0, 4);  // unused system vectors
+        // A few hundred pointers of its own, as real code has.
+        for (size_t i = 0; i < 300; ++i) {
+            const uint32_t own = SectorDevice::kBase + 0x8000 + uint32_t(random() % bin.size()) / 4 * 4;
+            std::memcpy(bin.data() + 1024 + 4 * i, &own, 4);
+        }
+        image::Image img;
+        img.add(SectorDevice::kBase + 0x8000, bin, "app.bin");
+        EXPECT_NO_THROW(plan::make_plan(img, info, dev.capabilities(), {})) << "trial " << trial;
+    }
 }
 
 TEST(Plan, AnImageLinkedAboveTheBootloadersApplicationStartIsRefused) {
