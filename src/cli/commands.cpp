@@ -130,8 +130,9 @@ json device_json(const protocol::DeviceInfo& info) {
 
 std::string device_text(const Session& s) {
     const auto& i = s.info;
-    std::string out = fmt::format("device:      {}\nchip:        {} (signature {})\nbootloader:  {}\n", s.description,
-                                  i.chip, core::hex_bytes(i.signature), i.bootloader_text);
+    std::string out = fmt::format("device:      {}\nchip:        {}{}\nbootloader:  {}\n", s.description, i.chip,
+                                  i.signature.empty() ? "" : fmt::format(" (signature {})", core::hex_bytes(i.signature)),
+                                  i.bootloader_text);
     out += fmt::format("flash:       {} bytes, pages of {}\napplication: {}-{} ({} bytes)\n", i.flash_size, i.page_size,
                        hex_address(i.app_start), hex_address(i.app_end - 1), i.app_end - i.app_start);
     for (auto& [k, v] : i.details) out += fmt::format("{:<12} {}\n", k + ":", v);

@@ -152,6 +152,7 @@ void Client::identify(DeviceInfo& info) {
                     "put the board in DFU mode: BOOT0 high (or hold the BOOT button) and reset");
     if (functional_.transfer_size == 0) functional_.transfer_size = 1024;
     interface_ = alts.front().interface;
+    alt_names_.clear();  // connect() may run again on the same client
     for (const auto& alt : alts) alt_names_.push_back(usb_.string_descriptor(alt.name_index));
 
     const auto& kb = options_.knowledge_base();
