@@ -79,8 +79,11 @@ struct Plan {
             device = b.interface.find("ttyAMA0") != std::string::npos ? "/dev/ttyAMA0" : "/dev/serial/by-id/usb-...";
         }
         protocol = spoken(b.flash_method);
-        if (sdcard) reason = "mcuflash does not write SD cards yet";
-        else if (b.flash_method == "none") reason = "nothing is flashed";
+        if (sdcard) {
+            // The card's rules (file name, transform, new names) come from the board itself.
+            supported = protocol != nullptr;
+            if (!supported) reason = "mcuflash does not write SD cards yet";
+        } else if (b.flash_method == "none") reason = "nothing is flashed";
         else if (!protocol)
             reason = fmt::format("mcuflash does not speak {} yet", b.flash_method);
         else if (!bootloader || !bootloader->size_on(chip.name))
@@ -261,16 +264,34 @@ void guide_command(GlobalOptions& global, const std::string& name) {
         }
         build += b.flash_method == "none" ? "\n   then make." : fmt::format("\n   then make: the firmware is {}.", plan.built);
         steps.push_back(build);
-        if (!transform.empty()) steps.push_back("Convert it for the bootloader: " + transform);
+        if (!transform.empty())
+            steps.push_back((plan.supported && b.flash_method == "sdcard"
+                                 ? "mcuflash converts it itself; to copy it by hand, convert it first: "
+                                 : "Convert it for the bootloader: ") +
+                            transform);
 
         std::string mcuflash_command;
         if (b.flash_method == "none") {
             steps.push_back("Nothing is flashed: " + b.notes);
         } else if (b.flash_method == "sdcard") {
             std::string as = b.unique_name ? "a .bin name it has not installed before" : b.firmware_file;
-            steps.push_back(fmt::format("Copy {} to the board's SD card (FAT32) as {} ({}): {}", plan.card_file, as,
-                                        plan.reason, classic));
+            if (plan.supported) {
+                mcuflash_command = fmt::format("mcuflash flash out/klipper.bin -d /dev/sdX1 --board {}", b.id);
+                steps.push_back(fmt::format(
+                    "Write it to the board's SD card (FAT32) in this computer's card reader: {}\n   (the card "
+                    "unmounted, `mcuflash list` names it; or -d dir:/media/$USER/SDCARD when it is mounted). mcuflash "
+                    "names the file {}{} and reads it back.\n   Or by hand: copy {} as {}: {}",
+                    mcuflash_command, as, b.transform.empty() ? "" : ", converts it (" + b.transform + ")",
+                    plan.card_file, as, classic));
+            } else {
+                steps.push_back(fmt::format("Copy {} to the board's SD card (FAT32) as {} ({}): {}", plan.card_file, as,
+                                            plan.reason, classic));
+            }
             steps.push_back(fmt::format("Put the card in the board and enter the bootloader: {}.", b.entry));
+            if (plan.supported)
+                steps.push_back(fmt::format("Afterwards, with the card back in the reader: mcuflash verify-sd -d "
+                                            "/dev/sdX1 --board {} tells whether the bootloader took the file.",
+                                            b.id));
         } else {
             if (!b.entry.empty()) steps.push_back((plan.bootloader ? "Enter the bootloader: " : "Connect: ") + b.entry + ".");
             if (plan.supported) {

@@ -35,7 +35,8 @@ echo "ok: boards lists 178 boards, as a table and as JSON, and filters by name"
 # An SD-card board: menuconfig, the file name on the card, power on with it.
 guide_has btt-skr-mini-e3-v2.0 "Processor model: STM32F103" "Bootloader offset: 28KiB bootloader" \
   "cp out/klipper.bin /media/\$USER/SDCARD/firmware.bin" "power on with the SD card inserted" \
-  "mcuflash does not write SD cards yet" "!PA14"
+  "mcuflash flash out/klipper.bin -d /dev/sdX1 --board btt-skr-mini-e3-v2.0" \
+  "mcuflash verify-sd -d /dev/sdX1 --board btt-skr-mini-e3-v2.0" "!PA14"
 # One whose file must be scrambled first, and a Creality board that skips names it has seen.
 guide_has "robin nano v1.2" "./scripts/update_mks_robin.py out/klipper.bin out/Robin_nano.bin" \
   "cp out/Robin_nano.bin /media/\$USER/SDCARD/Robin_nano.bin"
@@ -100,7 +101,7 @@ import json, sys
 g = json.loads(sys.stdin.read().splitlines()[-1])
 assert g["command"] == "guide" and g["board"]["id"] == "btt-skr-v1.4", g
 assert g["offset"] == 0x4000 and g["offset_source"] == "config" and g["address"] == 0x4000, g
-assert g["bootloader"]["name"] == "lpc176x_sd" and g["mcuflash"]["supported"] is False, g
+assert g["bootloader"]["name"] == "lpc176x_sd" and g["mcuflash"]["supported"] is True and "-d /dev/sdX1 --board btt-skr-v1.4" in g["mcuflash"]["command"], g
 menu = {e["option"]: e["choice"] for e in g["menuconfig"]}
 assert menu["Micro-controller Architecture"] == "LPC176x" and menu["Bootloader offset"] == "16KiB bootloader", menu
 assert isinstance(g["steps"], list) and len(g["steps"]) >= 3 and all(isinstance(s, str) for s in g["steps"]), g["steps"]
