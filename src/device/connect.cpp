@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.hpp"
+#include "discover/serial_ports.hpp"
 #include "device/device.hpp"
 
 namespace mcuflash::device {
@@ -230,6 +231,17 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
     connect_options.board = options.board;
     connect_options.reset = !options.no_reset;
     connect_options.warn = warn;
+    if (options.protocol.empty() && transport.scheme == "serial") {
+        // A running Klipper is no bootloader: probing it finds nothing and only costs seconds.
+        const auto port = discover::identify_port(address.rest);
+        if (port.kind == discover::PortIdentity::Kind::Klipper)
+            throw Error(ErrorKind::Unsupported,
+                        fmt::format("{} is Klipper running on the {}, not a bootloader", address.text, port.mcu),
+                        "mcuflash cannot yet ask a running Klipper to enter its bootloader: stop Klipper (sudo "
+                        "systemctl stop klipper), put the board in its bootloader as `mcuflash guide BOARD` says "
+                        "(SAM and SAMD boards: -p samba does the 1200-baud touch itself), then name the "
+                        "bootloader's port or USB id");
+    }
     if (options.protocol.empty() && known.empty() && transport.tries_bauds && needs == Needs::Bootloader)
         return auto_detect(address, transport, options, knowledge, warn, connect_options);
     const auto& proto = choose_protocol(address, transport, options, knowledge, needs);
