@@ -551,7 +551,7 @@ FatVolume::Dir FatVolume::walk(const std::vector<std::string>& parts) {
         so_far += part;
         std::optional<Slot> found;
         for (auto& s : scan(dir))
-            if (same_name(s.entry.name, part) || same_name(s.entry.short_name, part)) found = s;
+            if (!found && (same_name(s.entry.name, part) || same_name(s.entry.short_name, part))) found = s;
         if (!found)
             throw Error(ErrorKind::NotFound, fmt::format("{}: there is no folder {}", device_.describe(), so_far));
         if (!found->entry.directory)
@@ -657,7 +657,7 @@ FatVolume::WriteResult FatVolume::write_file(const std::string& path, std::span<
     for (const auto& part : parts) {
         std::optional<Slot> found;
         for (auto& s : scan(dir))
-            if (same_name(s.entry.name, part) || same_name(s.entry.short_name, part)) found = s;
+            if (!found && (same_name(s.entry.name, part) || same_name(s.entry.short_name, part))) found = s;
         if (!found) break;
         if (!found->entry.directory)
             throw Error(ErrorKind::Usage, fmt::format("{}: {} is a file, not a folder", device_.describe(), part));
@@ -668,7 +668,8 @@ FatVolume::WriteResult FatVolume::write_file(const std::string& path, std::span<
     std::optional<Slot> old;
     if (new_dirs == 0)
         for (auto& s : scan(dir))
-            if (same_name(s.entry.name, name) || same_name(s.entry.short_name, name)) old = s;
+            // The first match, as find() and every FAT reader take it (a damaged directory can hold two).
+            if (!old && (same_name(s.entry.name, name) || same_name(s.entry.short_name, name))) old = s;
     if (old && old->entry.directory)
         throw Error(ErrorKind::Usage, fmt::format("{}: {} is a folder", device_.describe(), path));
 
