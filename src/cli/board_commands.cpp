@@ -25,12 +25,6 @@ using targets::Knowledge;
 std::string hex(uint32_t value) { return value ? fmt::format("0x{:X}", value) : "0"; }
 
 
-const protocol::ProtocolInfo* spoken(const std::string& name) {
-    for (const auto& p : protocol::protocols())
-        if (p.name == name) return &p;
-    return nullptr;
-}
-
 // Replaces each {key} in `text` with its value.
 std::string fill(std::string text, const std::vector<std::pair<std::string, std::string>>& values) {
     for (const auto& [key, value] : values)
@@ -71,14 +65,14 @@ struct Plan {
         if (b.transform == "srec") built = "out/klipper.elf";
         card_file = b.transform.empty() ? "out/klipper.bin" : "out/" + b.firmware_file.substr(b.firmware_file.rfind('/') + 1);
         // A USB id names the device only where the protocol talks USB itself (Katapult is a CDC serial port).
-        if (const auto* p = spoken(b.flash_method);
+        if (const auto* p = protocol::spoken_protocol(b.flash_method);
             bootloader && !bootloader->usb_ids.empty() && (!p || p->runs_on == link::LinkKind::Usb)) {
             device = fmt::format("usb:{:04x}:{:04x}", bootloader->usb_ids.front().first, bootloader->usb_ids.front().second);
         } else {
             device_is_serial = true;
             device = b.interface.find("ttyAMA0") != std::string::npos ? "/dev/ttyAMA0" : "/dev/serial/by-id/usb-...";
         }
-        protocol = spoken(b.flash_method);
+        protocol = protocol::spoken_protocol(b.flash_method);
         if (sdcard) {
             // The card's rules (file name, transform, new names) come from the board itself.
             supported = protocol != nullptr;

@@ -138,9 +138,7 @@ BuildTarget resolve_build_target(const TargetOptions& options, const std::string
     if (target.board && device.protocol.empty()) {
         const Board& b = *target.board;
         const bool on_serial_port = !device.device.empty() && device::parse_address(device.device).scheme == "serial";
-        const protocol::ProtocolInfo* spoken = nullptr;
-        for (const auto& p : protocol::protocols())
-            if (p.name == b.flash_method) spoken = &p;
+        const protocol::ProtocolInfo* spoken = protocol::spoken_protocol(b.flash_method);
         if (on_serial_port && spoken && spoken->runs_on == link::LinkKind::ByteStream) {
             device.protocol = spoken->name;
         } else if (on_serial_port && (!spoken || spoken->runs_on != link::LinkKind::ByteStream)) {

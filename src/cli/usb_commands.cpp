@@ -2,8 +2,6 @@
 // `mcuflash udev-rules` (the rules that let a user open every USB bootloader mcuflash knows).
 #include <fmt/format.h>
 
-#include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
@@ -38,8 +36,7 @@ void list_command(GlobalOptions& global) {
                 json entry = c.facts;
                 entry["device"] = c.device;
                 std::string line = fmt::format("  {}{}", c.device, c.detail.empty() ? "" : "  " + c.detail);
-                const bool spoken = std::any_of(protocol::protocols().begin(), protocol::protocols().end(),
-                                                [&](const auto& p) { return p.name == c.protocol; });
+                const bool spoken = protocol::spoken_protocol(c.protocol) != nullptr;
                 if (!c.protocol.empty() && !spoken) {
                     // A bootloader mcuflash knows by its USB id but does not speak: not opened at all.
                     line += fmt::format("\n      mcuflash does not speak {} yet (`mcuflash guide BOARD` gives the "

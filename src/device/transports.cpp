@@ -81,9 +81,8 @@ std::optional<link::UsbIdentity> present_usb_device(const link::UsbMatch& match)
 
 // A USB bootloader that mcuflash speaks through its serial port (Katapult's USB-CDC), not over libusb.
 bool reached_as_serial_port(const targets::Bootloader& bootloader) {
-    for (const auto& p : protocol::protocols())
-        if (p.name == bootloader.protocol) return p.runs_on == link::LinkKind::ByteStream;
-    return false;
+    const auto* p = protocol::spoken_protocol(bootloader.protocol);
+    return p && p->runs_on == link::LinkKind::ByteStream;
 }
 
 Transport usb_transport() {

@@ -93,12 +93,11 @@ void check_link_address(const image::Image& image, const protocol::DeviceInfo& d
     auto first = image.runs().begin();
     if (first->second.size() < 8) return;
     const uint32_t stack = le32(first->second), reset = le32(std::span(first->second).subspan(4));
-    if (!looks_like_vector_table(stack, reset, device.flash_base, uint64_t(device.flash_base) + device.flash_size))
-        return;
+    const uint64_t flash_end = uint64_t(device.flash_base) + device.flash_size;
+    if (!looks_like_vector_table(stack, reset, device.flash_base, flash_end)) return;
     // Every system exception handler (entries 1 to 15, on every Cortex-M) points into the image itself:
     // a table with one in flash outside it was linked for another start (Klipper's default handler sits
     // just after the table, so an image shifted from where it was linked shows it).
-    const uint64_t flash_end = uint64_t(device.flash_base) + device.flash_size;
     const auto& table = first->second;
     for (size_t i = 1; i < 16 && (i + 1) * 4 <= table.size(); ++i) {
         const uint32_t vector = le32(std::span(table).subspan(i * 4));
@@ -115,12 +114,12 @@ void check_link_address(const image::Image& image, const protocol::DeviceInfo& d
     }
     // The code's own pointers into flash (literal pools, tables of handlers, string addresses) point
     // into the image when it sits where it was linked; shifted by a bootloader offset, a few dozen
-    // point just outside it, within the shift (Klipper's offsets are at most 128 KiB and 512 bytes).
+    // point just outside it, within the shift (at most the largest application offset).
     // Random data (tables, fonts) hits flash anywhere: only a cluster next to the image counts, and
     // only in an image with many pointers of its own. Counted only where flash lies far above small
     // constants (STM32, RP2040).
     if (device.flash_base >= 0x01000000) {
-        constexpr uint64_t kLargestShift = 0x20200;
+        constexpr uint64_t kLargestShift = std::ranges::max(kApplicationOffsets);
         uint64_t inside = 0, outside = 0, next_to_it = 0;
         for (const auto& [address, bytes] : image.runs())
             for (size_t i = (4 - address % 4) % 4; i + 4 <= bytes.size(); i += 4) {

@@ -21,9 +21,14 @@ void Bootloader::erase(uint32_t, uint32_t) {
 
 std::optional<uint32_t> Bootloader::checksum(uint32_t, uint32_t) { return std::nullopt; }
 
-const ProtocolInfo& find_protocol(const std::string& name) {
+const ProtocolInfo* spoken_protocol(const std::string& name) {
     for (const auto& p : protocols())
-        if (p.name == name) return p;
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+const ProtocolInfo& find_protocol(const std::string& name) {
+    if (const auto* p = spoken_protocol(name)) return *p;
     throw core::Error(core::ErrorKind::Usage, fmt::format("unknown protocol '{}' (known: {})", name, protocol_names()));
 }
 

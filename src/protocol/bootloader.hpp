@@ -130,6 +130,7 @@ struct ProtocolInfo {
 // The registry: one line per protocol in registry.cpp.
 const std::vector<ProtocolInfo>& protocols();
 const ProtocolInfo& find_protocol(const std::string& name);  // throws Usage error listing the known ones
+const ProtocolInfo* spoken_protocol(const std::string& name);  // nullptr: a protocol mcuflash does not speak
 // "stk500v1, stk500v2, ..." for help texts and messages.
 std::string protocol_names();
 

@@ -12,12 +12,24 @@
 
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
+#include "targets/knowledge.hpp"
 
 namespace mcuflash::sim {
 
 using core::Error;
 using core::ErrorKind;
 using core::hex_address;
+
+FlashLayout FlashLayout::of_chip(const targets::Chip& chip, uint32_t write_unit) {
+    FlashLayout layout;
+    layout.base = chip.flash_base;
+    layout.write_unit = write_unit;
+    for (const auto& unit : targets::erase_layout(chip, chip.flash_size)) {
+        if (!layout.regions.empty() && layout.regions.back().unit_size == unit.size) ++layout.regions.back().count;
+        else layout.regions.push_back({unit.size, 1});
+    }
+    return layout;
+}
 
 FlashLayout FlashLayout::uniform(uint32_t base, uint32_t size, uint32_t erase_unit, uint32_t write_unit) {
     if (erase_unit == 0 || size % erase_unit != 0)

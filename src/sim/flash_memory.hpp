@@ -19,6 +19,10 @@
 
 #include "core/deadline.hpp"
 
+namespace mcuflash::targets {
+struct Chip;
+}
+
 namespace mcuflash::sim {
 
 using core::Clock;
@@ -36,6 +40,8 @@ struct FlashLayout {
 
     // `size` bytes of equal erase units.
     static FlashLayout uniform(uint32_t base, uint32_t size, uint32_t erase_unit, uint32_t write_unit);
+    // A chip's whole flash in the erase units the knowledge base gives it (pages, or sectors).
+    static FlashLayout of_chip(const targets::Chip& chip, uint32_t write_unit);
     uint32_t size() const;
 };
 

@@ -14,21 +14,10 @@ constexpr uint8_t kDetach = 0, kDnload = 1, kUpload = 2, kGetStatus = 3, kClrSta
 constexpr uint8_t kCanDownload = 0x01, kCanUpload = 0x02, kManifestationTolerant = 0x04;
 constexpr uint8_t kStringManufacturer = 1, kStringProduct = 2, kStringSerial = 3, kStringFirstAlt = 4;
 
-FlashLayout layout_of(const targets::Chip& chip, uint32_t write_unit) {
-    FlashLayout layout;
-    layout.base = chip.flash_base;
-    layout.write_unit = write_unit;
-    for (const auto& unit : targets::erase_layout(chip, chip.flash_size)) {
-        if (!layout.regions.empty() && layout.regions.back().unit_size == unit.size) ++layout.regions.back().count;
-        else layout.regions.push_back({unit.size, 1});
-    }
-    return layout;
-}
-
 // "/0x08000000/04*016Kg,01*064Kg,07*128Kg": the chip's erase units, readable, erasable, writable.
 std::string layout_string(const targets::Chip& chip, const std::string& name) {
     std::string out = fmt::format("@{}/0x{:08X}/", name, chip.flash_base);
-    auto layout = layout_of(chip, 4);
+    auto layout = FlashLayout::of_chip(chip, 4);
     for (size_t i = 0; i < layout.regions.size(); ++i) {
         const auto& r = layout.regions[i];
         out += fmt::format("{}{:02}*{:03}Kg", i ? "," : "", r.count, r.unit_size / 1024);
@@ -121,7 +110,7 @@ DfuPersonality smoothie_dfu(const targets::Chip& chip, const targets::Bootloader
 DfuDevice::DfuDevice(const targets::Chip& chip, DfuPersonality personality, const DeviceOptions& options)
     : chip_(chip),
       p_(std::move(personality)),
-      flash_(layout_of(chip, p_.dfuse && !chip.sectors.empty() ? 4 : 2),
+      flash_(FlashLayout::of_chip(chip, p_.dfuse && !chip.sectors.empty() ? 4 : 2),
              options.timing ? FlashTiming{p_.erase_unit, p_.erase_per_kib, p_.program_per_kib / (1024 / (chip.sectors.empty() ? 2 : 4))}
                             : FlashTiming{}),
       timing_(options.timing) {

@@ -46,17 +46,6 @@ FlashTiming timing_of(const targets::Chip& chip, bool buffered, bool timing) {
     return FlashTiming{20ms, {}, 50us};
 }
 
-FlashLayout layout_of(const targets::Chip& chip, uint32_t write_unit) {
-    FlashLayout layout;
-    layout.base = chip.flash_base;
-    layout.write_unit = write_unit;
-    for (const auto& unit : targets::erase_layout(chip, chip.flash_size)) {
-        if (!layout.regions.empty() && layout.regions.back().unit_size == unit.size) ++layout.regions.back().count;
-        else layout.regions.push_back({unit.size, 1});
-    }
-    return layout;
-}
-
 }  // namespace
 
 std::string katapult_mcu_name(const targets::Chip& chip) {
@@ -80,7 +69,7 @@ KatapultDevice::KatapultDevice(const targets::Chip& chip, const targets::Bootloa
       baud_(options.baud ? options.baud : bootloader.baud ? bootloader.baud : 250000),
       app_start_(chip.flash_base + bootloader.size_on(chip.name).value_or(0)),
       model_(chip.family == "rp2040" || chip.family == "lpc176x" ? Model::PageBuffer : Model::Pages),
-      flash_(layout_of(chip, write_unit_of(chip, model_ == Model::PageBuffer)),
+      flash_(FlashLayout::of_chip(chip, write_unit_of(chip, model_ == Model::PageBuffer)),
              timing_of(chip, model_ == Model::PageBuffer, options.timing)) {
     if (!bootloader.size_on(chip.name) || app_start_ == chip.flash_base)
         throw core::Error(core::ErrorKind::Usage,
