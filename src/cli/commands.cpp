@@ -377,7 +377,7 @@ void image_info_command(GlobalOptions& global, const std::string& file, const Im
     run(global, [&](Reporter& reporter) {
         const image::Image img = load_image(file, image_options, reporter);
         // CRC and hash over the image as it would sit in flash: lowest to highest byte, gaps 0xFF.
-        auto flat = img.flatten(img.lowest(), static_cast<uint32_t>(img.end()), 0xFF);
+        auto flat = img.flatten(img.lowest(), img.end(), 0xFF);
         json ranges = json::array();
         for (const auto& [address, bytes] : img.runs())
             ranges.push_back({{"start", address}, {"end", address + bytes.size()}, {"bytes", bytes.size()}});

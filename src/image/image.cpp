@@ -79,9 +79,9 @@ size_t Image::total_bytes() const {
     return total;
 }
 
-std::vector<uint8_t> Image::flatten(uint32_t from, uint32_t to, uint8_t fill) const {
+std::vector<uint8_t> Image::flatten(uint32_t from, uint64_t to, uint8_t fill) const {
     if (to <= from) return {};
-    std::vector<uint8_t> out(to - from, fill);
+    std::vector<uint8_t> out(static_cast<size_t>(to - from), fill);
     for (auto it = first_run_reaching(runs_, from); it != runs_.end() && it->first < to; ++it) {
         const uint64_t begin = std::max<uint64_t>(it->first, from);
         const uint64_t stop = std::min<uint64_t>(run_end(*it), to);

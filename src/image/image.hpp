@@ -29,7 +29,7 @@ public:
     size_t total_bytes() const;  // bytes actually present (gaps not counted)
 
     // The bytes in [from, to), gaps filled with `fill`; empty when to <= from.
-    std::vector<uint8_t> flatten(uint32_t from, uint32_t to, uint8_t fill = 0xFF) const;
+    std::vector<uint8_t> flatten(uint32_t from, uint64_t to, uint8_t fill = 0xFF) const;
     // Whether any byte in [from, to) is present.
     bool any_in(uint32_t from, uint64_t to) const;
     // The part of the image in [from, to); metadata (entry, source format, family) is kept as is.

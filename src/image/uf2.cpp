@@ -147,7 +147,7 @@ void write_uf2(const Image& image, std::ostream& out) {
         put(kBlockNumberAt, uint32_t(n));
         put(kBlockCountAt, uint32_t(units.size()));
         put(kFamilyIdAt, image.family_id.value_or(0));
-        const auto payload = image.flatten(units[n], units[n] + kUnit, 0xFF);
+        const auto payload = image.flatten(units[n], uint64_t{units[n]} + kUnit, 0xFF);
         std::copy(payload.begin(), payload.end(), block.begin() + kPayloadOffset);
         put(kMagicEndAt, kMagicEnd);
         out.write(reinterpret_cast<const char*>(block.data()), std::streamsize(block.size()));

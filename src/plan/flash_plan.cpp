@@ -183,7 +183,7 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
     if (device.boot_area_end && image.lowest() < *device.boot_area_end && !options.write_boot_area)
         plan.boot_area_end = device.boot_area_end;  // what is there decides, before anything is written
     if (caps.whole_image) {
-        plan.whole = WholeImage{image.lowest(), image.flatten(image.lowest(), static_cast<uint32_t>(image.end()), 0xFF)};
+        plan.whole = WholeImage{image.lowest(), image.flatten(image.lowest(), image.end(), 0xFF)};
         return plan;
     }
     const uint32_t unit = std::max<uint32_t>(caps.write_unit, 1);
@@ -194,7 +194,7 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
         for (uint64_t at = first; at < address + bytes.size(); at += unit)
             if (starts.empty() || starts.back() != at) starts.push_back(static_cast<uint32_t>(at));
     }
-    for (uint32_t at : starts) plan.pages.push_back({at, image.flatten(at, at + unit, 0xFF)});
+    for (uint32_t at : starts) plan.pages.push_back({at, image.flatten(at, uint64_t{at} + unit, 0xFF)});
 
     // The erase units the pages touch; one reaching outside the application region would erase
     // part of the bootloader (or what lies beyond the application).

@@ -104,7 +104,7 @@ std::vector<uint8_t> undo_transform(const std::string& name, uint32_t address, s
         if (img.empty()) return {};
         if (img.lowest() != address)
             throw Error(ErrorKind::BadInput, "the S-record file on the card starts at another address");
-        return img.flatten(img.lowest(), static_cast<uint32_t>(img.end()), 0xFF);
+        return img.flatten(img.lowest(), img.end(), 0xFF);
     }
     throw Error(ErrorKind::Unsupported, fmt::format("mcuflash does not know the '{}' transform of a card file", name));
 }

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <sstream>
 
+#include "image/loader.hpp"
 #include "image_test_support.hpp"
 
 using namespace mcuflash::image::test_support;
@@ -165,4 +167,17 @@ TEST(Uf2, Sniff) {
     EXPECT_FALSE(sniff(Bytes(512, 0)));
     EXPECT_FALSE(sniff(Bytes{0x55, 0x46, 0x32, 0x0A}));
     EXPECT_NE(handler(Format::Uf2).write, nullptr);  // written since the SD-card issue (storage_uf2_test.cpp)
+}
+
+// A block that ends at the top of the 32-bit address space (found by fuzz.uf2): the writer's block
+// end and the reader's flatten must not wrap to 0, or the written file carries zeros.
+TEST(Uf2, BlockAtTopOfMemoryRoundTrips) {
+    const Image image = parse_uf2(encode({{0xFFFFFFF0, counting(16), 0, 1}}));
+    EXPECT_EQ(image.end(), uint64_t{1} << 32);
+    EXPECT_EQ(image.flatten(0xFFFFFFF0, image.end()), counting(16));
+    std::ostringstream written;
+    write_image(image, written, Format::Uf2);
+    const std::string text = written.str();
+    const Image again = parse_uf2(Bytes(text.begin(), text.end()));
+    EXPECT_EQ(again.flatten(0xFFFFFFF0, again.end()), counting(16));
 }
