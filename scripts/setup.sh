@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   # build
   g++ cmake ninja-build pkg-config
-  libcli11-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libssl-dev libgtest-dev libusb-1.0-0-dev
+  libcli11-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libssl-dev libgtest-dev libusb-1.0-0-dev libudev-dev
   # fuzz and sanitizer builds
   clang-14 libclang-rt-14-dev
   # real peers for the interop tests (see ../shared/reference/test-peers.md)

@@ -151,6 +151,10 @@ std::unique_ptr<link::Link> open_link(const Address& address, const Transport& t
     return opened;
 }
 
+// How long a board asked to reboot into its bootloader may take to come back (DFU and Katapult take
+// one or two seconds to enumerate).
+constexpr auto kBootloaderReappearTime = std::chrono::seconds(10);
+
 const char* kNothingAnswersHint =
     "put the board in its bootloader: Arduino-style boards reset into it by themselves; an STM32 needs BOOT0 high "
     "and a reset; SAMD boards a double-tap of reset; then run again. Or name the protocol with -p";
@@ -184,7 +188,7 @@ Session auto_detect(const Address& address, const Transport& transport, const De
                 for (size_t i = 1; i < bauds.size(); ++i) attempts.emplace_back(p, bauds[i]);
         }
     connect_options.sync_attempts = 1;
-    connect_options.touch_1200 = false;
+    connect_options.ask_application = false;
     Session session;
     std::string tried;
     for (const auto& [proto, baud] : attempts) {
@@ -218,8 +222,19 @@ Session auto_detect(const Address& address, const Transport& transport, const De
 
 Session connect(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
                 Needs needs) {
-    const Address address = options.device.empty() ? discover_one(options, knowledge, warn, needs)
-                                                   : parse_address(options.device);
+    Address address = options.device.empty() ? discover_one(options, knowledge, warn, needs)
+                                             : parse_address(options.device);
+    if (address.scheme == "serial") {
+        // A running Klipper is no bootloader: it is asked to reboot into the one it was built for.
+        const auto port = discover::identify_port(address.rest);
+        if (port.kind == discover::PortIdentity::Kind::Klipper) {
+            if (options.no_reset)
+                throw Error(ErrorKind::Usage,
+                            fmt::format("{} is Klipper running on the {}, not a bootloader", address.text, port.mcu),
+                            "without --no-reset, mcuflash asks Klipper to reboot into its bootloader");
+            address = enter_bootloader_from_klipper(address, port.mcu, knowledge, warn, kBootloaderReappearTime);
+        }
+    }
     const Transport& transport = transport_for(address);
     check_sim_options(options, transport);
     const std::string known = transport.protocol_for ? transport.protocol_for(address, knowledge) : std::string();
@@ -231,17 +246,6 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
     connect_options.board = options.board;
     connect_options.reset = !options.no_reset;
     connect_options.warn = warn;
-    if (options.protocol.empty() && transport.scheme == "serial") {
-        // A running Klipper is no bootloader: probing it finds nothing and only costs seconds.
-        const auto port = discover::identify_port(address.rest);
-        if (port.kind == discover::PortIdentity::Kind::Klipper)
-            throw Error(ErrorKind::Unsupported,
-                        fmt::format("{} is Klipper running on the {}, not a bootloader", address.text, port.mcu),
-                        "mcuflash cannot yet ask a running Klipper to enter its bootloader: stop Klipper (sudo "
-                        "systemctl stop klipper), put the board in its bootloader as `mcuflash guide BOARD` says "
-                        "(SAM and SAMD boards: -p samba does the 1200-baud touch itself), then name the "
-                        "bootloader's port or USB id");
-    }
     if (options.protocol.empty() && known.empty() && transport.tries_bauds && needs == Needs::Bootloader)
         return auto_detect(address, transport, options, knowledge, warn, connect_options);
     const auto& proto = choose_protocol(address, transport, options, knowledge, needs);

@@ -4,6 +4,7 @@
 // transport registered in transports.cpp (how it opens, which protocol a device there speaks when
 // none is named, how its devices are discovered). Protocols and programmers come from their own
 // registries (protocol/registry.cpp), simulated devices from the simulator registries.
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -102,6 +103,12 @@ enum class Needs { Bootloader, Protection };
 // Opens the device and connects to its bootloader (reset, sync, identify).
 Session connect(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
                 Needs needs = Needs::Bootloader);
+
+// `port` is a running Klipper's USB serial port (usb-Klipper_<mcu>_...): asks it to reboot into its
+// bootloader and waits up to `wait` for the board to come back as one; returns where it came back.
+// Refuses while another program (Klipper's host) holds the port.
+Address enter_bootloader_from_klipper(const Address& port, const std::string& mcu, const targets::Knowledge& knowledge,
+                                      const link::WarningSink& warn, std::chrono::milliseconds wait);
 
 struct ProgrammerSession {
     std::unique_ptr<link::Link> link;

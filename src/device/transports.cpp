@@ -46,7 +46,9 @@ Transport serial_transport() {
             // What it is, from its name, and who holds it: never opened here.
             const auto id = discover::identify_port(c.path);
             if (id.kind == discover::PortIdentity::Kind::Klipper) {
-                candidate.detail += fmt::format("  running Klipper on a {}", id.mcu);
+                candidate.detail += fmt::format("  running Klipper on a {} (flashing it asks Klipper to reboot into "
+                                                "its bootloader)",
+                                                id.mcu);
                 candidate.facts["runs"] = "klipper";
                 candidate.facts["mcu"] = id.mcu;
             } else if (id.kind == discover::PortIdentity::Kind::Katapult) {

@@ -104,7 +104,9 @@ struct ConnectOptions {
     std::string bootloader;  // force a knowledge-base bootloader ("" = identify)
     std::string board;       // a data/boards.toml ID ("" = none named): file-copy protocols take its file rules
     bool reset = true;       // pulse DTR/RTS to reset into the bootloader
-    bool touch_1200 = true;  // with reset: a USB CDC application may be touched at 1200 baud (SAM-BA)
+    // With reset: an application running on the board may be asked to start its bootloader (SAM-BA:
+    // the 1200-baud touch; Katapult: Klipper's UART request). Off while probing unknown ports.
+    bool ask_application = true;
     int sync_attempts = 10;
     link::WarningSink warn;
 };

@@ -3,11 +3,16 @@
 #include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <thread>
 #include <string>
 
 #include "core/error.hpp"
 #include "sim/fault_injector.hpp"
+#include "sim/klipper/klipper_usb.hpp"
+#include "sim/klipper/running_klipper.hpp"
 #include "sim/pty_server.hpp"
 #include "sim/registry.hpp"
 #include "sim/usb/usb_registry.hpp"
@@ -29,6 +34,10 @@ struct ServeOptions {
     bool uart = false;  // --uart: the protocol's UART twin
     bool verbose = false;
     uint16_t usbip_port = 0;  // USB simulators: the USB/IP server's port
+    std::string mcu;          // klipper: the MCU its USB name carries (default: the chip)
+    std::string serial = "SIM0001";
+    std::string bootloader_pty;  // klipper: where the bootloader's port appears ("" = beside --pty)
+    bool usb = false;            // klipper: --usbip was given (port 0 = any free one)
 };
 
 void print_list() {
@@ -89,6 +98,63 @@ int serve(const sim::SimulatorInfo& info, const ServeOptions& o) {
     return 0;
 }
 
+int serve_usb_model(sim::usb::UsbDeviceModel& model, const std::string& what, const ServeOptions& o);
+
+// A board running Klipper on USB/IP: a CDC-ACM device that reboots into a USB bootloader's simulator.
+int serve_klipper_usb(const ServeOptions& o, const std::string& chip, const targets::Bootloader& bl, const std::string& mcu) {
+    const sim::usb::UsbSimulatorInfo* simulator = nullptr;
+    for (const auto& info : sim::usb::usb_simulators())
+        if (info.protocol == bl.protocol) simulator = &info;
+    if (!simulator)
+        throw core::Error(core::ErrorKind::Usage,
+                          fmt::format("the {} bootloader ({}) has no USB simulator; over a pty (--pty) it may", bl.name,
+                                      bl.protocol));
+    sim::DeviceOptions device_options;
+    device_options.bootloader = bl.name;
+    device_options.timing = !o.no_timing;
+    if (!o.flash_file.empty()) device_options.flash_file = o.flash_file;
+    if (o.verbose) device_options.trace = log_line;
+    auto bootloader = simulator->make(chip, device_options);
+    if (o.verbose) bootloader->set_trace(log_line);
+    sim::klipper::KlipperUsbDevice klipper(mcu, o.serial, std::move(bootloader),
+                                           std::chrono::milliseconds(o.no_timing ? 50 : 500));
+    if (o.verbose) klipper.set_trace(log_line);
+    return serve_usb_model(klipper, fmt::format("klipper {} (reboots into {})", chip, bl.name), o);
+}
+
+// A board running Klipper on a pty, which reboots into its bootloader's simulator when asked to.
+int serve_klipper(const ServeOptions& o) {
+    const auto& kb = targets::Knowledge::builtin();
+    const std::string chip = kb.chip(o.chip).name;
+    const std::string bootloader = o.bootloader.empty() ? "katapult" : o.bootloader;
+    const auto* bl = kb.find_bootloader(bootloader);
+    if (!bl) throw core::Error(core::ErrorKind::Usage, fmt::format("unknown bootloader '{}' (see `mcuflash bootloaders`)", bootloader));
+    const std::string mcu = o.mcu.empty() ? chip : o.mcu;
+    if (o.usb) return serve_klipper_usb(o, chip, *bl, mcu);
+    if (o.pty.empty()) throw core::Error(core::ErrorKind::Usage, "give --pty PATH (a serial port) or --usbip PORT (USB)");
+    const auto& simulator = sim::find_simulator(bl->protocol);  // a bootloader reached as a serial port
+    const std::filesystem::path klipper_port = o.pty;
+    const std::filesystem::path bootloader_port =
+        o.bootloader_pty.empty() ? klipper_port.parent_path() / sim::klipper::bootloader_port_name(bootloader, mcu, o.serial)
+                                 : std::filesystem::path(o.bootloader_pty);
+    sim::klipper::RunningKlipperOptions klipper_options;
+    klipper_options.link_path = klipper_port;
+    klipper_options.log = log_line;
+    log_line(fmt::format("Klipper running on a {} on {} (bootloader {})", mcu, o.pty, bootloader));
+    std::fflush(stderr);
+    if (sim::klipper::serve_running_klipper(klipper_options) == sim::klipper::KlipperOutcome::Stopped) {
+        log_line("stopped");
+        return 0;
+    }
+    // The board resets and its bootloader enumerates on USB: about half a second on real boards.
+    std::this_thread::sleep_for(std::chrono::milliseconds(o.no_timing ? 50 : 500));
+    ServeOptions as_bootloader = o;
+    as_bootloader.chip = chip;
+    as_bootloader.bootloader = bootloader;
+    as_bootloader.pty = bootloader_port.string();
+    return serve(simulator, as_bootloader);
+}
+
 // A USB simulator behind a USB/IP server: `usbip attach -r HOST -b 1-1` makes it a device of that kernel.
 int serve_usb(const sim::usb::UsbSimulatorInfo& info, const ServeOptions& o) {
     sim::DeviceOptions device_options;
@@ -98,22 +164,24 @@ int serve_usb(const sim::usb::UsbSimulatorInfo& info, const ServeOptions& o) {
     if (o.verbose) device_options.trace = log_line;
     auto model = info.make(o.chip, device_options);
     if (o.verbose) model->set_trace(log_line);
+    return serve_usb_model(*model, fmt::format("{} {}", info.protocol, o.chip.empty() ? info.default_chip : o.chip), o);
+}
 
+int serve_usb_model(sim::usb::UsbDeviceModel& device, const std::string& what, const ServeOptions& o) {
     sim::usb::UsbipServerOptions server_options;
     server_options.port = o.usbip_port;
     server_options.log = log_line;  // imports and unplugs are rare and worth seeing
     server_options.log_transfers = o.verbose;
-    sim::usb::UsbipServer server(*model, server_options);
-    std::string chip = o.chip.empty() ? info.default_chip : o.chip;
-    log_line(fmt::format("{} {} ({}) on usbip 127.0.0.1:{} bus id {}", info.protocol, chip, model->describe(),
-                         server.port(), sim::usb::UsbipServer::kBusId));
+    sim::usb::UsbipServer server(device, server_options);
+    log_line(fmt::format("{} ({}) on usbip 127.0.0.1:{} bus id {}", what, device.describe(), server.port(),
+                         sim::usb::UsbipServer::kBusId));
     std::fflush(stderr);
 
     server.run();
 
     const auto s = server.counters();
     log_line(fmt::format("stopped; {} imports, {} control transfers ({} stalled), {} bus resets; {}", s.imports,
-                         s.submits, s.stalls, s.bus_resets, flash_summary(model->flash())));
+                         s.submits, s.stalls, s.bus_resets, flash_summary(device.flash())));
     return 0;
 }
 
@@ -151,6 +219,33 @@ int main(int argc, char** argv) {
             cmd->add_flag("--uart", options.uart, fmt::format("the UART variant (the same as `{}`)", uart_twin->protocol));
         cmd->callback([&chosen, &info, uart_twin, &options] { chosen = options.uart && uart_twin ? uart_twin : &info; });
     }
+    bool klipper = false;
+    {
+        auto* cmd = app.add_subcommand(
+            "klipper", "a board running Klipper that reboots into its bootloader's simulator when its port is set to "
+                       "1200 baud (or gets Klipper's UART request): tests `mcuflash flash -d .../usb-Klipper_...`");
+        cmd->add_option("--chip", options.chip, "the board's chip")->required();
+        cmd->add_option("--pty", options.pty, "path of the Klipper port's symlink (name it usb-Klipper_<mcu>_<serial>-if00)");
+        auto* usbip = cmd->add_option("--usbip", options.usbip_port,
+                                      "instead of --pty: serve Klipper's USB device (1d50:614e) over USB/IP on "
+                                      "127.0.0.1:PORT (0: any free port); it reboots into a USB bootloader "
+                                      "(st_rom_dfu, stm32duino)");
+        cmd->add_option("--bootloader", options.bootloader, "the bootloader it reboots into (default katapult; on a "
+                                                           "pty one reached as a serial port: katapult, arduino_zero, ...)");
+        cmd->add_option("--bootloader-pty", options.bootloader_pty,
+                        "where the bootloader's port appears (default: beside --pty, as its by-id name)");
+        cmd->add_option("--mcu", options.mcu, "the MCU name in the port names (default: the chip)");
+        cmd->add_option("--serial", options.serial, "the serial number in the port names (default SIM0001)");
+        cmd->add_option("--flash-file", options.flash_file,
+                        "raw image of the whole flash: loaded if it exists, else created; kept current");
+        cmd->add_option("--faults", options.faults, "fault spec for the bootloader (grammar below)");
+        cmd->add_flag("--no-timing", options.no_timing, "bytes and flash operations take no time");
+        cmd->add_flag("-v,--verbose", options.verbose, "log connections, resets, faults and device events");
+        cmd->callback([&klipper, &options, usbip] {
+            klipper = true;
+            options.usb = usbip->count() > 0;
+        });
+    }
     const sim::usb::UsbSimulatorInfo* chosen_usb = nullptr;
     for (const auto& info : sim::usb::usb_simulators()) {
         auto* cmd = app.add_subcommand(info.protocol, info.description + " (USB, over USB/IP)");
@@ -180,6 +275,7 @@ int main(int argc, char** argv) {
 
     try {
         if (chosen_usb) return serve_usb(*chosen_usb, options);
+        if (klipper) return serve_klipper(options);
         if (!chosen) {
             print_list();
             return 0;

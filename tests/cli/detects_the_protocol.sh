@@ -61,13 +61,4 @@ for port in silent echo; do
   printf 'ok: %-26s nothing found, exit 69, in %5d ms\n' "$port port" "$took"
 done
 
-# A port named as a running Klipper is never probed: it says what it is and how to reach the bootloader.
-start_sim klipper-named stk500v1 --chip atmega328p --no-timing
-ln -s "$WORK/klipper-named" "$WORK/usb-Klipper_stm32f446xx_1A2B3C4D5E-if00"
-expect_exit 69 "is Klipper running on the stm32f446xx, not a bootloader" -- \
-  "$MCUFLASH" info -d "$WORK/usb-Klipper_stm32f446xx_1A2B3C4D5E-if00"
-grep -q "systemctl stop klipper" "$WORK/err" || fail "no way out for a running Klipper: $(cat "$WORK/err")"
-# With -p, the user's word goes (SAM-BA's 1200-baud touch, or a port named after what ran before).
-"$MCUFLASH" info -d "$WORK/usb-Klipper_stm32f446xx_1A2B3C4D5E-if00" -p stk500v1 -q >/dev/null || fail "-p on a Klipper-named port"
-stop_background
-echo "ok: a running Klipper's port is named, not probed"
+# A running Klipper's port is asked to reboot into its bootloader: tests/cli/klipper_entry.sh.

@@ -7,6 +7,7 @@
 
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
+#include "entry/klipper_request.hpp"
 
 namespace mcuflash::protocol::katapult {
 
@@ -137,17 +138,59 @@ Bytes Client::exchange(uint8_t command, const Bytes& payload, const std::string&
     throw error;
 }
 
-DeviceInfo Client::connect() {
+Bytes Client::connect_exchange(int tries) {
     link_.drain_input();
     reader_.clear();
-    const int tries = options_.sync_attempts > 0 ? std::min(options_.sync_attempts, kTries) : kTries;
-    Bytes body;
     try {
-        body = exchange(cmd::kConnect, {}, "CONNECT", tries, kAnswerTimeoutMs);
+        return exchange(cmd::kConnect, {}, "CONNECT", tries, kAnswerTimeoutMs);
     } catch (const Error& e) {
         if (e.kind() != ErrorKind::Timeout) throw;
         throw Error(ErrorKind::NotFound, fmt::format("no Katapult bootloader answers CONNECT on {}", link_.describe()),
                     kNotAnsweringHint);
+    }
+}
+
+bool Client::ask_klipper_to_reboot() {
+    if (!link_.serial_line()) return false;
+    if (options_.warn)
+        options_.warn(fmt::format("no Katapult on {}: sending Klipper's serial bootloader request, in case Klipper "
+                                  "runs there",
+                                  link_.describe()));
+    entry::request_bootloader_over_uart(link_);
+    link_.pause(std::chrono::seconds(1));  // flashtool.py gives the board a second to reboot
+    return true;
+}
+
+// CONNECT after the request. A UART stays where it is; a port that went away meanwhile (a simulated
+// board's pty) is opened again once it is back.
+Bytes Client::connect_after_request(int tries) {
+    try {
+        return connect_exchange(tries);
+    } catch (const Error& e) {
+        if (e.kind() != ErrorKind::Io) throw;
+    }
+    for (int attempt = 0;; ++attempt) {
+        try {
+            link_.serial_line()->reopen();
+            break;
+        } catch (const Error&) {
+            if (attempt >= 8) throw;
+            link_.pause(std::chrono::milliseconds(250));
+        }
+    }
+    return connect_exchange(tries);
+}
+
+DeviceInfo Client::connect() {
+    const int tries = options_.sync_attempts > 0 ? std::min(options_.sync_attempts, kTries) : kTries;
+    const bool may_ask = options_.reset && options_.ask_application && link_.serial_line();
+    Bytes body;
+    try {
+        // Katapult answers its first CONNECT at once; a silent port is asked for Klipper's request soon.
+        body = connect_exchange(may_ask ? 1 : tries);
+    } catch (const Error& e) {
+        if (e.kind() != ErrorKind::NotFound || !may_ask || !ask_klipper_to_reboot()) throw;
+        body = connect_after_request(tries);
     }
     auto parsed = parse_connect(body);
     if (!parsed) throw Error(ErrorKind::Protocol, fmt::format("CONNECT: malformed answer {}", core::hex_bytes(body)));

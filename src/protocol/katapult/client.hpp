@@ -65,6 +65,11 @@ private:
     // Retries a bounded number of times; then throws Timeout (no answer) or Protocol.
     Bytes exchange(uint8_t command, const Bytes& payload, const std::string& what, int tries, long timeout_ms,
                    const std::function<bool(const Bytes&)>& accept = {});
+    Bytes connect_exchange(int tries);
+    // Klipper on a UART takes its serial bootloader request and reboots into Katapult; false when
+    // the link is no serial line (nothing was sent).
+    bool ask_klipper_to_reboot();
+    Bytes connect_after_request(int tries);
     void resolve_chip(DeviceInfo& info);
     uint32_t stream_start(uint32_t address) const;
 

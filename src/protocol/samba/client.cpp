@@ -122,7 +122,7 @@ void Client::start_monitor() {
         monitor_.start();
         return;
     } catch (const Error& e) {
-        if (e.kind() != ErrorKind::NotFound || !options_.reset || !options_.touch_1200 ||
+        if (e.kind() != ErrorKind::NotFound || !options_.reset || !options_.ask_application ||
             monitor_.transport() != Transport::Usb)
             throw;
     }

@@ -54,11 +54,23 @@ public:
     virtual ControlResult class_request(const link::UsbSetup& setup, std::span<const uint8_t> data_out,
                                         Clock::time_point now) = 0;
     virtual void set_interface(uint8_t interface, uint8_t alt, Clock::time_point now);
+    // Bulk and interrupt endpoints (`address` with 0x80 for IN); none by default. IN transfers wait
+    // (nothing here sends unasked); OUT data arrives in bulk_out().
+    virtual bool has_endpoint(uint8_t address) const {
+        (void)address;
+        return false;
+    }
+    virtual void bulk_out(uint8_t address, std::span<const uint8_t> data, Clock::time_point now) {
+        (void)address, (void)data, (void)now;
+    }
     // A USB bus reset (the host's port reset, or attaching the device). The device may come back as
     // something else (a DFU bootloader that starts the application re-enumerates).
     virtual void bus_reset(Clock::time_point now) = 0;
     // False once the device has dropped off the bus (it started its application, or was unplugged).
     virtual bool attached() const { return true; }
+    // The device that took this one's place on the bus, once there is one (a board running Klipper
+    // that rebooted into its bootloader); front ends serve it from the next plug-in on.
+    virtual UsbDeviceModel* successor() { return nullptr; }
     virtual void tick(Clock::time_point now) { (void)now; }
     virtual std::string describe() const = 0;
     virtual FlashMemory& flash() = 0;

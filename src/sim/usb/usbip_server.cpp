@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "core/error.hpp"
@@ -37,6 +38,7 @@ constexpr size_t kIsoDescriptorSize = 16;
 constexpr uint32_t kDirectionIn = 1;
 constexpr uint32_t kSpeedFull = 2;  // enum usb_device_speed
 constexpr int32_t kStatusStall = -EPIPE;
+constexpr int32_t kStatusUnlinked = -ECONNRESET;  // RET_UNLINK for a transfer that was still waiting
 constexpr const char* kDevicePath = "/sys/devices/mcuflash-sim/1-1";
 // A hub class request SET_FEATURE(PORT_RESET): what the kernel's usbip stub takes as "reset the
 // device". vhci-hcd does not send it today, but other clients may.
@@ -129,6 +131,7 @@ struct UsbipServer::Connection {
     std::string peer;
     std::vector<uint8_t> input;
     bool imported = false;  // past OP_REQ_IMPORT: the stream is URBs now
+    std::set<uint32_t> pending_in;  // IN transfers on bulk/interrupt endpoints, held unanswered
 
     ~Connection() {
         if (fd >= 0) ::close(fd);
@@ -152,7 +155,7 @@ struct UsbipServer::Connection {
 };
 
 UsbipServer::UsbipServer(UsbDeviceModel& model, UsbipServerOptions options)
-    : model_(model), options_(std::move(options)) {
+    : model_(&model), options_(std::move(options)) {
     if (options_.stop_on_signals) signals_ = std::make_unique<SignalBlock>();
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (listen_fd_ < 0) fail_errno("socket");
@@ -223,8 +226,8 @@ void UsbipServer::run() {
                 if (!serve_readable(*connections_[i])) close_connection(i, "");
             }
         }
-        model_.tick(Clock::now());
-        if (imported_ && !model_.attached()) {
+        model().tick(Clock::now());
+        if (imported_ && !model().attached()) {
             for (size_t i = connections_.size(); i-- > 0;)
                 if (connections_[i]->imported) close_connection(i, "the device left the bus");
             ++counters_.unplugs;
@@ -307,11 +310,11 @@ void UsbipServer::answer_devlist(Connection& c) {
     put16(reply, kUsbipVersion);
     put16(reply, kOpReplyDevlist);
     put32(reply, 0);
-    const bool listed = model_.attached() && !imported_;
+    const bool listed = model().attached() && !imported_;
     put32(reply, listed ? 1 : 0);
     if (listed) {
-        put_device_info(reply, model_);
-        for (const auto& klass : interface_classes(model_.configuration_descriptor())) {
+        put_device_info(reply, model());
+        for (const auto& klass : interface_classes(model().configuration_descriptor())) {
             reply.insert(reply.end(), klass.begin(), klass.end());
             reply.push_back(0);  // padding
         }
@@ -330,7 +333,7 @@ bool UsbipServer::answer_import(Connection& c) {
         // Plugging the device in resets it; a device that left the bus may come back this way.
         bus_reset("import (plug-in)");
         awaiting_enumeration_ = true;
-        if (!model_.attached()) refusal = "the device is not on the bus";
+        if (!model().attached()) refusal = "the device is not on the bus";
     }
     std::vector<uint8_t> reply;
     put16(reply, kUsbipVersion);
@@ -341,12 +344,12 @@ bool UsbipServer::answer_import(Connection& c) {
         c.send(reply);
         return false;
     }
-    put_device_info(reply, model_);
+    put_device_info(reply, model());
     if (!c.send(reply)) return false;
     c.imported = true;
     imported_ = true;
     ++counters_.imports;
-    log(fmt::format("{}: imported {} ({})", c.peer, kBusId, model_.describe()));
+    log(fmt::format("{}: imported {} ({})", c.peer, kBusId, model().describe()));
     return true;
 }
 
@@ -356,19 +359,20 @@ UsbipServer::Step UsbipServer::handle_urb(Connection& c) {
     const uint32_t command = get32(h), seqnum = get32(h + 4), direction = get32(h + 12), endpoint = get32(h + 16);
 
     if (command == kCmdUnlink) {
-        // Every submit is answered before the next message is read, so the URB to unlink is always
-        // complete already: status 0 says so.
+        // A held IN transfer is unlinked (-ECONNRESET, and it gets no RET_SUBMIT); every other submit
+        // was answered before the next message was read: status 0 says it is complete already.
         const uint32_t target = get32(h + 20);
         c.input.erase(c.input.begin(), c.input.begin() + kUrbHeaderSize);
         ++counters_.unlinks;
-        if (options_.log_transfers) log(fmt::format("unlink of {} (already answered)", target));
+        const bool held = c.pending_in.erase(target) > 0;
+        if (options_.log_transfers) log(fmt::format("unlink of {} ({})", target, held ? "held, unlinked" : "already answered"));
         std::vector<uint8_t> reply;
         put32(reply, kRetUnlink);
         put32(reply, seqnum);
         put32(reply, 0);
         put32(reply, 0);
         put32(reply, 0);
-        put32(reply, 0);  // status
+        put32(reply, held ? static_cast<uint32_t>(kStatusUnlinked) : 0);  // status
         reply.resize(kUrbHeaderSize, 0);
         return c.send(reply) ? Step::Consumed : Step::Close;
     }
@@ -403,8 +407,18 @@ UsbipServer::Step UsbipServer::handle_urb(Connection& c) {
     int32_t status = 0;
     std::vector<uint8_t> data_in;
     if (endpoint != 0) {
-        status = kStatusStall;
-        log(fmt::format("submit to endpoint {} {}: no such endpoint", endpoint, in ? "IN" : "OUT"));
+        const auto address = static_cast<uint8_t>(endpoint | (in ? 0x80 : 0x00));
+        if (!model().has_endpoint(address)) {
+            status = kStatusStall;
+            log(fmt::format("submit to endpoint {} {}: no such endpoint", endpoint, in ? "IN" : "OUT"));
+        } else if (in) {
+            // Nothing to send (no simulated device here sends unasked): the transfer waits, as it
+            // would on a real bus, until the host unlinks it.
+            c.pending_in.insert(seqnum);
+            return Step::Consumed;
+        } else {
+            model().bulk_out(address, data_out, Clock::now());
+        }
     } else {
         data_in = control_transfer(setup, data_out, status);
         if (!in) data_in.clear();
@@ -446,7 +460,7 @@ std::vector<uint8_t> UsbipServer::control_transfer(const link::UsbSetup& setup, 
         if (!awaiting_enumeration_) bus_reset("port reset (the kernel enumerates the device again)");
         awaiting_enumeration_ = false;
     }
-    ControlResult result = model_.control(setup, data_out, now);
+    ControlResult result = model().control(setup, data_out, now);
     if (result.done_at > Clock::now()) std::this_thread::sleep_until(result.done_at);  // it NAKs until then
     status = result.stall ? kStatusStall : 0;
     if (setup.is_in() && result.data.size() > setup.length) result.data.resize(setup.length);
@@ -457,10 +471,18 @@ std::vector<uint8_t> UsbipServer::control_transfer(const link::UsbSetup& setup, 
     return std::move(result.data);
 }
 
+UsbDeviceModel& UsbipServer::model() {
+    while (UsbDeviceModel* next = model_->successor()) {
+        model_ = next;
+        log("the device rebooted: now " + model_->describe());
+    }
+    return *model_;
+}
+
 void UsbipServer::bus_reset(const std::string& why) {
     ++counters_.bus_resets;
     log("bus reset: " + why);
-    model_.bus_reset(Clock::now());
+    model().bus_reset(Clock::now());
 }
 
 }  // namespace mcuflash::sim::usb

@@ -7,8 +7,10 @@
 //   and OP_REQ_IMPORT; after an import, the connection carries URBs: USBIP_CMD_SUBMIT on endpoint 0
 //   goes to UsbDeviceModel::control() and is answered at once (status 0, or -EPIPE for a stall), or
 //   at the result's done_at when the device is busy (the server waits: one device, one connection);
-//   USBIP_CMD_UNLINK therefore always comes too late and is answered with status 0. Other endpoints
-//   are answered with -EPIPE (no simulated device here has any).
+//   USBIP_CMD_UNLINK then comes too late and is answered with status 0. Endpoints the model has
+//   (has_endpoint): OUT transfers go to bulk_out() and complete at once; IN transfers are held
+//   unanswered (nothing here sends unasked) until the host unlinks them (-ECONNRESET), as a CDC-ACM
+//   driver's waiting reads are. Other endpoints are answered with -EPIPE.
 // - One imported connection at a time; a second import while one is active is refused.
 // - Bus resets: vhci-hcd resets its port locally and never tells the server. An import is a plug-in,
 //   so it resets the device; after that, the kernel's enumeration after a port reset (GET_DESCRIPTOR
@@ -17,7 +19,8 @@
 //   reach the device.
 // - When the device drops off the bus (attached() turns false: a DFU bootloader starting its
 //   application), the connection is closed, so the guest's kernel sees an unplug. A later import
-//   plugs the device in again (bus reset) if it is attached by then.
+//   plugs the device in again (bus reset) if it is attached by then; a device that rebooted into
+//   another (UsbDeviceModel::successor) is that other one from then on.
 // - The model's time is the wall clock (Clock::now()); tick() runs at least every 10 ms.
 #include <cstdint>
 #include <functional>
@@ -76,7 +79,9 @@ private:
     void close_connection(size_t index, const std::string& why);
     void log(const std::string& message) const;
 
-    UsbDeviceModel& model_;
+    // The device on the bus now: the model given, or its successor() once it has rebooted into one.
+    UsbDeviceModel& model();
+    UsbDeviceModel* model_;
     UsbipServerOptions options_;
     int listen_fd_ = -1;
     int wake_fd_ = -1;  // eventfd: request_stop()

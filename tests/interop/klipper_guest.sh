@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Entering the bootloader from a running Klipper through a real Linux kernel: mcuflash-sim serves a
+# board running Klipper over USB/IP (Klipper's CDC-ACM device, 1d50:614e, strings Klipper /
+# stm32f407xg / SIM0001), guest-run.sh boots Debian's kernel, `usbip attach` plugs it in: cdc_acm binds
+# it and the guest's udev stand-in makes /dev/serial/by-id/usb-Klipper_stm32f407xg_SIM0001-if00.
+# `mcuflash flash app.bin -d` that name must: open it at 1200 baud and drop DTR (the kernel sends
+# SET_LINE_CODING and SET_CONTROL_LINE_STATE to the device), see the board leave the bus and come back
+# as ST's ROM DFU bootloader (0483:df11) through udev events, flash it at 0x08000000, verify, leave.
+# The board's re-enumeration is played by a loop in the guest that plugs the simulator in again once
+# Klipper's device is gone (a real board does it by itself). The flash file must hold the image.
+# Also: the port held by another program is refused (64) and the board stays in Klipper.
+# Skipped (77) without guest-run.sh, usbip, or a QEMU that guest-run.sh can install.
+source "$(dirname "$0")/../lib/common.sh"
+
+GUEST_RUN=${GUEST_RUN_SH:-$SOURCE_DIR/../shared/tools/guest-run.sh}
+[ -x "$GUEST_RUN" ] || GUEST_RUN=/work/shared/tools/guest-run.sh
+[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
+command -v usbip >/dev/null || skip "usbip (package usbip) not installed"
+"$GUEST_RUN" --build-only >"$WORK/build-only.log" 2>&1 || { tail -5 "$WORK/build-only.log" >&2; skip "guest-run.sh cannot prepare QEMU"; }
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 unavailable"
+
+GUEST_DIR=$(mktemp -d "$BUILD_DIR/tests/interop/klipper-guest.XXXXXX")
+trap '[ -n "${KEEP_GUEST_DIR:-}" ] || rm -rf "$GUEST_DIR"; cleanup' EXIT
+cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+head -c 50000 /dev/urandom >"$GUEST_DIR/app.bin"
+
+show_logs() {
+  for log in "$GUEST_DIR"/*.txt "$WORK"/guest.err "$WORK"/sim.log; do
+    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 40 "$log" >&2; }
+  done
+}
+case_fail() { show_logs; fail "$*"; }
+
+start_usbip_sim "$WORK/sim.log" klipper --chip stm32f407xg --bootloader st_rom_dfu --flash-file "$GUEST_DIR/flash.bin" -v
+PORT=$USBIP_PORT
+KLIPPER=/dev/serial/by-id/usb-Klipper_stm32f407xg_SIM0001-if00
+
+cd "$GUEST_DIR"
+set +e
+"$GUEST_RUN" --usbip-port "$PORT" --timeout 150 -- sh -c "
+  attach() { usbip --tcp-port $PORT attach -r \$GUEST_HOST_ADDR -b 1-1 >/dev/null 2>&1; }
+  attach || exit 11
+  i=0; until [ -e $KLIPPER ]; do i=\$((i+1)); [ \$i -gt 100 ] && exit 12; sleep 0.1; done
+  ./mcuflash list >list.txt 2>&1
+  # Held by another program: refused, and the board stays in Klipper.
+  sleep 30 <$KLIPPER &
+  holder=\$!
+  sleep 0.2
+  ./mcuflash flash app.bin -d $KLIPPER --klipper-config none >held.txt 2>&1; echo \"exit \$?\" >>held.txt
+  kill \$holder; wait \$holder 2>/dev/null
+  lsusb -d 1d50:614e >/dev/null 2>&1 || exit 13
+  # The board re-enumerating: once Klipper's device has left, plug in what the board is now.
+  (
+    i=0; while lsusb -d 1d50:614e >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 300 ] && exit 0; sleep 0.05; done
+    echo \"Klipper left the bus\" >replug.txt
+    i=0; until attach; do i=\$((i+1)); [ \$i -gt 50 ] && exit 0; sleep 0.2; done
+    echo \"plugged in again\" >>replug.txt
+  ) &
+  t0=\$(date +%s%N)
+  ./mcuflash flash app.bin -d $KLIPPER --klipper-config none >flash.txt 2>&1; echo \"exit \$?\" >>flash.txt
+  echo \"mcuflash ms \$(( (\$(date +%s%N) - t0) / 1000000 ))\" >>flash.txt
+  wait
+  exit 0
+" >"$WORK/guest.out" 2>"$WORK/guest.err"
+rc=$?
+set -e
+[ "$rc" -eq 124 ] && case_fail "the guest timed out"
+[ "$rc" -eq 125 ] && case_fail "the guest itself failed"
+[ "$rc" -eq 0 ] || case_fail "guest command failed (exit $rc: 11 attach, 12 no by-id name for Klipper, 13 the board left Klipper although its port was held)"
+
+expect() { grep -qE -- "$1" "$GUEST_DIR/$2" || case_fail "expected in $2: $1"; }
+expect "usb-Klipper_stm32f407xg_SIM0001-if00 .*running Klipper on a stm32f407xg" list.txt
+expect "exit 64" held.txt
+expect "holds it open" held.txt
+expect "asking it to reboot into its bootloader" flash.txt
+expect "came back after [0-9.]+ s as usb:" flash.txt
+expect "verified" flash.txt
+expect "exit 0" flash.txt
+grep -q "1200 baud with DTR clear" "$WORK/sim.log" || case_fail "the simulator saw no 1200-baud request"
+stop_background
+cmp -n 50000 "$GUEST_DIR/app.bin" "$GUEST_DIR/flash.bin" || case_fail "the flash does not hold the image at 0x08000000"
+echo "ok: Klipper on USB (guest kernel) -> ST ROM DFU, $(grep -o 'came back after [0-9.]* s' "$GUEST_DIR/flash.txt"), found by udev events and flashed; $(grep 'mcuflash ms' "$GUEST_DIR/flash.txt")"
+echo "ok: a held Klipper port is refused and the board stays in Klipper"
