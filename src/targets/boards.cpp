@@ -217,7 +217,8 @@ const std::vector<Transform>& transforms() {
 std::string klipper_offset_choice(const Chip& chip, uint32_t offset) {
     // The HC32F460 menu names the application address itself; the others a bootloader size.
     if (chip.family == "hc32f460") return fmt::format("0x{:06X}", offset);
-    if (offset == 0) return "No bootloader";
+    // RP2040's "No bootloader" build starts at 0x100, after the boot2 stage it carries itself.
+    if (offset < 1024) return "No bootloader";
     if (offset % 1024 == 0) return fmt::format("{}KiB bootloader", offset / 1024);
     return fmt::format("{}KiB bootloader with {} byte offset", offset / 1024, offset % 1024);
 }

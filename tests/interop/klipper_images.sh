@@ -26,12 +26,17 @@ build f103-8k "${stm32}CONFIG_STM32_FLASH_START_2000=y\n"
 build f103-28k "${stm32}CONFIG_STM32_FLASH_START_7000=y\n"
 build samd21-8k 'CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_ATSAMD=y\nCONFIG_MACH_SAMD21G18=y\nCONFIG_SAMD_FLASH_START_2000=y\n'
 build mega2560 'CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_AVR=y\nCONFIG_MACH_atmega2560=y\n'
+build f446-32k 'CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\nCONFIG_STM32_FLASH_START_8000=y\n'
+build lpc1768-16k 'CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_LPC176X=y\nCONFIG_MACH_LPC1768=y\nCONFIG_LPC_FLASH_START_4000=y\n'
+build rp2040-16k 'CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_RPXXXX=y\nCONFIG_MACH_RP2040=y\nCONFIG_RPXXXX_FLASH_START_4000=y\n'
+build rp2040-none 'CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_RPXXXX=y\nCONFIG_MACH_RP2040=y\n'
 for image in f103-none f103-8k f103-28k samd21-8k; do
   arm-none-eabi-objcopy -O ihex "$cache/$image/out/klipper.elf" "$cache/$image/out/klipper.hex"
 done
 # An image copied out of its tree has no .config beside it: only the image itself tells.
 mkdir -p "$WORK/loose"
 for image in f103-none f103-28k; do cp "$cache/$image/out/klipper.bin" "$WORK/loose/$image.bin"; cp "$cache/$image/out/klipper.elf" "$WORK/loose/$image.elf"; done
+cp "$cache/rp2040-none/out/klipper.uf2" "$WORK/loose/rp2040-none.uf2"
 
 results="$WORK/results"
 # accept DESCRIPTION IMAGE DEVICE [ARGS...]: flashed and verified by read-back.
@@ -77,4 +82,16 @@ refuse "f103 8KiB .bin (its .config) -> SAMD21 SAM-BA"    64 "stm32f103" "$k/f10
 accept "atmega2560 .elf.hex -> stk500boot_v2"             "$k/mega2560/out/klipper.elf.hex" sim:stk500v2:atmega2560
 accept "atmega2560 .elf -> stk500boot_v2"                 "$k/mega2560/out/klipper.elf" sim:stk500v2:atmega2560
 refuse "samd21 .bin (its .config) -> atmega2560"          64 "samd21" "$k/samd21-8k/out/klipper.bin" sim:stk500v2:atmega2560
+# STM32F446 with a 32 KiB bootloader (Katapult here; the ROM DFU takes it too, with a word on what must be below).
+accept "f446 32KiB .bin -> Katapult"                      "$k/f446-32k/out/klipper.bin" sim:katapult:stm32f446xe
+accept "f446 32KiB .elf -> ST ROM DFU (at 0x08008000)"    "$k/f446-32k/out/klipper.elf" sim:dfu:stm32f446xe
+refuse "f103 8KiB .bin (its .config) -> F446 Katapult"    64 "but the firmware is for stm32f103" "$k/f103-8k/out/klipper.bin" sim:katapult:stm32f446xe
+# LPC1768 at 0x4000 (Katapult's 16 KiB, where the SD-card bootloaders put it too).
+accept "lpc1768 16KiB .bin -> Katapult"                   "$k/lpc1768-16k/out/klipper.bin" sim:katapult:lpc1768
+refuse "f446 32KiB .bin (its .config) -> LPC1768 Katapult" 64 "reports MCU 'lpc1768'" "$k/f446-32k/out/klipper.bin" sim:katapult:lpc1768
+# RP2040: the 16 KiB Katapult build goes in; the "No bootloader" UF2 (boot2 at 0x10000000) is refused.
+accept "rp2040 16KiB .bin -> Katapult"                    "$k/rp2040-16k/out/klipper.bin" sim:katapult:rp2040
+accept "rp2040 16KiB .elf -> Katapult"                    "$k/rp2040-16k/out/klipper.elf" sim:katapult:rp2040
+refuse "rp2040 No bootloader .uf2 (its .config) -> Katapult" 65 "linked to start at 0x10000100 \\(\"No bootloader\"" "$k/rp2040-none/out/klipper.uf2" sim:katapult:rp2040
+refuse "rp2040 No bootloader .uf2 (no .config) -> Katapult" 65 "0x1000" "$WORK/loose/rp2040-none.uf2" sim:katapult:rp2040
 cat "$results"

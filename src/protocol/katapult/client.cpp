@@ -224,7 +224,7 @@ void Client::resolve_chip(DeviceInfo& info) {
         const auto& wanted = kb.chip(options_.chip);
         if (!compatible(wanted, mcu))
             throw Error(ErrorKind::Usage,
-                        fmt::format("Katapult on this board reports MCU '{}', not the {} given with --chip", mcu,
+                        fmt::format("Katapult on this board reports MCU '{}', not the {} asked for", mcu,
                                     wanted.name),
                         "check the board, or build Klipper for the MCU Katapult reports");
         chip_ = &wanted;
