@@ -13,13 +13,17 @@ source "$(dirname "$0")/../lib/common.sh"
 
 head -c 30000 /dev/urandom >"$WORK/app.bin"
 klipper_port() { echo "$WORK/usb-Klipper_$1_SIM0001-if00"; }
+# start_klipper LOG CHIP ARGS...: a simulated board running Klipper on its port; sets port.
+start_klipper() {
+  local log=$1 chip=$2; shift 2
+  port=$(klipper_port "$chip")
+  "$MCUFLASH_SIM" klipper --chip "$chip" --pty "$port" "$@" 2>"$WORK/$log" &
+  BACKGROUND_PIDS+=($!)
+  wait_for_path "$port"
+}
 
 # 1. Katapult
-port=$(klipper_port stm32f103xe)
-"$MCUFLASH_SIM" klipper --chip stm32f103xe --bootloader katapult --pty "$port" --flash-file "$WORK/f103.bin" \
-  2>"$WORK/sim1.log" &
-BACKGROUND_PIDS+=($!)
-wait_for_path "$port"
+start_klipper sim1.log stm32f103xe --bootloader katapult --flash-file "$WORK/f103.bin"
 start=$(date +%s%N)
 "$MCUFLASH" flash "$WORK/app.bin" -d "$port" --klipper-config none >"$WORK/out" 2>"$WORK/err" ||
   fail "flash through the Klipper port: $(cat "$WORK/err" "$WORK/sim1.log")"
@@ -33,11 +37,7 @@ head -c 8192 "$WORK/f103.bin" | grep -aq "mcuflash-sim placeholder: katapult" ||
 printf 'ok: Klipper -> Katapult on a stm32f103xe (%s), flashed in %d ms\n' "$(grep -o 'came back after [0-9.]* s' "$WORK/err")" "$took"
 
 # 2. SAMD21: the Arduino Zero bootloader speaks SAM-BA; its port's name says nothing, so it is probed.
-port=$(klipper_port samd21g18a)
-"$MCUFLASH_SIM" klipper --chip samd21g18a --bootloader arduino_zero --pty "$port" --flash-file "$WORK/samd.bin" \
-  2>"$WORK/sim2.log" &
-BACKGROUND_PIDS+=($!)
-wait_for_path "$port"
+start_klipper sim2.log samd21g18a --bootloader arduino_zero --flash-file "$WORK/samd.bin"
 start=$(date +%s%N)
 "$MCUFLASH" flash "$WORK/app.bin" -d "$port" --klipper-config none >"$WORK/out" 2>"$WORK/err" ||
   fail "flash through the SAMD21's Klipper port: $(cat "$WORK/err" "$WORK/sim2.log")"
@@ -54,10 +54,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 if [ -f "$FLASHTOOL" ] && "$PY" -c 'import serial' 2>/dev/null; then
   mkdir -p "$WORK/peer" && cp "$FLASHTOOL" "$WORK/peer/"
-  port=$(klipper_port stm32f446xe)
-  "$MCUFLASH_SIM" klipper --chip stm32f446xe --pty "$port" --no-timing 2>"$WORK/sim3.log" &
-  BACKGROUND_PIDS+=($!)
-  wait_for_path "$port"
+  start_klipper sim3.log stm32f446xe --no-timing
   (cd "$WORK/peer" && timeout 30 "$PY" flashtool.py -r -d "$port" -b 250000 >"$WORK/flashtool.out" 2>&1) ||
     fail "flashtool.py -r: $(cat "$WORK/flashtool.out")"
   wait_for_path "$WORK/usb-katapult_stm32f446xe_SIM0001-if00"
@@ -83,10 +80,7 @@ cmp -n 30000 -i 0:8192 "$WORK/app.bin" "$WORK/uart.bin" || fail "the UART board 
 echo "ok: Klipper on a UART -> Katapult by Klipper's serial request, flashed"
 
 # 4. Refusals.
-port=$(klipper_port stm32f407xg)
-"$MCUFLASH_SIM" klipper --chip stm32f407xg --pty "$port" --no-timing 2>"$WORK/sim4.log" &
-BACKGROUND_PIDS+=($!)
-wait_for_path "$port"
+start_klipper sim4.log stm32f407xg --no-timing
 sleep 60 <"$port" &
 holder=$!
 BACKGROUND_PIDS+=($holder)

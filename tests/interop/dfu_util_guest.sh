@@ -19,29 +19,12 @@
 # list them; `-d usb:BUS-PORT` picks one.
 # Skipped (77) without guest-run.sh, usbip, dfu-util, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/../lib/guest.sh"
+use_guest dfu-util
 
-GUEST_RUN=${GUEST_RUN_SH:-$SOURCE_DIR/../shared/tools/guest-run.sh}
-[ -x "$GUEST_RUN" ] || GUEST_RUN=/work/shared/tools/guest-run.sh
-[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
-command -v usbip >/dev/null || skip "usbip (package usbip) not installed"
-command -v dfu-util >/dev/null || skip "dfu-util not installed"
-"$GUEST_RUN" --build-only >"$WORK/build-only.log" 2>&1 || { tail -5 "$WORK/build-only.log" >&2; skip "guest-run.sh cannot prepare QEMU"; }
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 unavailable"
-
-# The guest sees the host's files but not its /tmp, except its cwd: work inside the build folder.
-GUEST_DIR=$(mktemp -d "$BUILD_DIR/tests/interop/dfu-guest.XXXXXX")
-trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
-# The guest cannot see the host's /tmp, where a checkout may live: mcuflash runs from the shared cwd.
-cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+make_guest_dir dfu-guest
 head -c 100000 /dev/urandom >"$GUEST_DIR/app.bin"
 head -c 60000 /dev/urandom >"$GUEST_DIR/app2.bin"
-
-show_logs() {
-  for log in "$GUEST_DIR"/*.txt "$WORK"/guest.err "$WORK"/sim.log; do
-    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 40 "$log" >&2; }
-  done
-}
-case_fail() { show_logs; fail "$*"; }
 
 start_usbip_sim "$WORK/sim.log" dfu --chip stm32f407xg --flash-file "$GUEST_DIR/flash.bin"
 PORT=$USBIP_PORT

@@ -12,27 +12,12 @@
 # application area, and HalfKay's boot block (the top 1 KiB) untouched.
 # Skipped (77) without guest-run.sh, usbip, teensy_loader_cli, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/../lib/guest.sh"
+use_guest teensy_loader_cli
 
-GUEST_RUN=${GUEST_RUN_SH:-$SOURCE_DIR/../shared/tools/guest-run.sh}
-[ -x "$GUEST_RUN" ] || GUEST_RUN=/work/shared/tools/guest-run.sh
-[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
-command -v usbip >/dev/null || skip "usbip (package usbip) not installed"
-command -v teensy_loader_cli >/dev/null || skip "teensy_loader_cli (package teensy-loader-cli) not installed"
-"$GUEST_RUN" --build-only >"$WORK/build-only.log" 2>&1 || { tail -5 "$WORK/build-only.log" >&2; skip "guest-run.sh cannot prepare QEMU"; }
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 unavailable"
-
-GUEST_DIR=$(mktemp -d "$BUILD_DIR/tests/interop/halfkay-guest.XXXXXX")
-trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
-cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+make_guest_dir halfkay-guest
 random_hex "$GUEST_DIR/app.hex" 30000 0
 random_hex "$GUEST_DIR/app2.hex" 20000 0
-
-show_logs() {
-  for log in "$GUEST_DIR"/*.txt "$WORK"/guest.err "$WORK"/sim*.log; do
-    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 40 "$log" >&2; }
-  done
-}
-case_fail() { show_logs; fail "$*"; }
 
 start_usbip_sim "$WORK/sim1.log" halfkay --chip at90usb1286 --flash-file "$GUEST_DIR/flash1.bin" -v
 PORT1=$USBIP_PORT

@@ -11,25 +11,11 @@
 # Also: the port held by another program is refused (64) and the board stays in Klipper.
 # Skipped (77) without guest-run.sh, usbip, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
+source "$(dirname "$0")/../lib/guest.sh"
+use_guest
 
-GUEST_RUN=${GUEST_RUN_SH:-$SOURCE_DIR/../shared/tools/guest-run.sh}
-[ -x "$GUEST_RUN" ] || GUEST_RUN=/work/shared/tools/guest-run.sh
-[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
-command -v usbip >/dev/null || skip "usbip (package usbip) not installed"
-"$GUEST_RUN" --build-only >"$WORK/build-only.log" 2>&1 || { tail -5 "$WORK/build-only.log" >&2; skip "guest-run.sh cannot prepare QEMU"; }
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 unavailable"
-
-GUEST_DIR=$(mktemp -d "$BUILD_DIR/tests/interop/klipper-guest.XXXXXX")
-trap '[ -n "${KEEP_GUEST_DIR:-}" ] || rm -rf "$GUEST_DIR"; cleanup' EXIT
-cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+make_guest_dir klipper-guest
 head -c 50000 /dev/urandom >"$GUEST_DIR/app.bin"
-
-show_logs() {
-  for log in "$GUEST_DIR"/*.txt "$WORK"/guest.err "$WORK"/sim.log; do
-    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 40 "$log" >&2; }
-  done
-}
-case_fail() { show_logs; fail "$*"; }
 
 start_usbip_sim "$WORK/sim.log" klipper --chip stm32f407xg --bootloader st_rom_dfu --flash-file "$GUEST_DIR/flash.bin" -v
 PORT=$USBIP_PORT

@@ -7,23 +7,10 @@
 # by reopen_after_reenumeration(), and the unplug when the device leaves the bus.
 # Skipped (77) without guest-run.sh, usbip, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
-
-GUEST_RUN=${GUEST_RUN_SH:-$SOURCE_DIR/../shared/tools/guest-run.sh}
-[ -x "$GUEST_RUN" ] || GUEST_RUN=/work/shared/tools/guest-run.sh
-[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
-command -v usbip >/dev/null || skip "usbip (package usbip) not installed"
+source "$(dirname "$0")/../lib/guest.sh"
+use_guest
 INTEROP="$BUILD_DIR/tests/interop"
 [ -x "$INTEROP/usbip-test-device" ] && [ -x "$INTEROP/usb-probe" ] || fail "usbip-test-device/usb-probe not built in $INTEROP"
-# Installs QEMU and builds the kernel cache on first use (a no-op afterwards).
-"$GUEST_RUN" --build-only >"$WORK/build-only.log" 2>&1 || { tail -5 "$WORK/build-only.log" >&2; skip "guest-run.sh cannot prepare QEMU"; }
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 unavailable"
-
-show_logs() {
-  for log in "$WORK"/guest.out "$WORK"/guest.err "$WORK"/device.log; do
-    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 60 "$log" >&2; }
-  done
-}
-case_fail() { show_logs; fail "$*"; }
 
 "$INTEROP/usbip-test-device" --verbose >"$WORK/port" 2>"$WORK/device.log" &
 BACKGROUND_PIDS+=($!)

@@ -1,0 +1,31 @@
+# Shared set-up of the tests that run commands under a real Linux kernel (../shared/tools/guest-run.sh),
+# sourced after common.sh.
+
+# use_guest COMMAND...: sets GUEST_RUN, or skips (77) when guest-run.sh, usbip, one of the COMMANDs
+# (the real peers the test needs) or QEMU is missing.
+use_guest() {
+  GUEST_RUN=${GUEST_RUN_SH:-$SOURCE_DIR/../shared/tools/guest-run.sh}
+  [ -x "$GUEST_RUN" ] || GUEST_RUN=/work/shared/tools/guest-run.sh
+  [ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
+  local tool
+  for tool in usbip "$@"; do command -v "$tool" >/dev/null || skip "$tool not installed (scripts/setup.sh installs it)"; done
+  "$GUEST_RUN" --build-only >"$WORK/build-only.log" 2>&1 || { tail -5 "$WORK/build-only.log" >&2; skip "guest-run.sh cannot prepare QEMU"; }
+  command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 unavailable"
+}
+
+# make_guest_dir NAME: GUEST_DIR, a folder the guest shares with mcuflash copied into it. It is inside
+# the build folder: the guest cannot see the host's /tmp. Removed at exit (kept with KEEP_GUEST_DIR=1).
+make_guest_dir() {
+  GUEST_DIR=$(mktemp -d "$BUILD_DIR/tests/interop/$1.XXXXXX")
+  trap '[ -n "${KEEP_GUEST_DIR:-}" ] || rm -rf "$GUEST_DIR"; cleanup' EXIT
+  cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+}
+
+# case_fail MESSAGE: fails after showing the tail of what the guest and the simulators wrote.
+case_fail() {
+  local log
+  for log in "${GUEST_DIR:-/nonexistent}"/*.txt "$WORK"/guest.out "$WORK"/guest.err "$WORK"/*.log; do
+    [ -f "$log" ] && { echo "--- $log" >&2; tail -n 40 "$log" >&2; }
+  done
+  fail "$*"
+}
