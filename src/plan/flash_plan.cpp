@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <map>
 
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
+#include "storage/uf2_families.hpp"
 
 namespace mcuflash::plan {
 
@@ -152,9 +154,33 @@ void check_link_address(const image::Image& image, const protocol::DeviceInfo& d
                     choose);
 }
 
+// A UF2 file names the family of chips it is for (microsoft/uf2): a file for another family does not
+// run on this one. A chip may belong to several (an STM32F407 is STM32F4 and STM32F407).
+void check_uf2_family(const image::Image& image, const std::string& chip) {
+    if (!image.family_id || chip.empty()) return;
+    std::string lower = chip;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::vector<const storage::Uf2Family*> chip_families;
+    const storage::Uf2Family* file_family = nullptr;
+    for (const auto& family : storage::uf2_families()) {
+        if (family.id == *image.family_id) file_family = &family;
+        for (const auto& prefix : family.chips)
+            if (lower.rfind(prefix, 0) == 0) chip_families.push_back(&family);
+    }
+    if (chip_families.empty()) return;  // no family known for this chip: nothing to check against
+    for (const auto* family : chip_families)
+        if (family->id == *image.family_id) return;
+    throw Error(ErrorKind::BadInput,
+                fmt::format("this UF2 file is for {} chips (family 0x{:08X}), but the device is an {} ({} family 0x{:08X})",
+                            file_family ? file_family->name : "other", *image.family_id, chip,
+                            chip_families.front()->name, chip_families.front()->id),
+                "build Klipper for this board's micro-controller (make menuconfig), or use the firmware built for it");
+}
+
 FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& device, const protocol::Capabilities& caps,
                     const PlanOptions& options) {
     if (image.empty()) throw Error(ErrorKind::BadInput, "the image holds no data");
+    check_uf2_family(image, device.chip);
     check_fits_flash(image, device.flash_base, device.flash_size, device.chip);
     if (image.lowest() < device.app_start || image.end() > device.app_end) {
         bool below = image.lowest() < device.app_start;

@@ -70,6 +70,8 @@ std::chrono::seconds time_limit(const FlashPlan& plan, uint32_t bytes_per_second
 
 // Checks that need no device: an image past the end of the chip's flash (known from --chip).
 void check_fits_flash(const image::Image& image, uint32_t flash_base, uint32_t flash_size, const std::string& chip);
+// Throws core::Error(BadInput) when a UF2 image names a chip family `chip` is not in.
+void check_uf2_family(const image::Image& image, const std::string& chip);
 
 struct FlashReport {
     uint64_t bytes_unchanged = 0;  // skipped: they already held the image (checked as strongly as a verify)

@@ -94,4 +94,5 @@ accept "rp2040 16KiB .bin -> Katapult"                    "$k/rp2040-16k/out/kli
 accept "rp2040 16KiB .elf -> Katapult"                    "$k/rp2040-16k/out/klipper.elf" sim:katapult:rp2040
 refuse "rp2040 No bootloader .uf2 (its .config) -> Katapult" 65 "linked to start at 0x10000100 \\(\"No bootloader\"" "$k/rp2040-none/out/klipper.uf2" sim:katapult:rp2040
 refuse "rp2040 No bootloader .uf2 (no .config) -> Katapult" 65 "0x1000" "$WORK/loose/rp2040-none.uf2" sim:katapult:rp2040
+refuse "rp2040 .uf2 (no .config) -> F446 Katapult"         65 "UF2 file is for RP2040 chips" "$WORK/loose/rp2040-none.uf2" sim:katapult:stm32f446xe
 cat "$results"

@@ -115,6 +115,22 @@ TEST(Plan, RefusesImagesPastTheEndOfFlash) {
     expect_error(ErrorKind::Unsafe, [&] { plan::check_fits_flash(img, 0, 131072, "atmega1284p"); }, "0x0001FFFF");
 }
 
+TEST(Plan, RefusesAUf2FileForAnotherChipFamily) {
+    auto img = image_at(0x10004000, 256);
+    img.family_id = 0xE48BFF56;  // RP2040
+    plan::check_uf2_family(img, "rp2040");
+    expect_error(ErrorKind::BadInput, [&] { plan::check_uf2_family(img, "stm32f103xe"); },
+                 "for RP2040 chips (family 0xE48BFF56), but the device is an stm32f103xe (STM32F1");
+    img.family_id = 0x57755A57;  // STM32F4: an STM32F407 is one too, as well as STM32F407
+    plan::check_uf2_family(img, "stm32f407xg");
+    img.family_id = 0x6D0922FA;
+    plan::check_uf2_family(img, "stm32f407xg");
+    expect_error(ErrorKind::BadInput, [&] { plan::check_uf2_family(img, "stm32f446xe"); }, "STM32F407 chips");
+    img.family_id = 0x12345678;  // unknown family, known chip: refused, named by number
+    expect_error(ErrorKind::BadInput, [&] { plan::check_uf2_family(img, "rp2040"); }, "other chips (family 0x12345678)");
+    plan::check_uf2_family(img, "atmega2560");  // no UF2 family known for the chip: nothing to check
+}
+
 TEST(Plan, RefusesAnEntryPointOutsideTheApplicationUnlessForced) {
     FakeDevice dev(131072, 256);
     auto info = avr_device();
