@@ -8,6 +8,7 @@
 #include "core/hexdump.hpp"
 #include "entry/serial_reset.hpp"
 #include "protocol/avr_identity.hpp"
+#include "protocol/stk500v2/writes.hpp"
 
 namespace mcuflash::protocol::stk500v2 {
 
@@ -23,11 +24,6 @@ namespace {
 constexpr long kSignOnWindowMs = 1500;
 // Flash parts above 64K words need the extended address (LOAD_ADDRESS bit 31).
 constexpr uint32_t kExtendedAbove = 0x20000;
-// The Arduino M0 bootloader: how long its whole-application erase may take.
-constexpr long kM0EraseTimeoutMs = 10000;
-// PROGRAM_FLASH_ISP parameters for classic ATmega parts (avrdude.conf: mode 0x41, delay 10,
-// 0x40/0x4C/0x20, no polling values); stk500boot_v2 ignores them but real programmers need them.
-constexpr IspProgram kFlashProgram{};
 
 // The device answered with a status other than OK: its own refusal, not a transmission problem.
 class DeviceRefusal : public Error {
@@ -189,6 +185,8 @@ void Session::device_was_reset() {
 Client::Client(link::ByteLink& link, ConnectOptions options)
     : link_(link), options_(std::move(options)), session_(link, options_.warn) {}
 
+Client::~Client() = default;
+
 void Client::synchronise() {
     for (int attempt = 0; attempt < options_.sync_attempts; ++attempt) {
         if (options_.reset) {
@@ -198,7 +196,7 @@ void Client::synchronise() {
         if (auto reply = session_.probe_sign_on(kSignOnWindowMs)) {
             sign_on_ = sign_on_name(*reply);
             device_address_.reset();
-            erase_known_ = false;
+            if (writes_) writes_->device_was_reset();
             return;
         }
     }
@@ -230,9 +228,9 @@ void Client::identify(DeviceInfo& info) {
     extended_addressing_ = chip_->flash_size > kExtendedAbove;
     // stk500boot.c: APP_END = FLASHEND - 2 * BOOTSIZE + 1 with BOOTSIZE in bytes, so it erases nothing
     // in the 2 * boot size below the end of flash (on the atmega2560: 0x3C000-0x3DFFF of the app).
-    erase_limit_ = chip_->flash_size > 2 * id.boot_size ? chip_->flash_size - 2 * id.boot_size : 0;
-    if (erase_limit_ < info.app_end)
-        info.details.emplace_back("erases pages below", hex_address(erase_limit_));
+    const uint32_t erase_limit = chip_->flash_size > 2 * id.boot_size ? chip_->flash_size - 2 * id.boot_size : 0;
+    writes_ = std::make_unique<ErasePointerWrites>(*this, erase_limit);
+    if (erase_limit < info.app_end) info.details.emplace_back("erases pages below", hex_address(erase_limit));
 }
 
 bool Client::identify_impersonator(DeviceInfo& info, const std::vector<uint8_t>& signature, uint8_t major,
@@ -251,8 +249,7 @@ bool Client::identify_impersonator(DeviceInfo& info, const std::vector<uint8_t>&
                                     bootloader.description, chip_name, core::hex_bytes(signature), options_.chip),
                         "check --chip, or that this is the board you meant");
         chip_ = &kb.chip(chip_name);
-        erases_application_ = true;
-        app_start_ = size;
+        writes_ = std::make_unique<ApplicationRegionWrites>(*this, size);
         extended_addressing_ = false;
         info.chip = chip_->name;
         info.signature = signature;
@@ -261,7 +258,7 @@ bool Client::identify_impersonator(DeviceInfo& info, const std::vector<uint8_t>&
         info.flash_base = 0;
         info.flash_size = chip_->flash_size;
         info.page_size = capabilities().write_unit;
-        info.app_start = app_start_;
+        info.app_start = size;
         info.app_end = chip_->flash_size;
         info.details.emplace_back("software version", fmt::format("{}.{}", major, minor));
         info.details.emplace_back("reports", fmt::format("signature {} (not its own chip's)", core::hex_bytes(signature)));
@@ -279,29 +276,24 @@ DeviceInfo Client::connect() {
 }
 
 Capabilities Client::capabilities() const {
-    Capabilities caps;
+    if (writes_) return writes_->capabilities();
+    Capabilities caps;  // before connect(): what every STK500v2 bootloader offers
     caps.can_read = true;
-    if (erases_application_) {
-        // Writes pad the address up to the next NVM row: write whole rows (the chip's erase unit).
-        // Only CHIP_ERASE_ISP erases, everything from the application start.
-        caps.write_unit = chip_->sam ? chip_->sam->erase_unit : chip_->page_size;
-        caps.erase_units.push_back({app_start_, chip_->flash_size - app_start_});
-        return caps;
-    }
-    caps.erases_on_write = true;
-    caps.writes_in_address_order = true;  // the erase pointer (erase_pointer_to rewinds for a step back)
-    caps.write_unit = chip_ ? chip_->page_size : 256;
+    caps.write_unit = 256;
     return caps;
 }
 
-void Client::erase(uint32_t address, uint32_t length) {
-    if (!erases_application_ || address != app_start_ || uint64_t(address) + length != chip_->flash_size)
-        throw Error(ErrorKind::Usage, fmt::format("this bootloader erases only its whole application region {}-{}",
-                                                  hex_address(app_start_), hex_address(chip_ ? chip_->flash_size - 1 : 0)));
-    // One row erase per 256 bytes, up to 6 ms each: up to 6 s for the SAMD21's 240 KiB.
-    session_.command(chip_erase_isp(10, 0), "erase the application region", 2, kM0EraseTimeoutMs);
-    device_address_.reset();
+namespace {
+template <typename Writes>
+Writes& connected(const std::unique_ptr<Writes>& writes) {
+    if (!writes) throw std::logic_error("stk500v2::Client used before connect()");
+    return *writes;
 }
+}  // namespace
+
+void Client::erase(uint32_t address, uint32_t length) { connected(writes_).erase(address, length); }
+
+void Client::write(uint32_t address, std::span<const uint8_t> data) { connected(writes_).write(address, data); }
 
 void Client::recover(const Error& failure, const char* what, uint32_t at) {
     // The link lost the session (the bootloader may have started the application or its monitor):
@@ -321,8 +313,7 @@ void Client::recover(const Error& failure, const char* what, uint32_t at) {
     session_.command(enter_progmode_isp(IspEnter{}), "enter programming mode", 2);
 }
 
-template <typename Step>
-void Client::with_recovery(const char* what, uint32_t at, Step step) {
+void Client::with_recovery(const char* what, uint32_t at, const std::function<void()>& step) {
     int attempts = 0;
     for (;;) {
         try {
@@ -356,128 +347,12 @@ void Client::load_address(uint32_t byte_address) {
     device_address_ = byte_address;
 }
 
-void Client::program_page(uint32_t at, std::span<const uint8_t> page) {
-    with_recovery("write page", at, [&] {
-        load_address(at);
-        session_.command(program_flash_isp(kFlashProgram, page), "write page", 2, Session::kCommandTimeoutMs, 0);
-        device_address_ = at + static_cast<uint32_t>(page.size());
-    });
-    if (erase_pointer_ < erase_limit_) erase_pointer_ += static_cast<uint32_t>(page.size());
-}
-
-void Client::pin_erase_pointer() {
-    // stk500boot_v2 answers CHIP_ERASE_ISP with FAILED (it erases nothing) but sets its erase
-    // pointer back to 0: that is the one way to know where the next page erase happens.
-    Frame reply = session_.exchange(chip_erase_isp(10, 0), "reset the erase pointer", Session::kCommandTimeoutMs);
-    if (reply.body.size() < 2 || reply.body[0] != cmd::kChipEraseIsp ||
-        (reply.body[1] != status::kOk && reply.body[1] != status::kFailed))
-        throw Error(ErrorKind::Protocol,
-                    fmt::format("CHIP_ERASE_ISP answered {}", core::hex_bytes(reply.body)));
-    erase_pointer_ = 0;
-    erase_known_ = true;
-}
-
-void Client::erase_pointer_to(uint32_t at) {
-    uint32_t target = std::min(at, erase_limit_);
-    if (erase_known_ && erase_pointer_ == target) return;
-    bool rewind = !erase_known_ || erase_pointer_ > target;
-    uint32_t from = rewind ? 0 : erase_pointer_;
-    const uint32_t page = capabilities().write_unit;
-    // Pages between the erase pointer and `at` are erased on the way: learn what they hold first
-    // (once: a later rewind must not take a page the line damaged for its content).
-    for (uint32_t run = from; run < target;) {
-        if (contents_.count(run)) {
-            run += page;
-            continue;
-        }
-        uint32_t end = run;
-        while (end < target && !contents_.count(end)) end += page;
-        Bytes held = read(run, end - run);
-        for (uint32_t a = run; a < end; a += page)
-            contents_[a] = {Bytes(held.begin() + (a - run), held.begin() + (a - run + page)), false};
-        run = end;
-    }
-    if (!rewind && !erase_known_) throw RestartNeeded{};  // a reset during that read restarted the pointer
-    if (rewind) pin_erase_pointer();
-    if (target > from && options_.warn)
-        options_.warn(fmt::format("stk500boot_v2 erases pages only in order from 0: rewriting {}-{} as they were "
-                                  "before the page at {}",
-                                  hex_address(from), hex_address(target - 1), hex_address(at)));
-    for (uint32_t a = from; a < target; a += page) program_page(a, contents_.at(a).bytes);
-    // The plan verifies the pages it wrote; the others are read back here.
-    for (uint32_t a = from; a < target; a += page) {
-        const auto& content = contents_.at(a);
-        if (content.from_host || read(a, page) == content.bytes) continue;
-        count_failure(Error(ErrorKind::Protocol, fmt::format("the page at {} did not keep its content when "
-                                                             "rewritten on the erase pointer's way", hex_address(a))),
-                      a);
-        erase_known_ = false;
-        throw RestartNeeded{};
-    }
-}
-
 void Client::count_failure(const Error& failure, uint32_t at) {
     if (++failures_ <= kFailureAllowance + successes_ / kSuccessesPerFailure) return;
     throw Error(failure.kind(),
                 fmt::format("{} (gave up: {} exchanges failed, {} worked)", failure.what(), failures_, successes_),
                 "the line to the board damages too much: try another USB port or cable, or a lower --baud")
         .at_address(at);
-}
-
-void Client::write(uint32_t address, std::span<const uint8_t> data) {
-    const uint32_t page = capabilities().write_unit;
-    if (erases_application_) {
-        if (address < app_start_ || address % page || data.size() % page)
-            throw Error(ErrorKind::Usage, fmt::format("writes go to whole {}-byte rows at or above {}, not {} + {}", page,
-                                                      hex_address(app_start_), hex_address(address), data.size()));
-        for (size_t offset = 0; offset < data.size(); offset += page) {
-            uint32_t at = address + static_cast<uint32_t>(offset);
-            for (bool done = false; !done;) {
-                try {
-                    with_recovery("write row", at, [&] {
-                        load_address(at);
-                        session_.command(program_flash_isp(kFlashProgram, data.subspan(offset, page)), "write row", 2,
-                                         Session::kCommandTimeoutMs, 0);
-                        device_address_ = at + page;
-                    });
-                    done = true;
-                } catch (const RestartNeeded&) {
-                    // Rows already written keep their data (nothing erases them): write this one again.
-                }
-            }
-        }
-        return;
-    }
-    if (address % page != 0 || data.size() % page != 0)
-        throw Error(ErrorKind::Usage, fmt::format("stk500v2 writes whole pages: {} + {} is not {}-byte aligned",
-                                                  hex_address(address), data.size(), page));
-    for (size_t offset = 0; offset < data.size(); offset += page) {
-        uint32_t at = address + static_cast<uint32_t>(offset);
-        auto bytes = data.subspan(offset, page);
-        for (;;) {
-            try {
-                erase_pointer_to(at);
-                if (at >= erase_limit_) {
-                    // The bootloader will not erase this page: programming can only clear bits.
-                    Bytes old = read(at, page);
-                    for (uint32_t i = 0; i < page; ++i)
-                        if ((old[i] & bytes[i]) != bytes[i])
-                            throw Error(ErrorKind::Unsafe,
-                                        fmt::format("the page at {} holds other data, and stk500boot_v2 never erases "
-                                                    "pages at or above {}: writing it would corrupt it",
-                                                    hex_address(at), hex_address(erase_limit_)),
-                                        "keep the image below that address, or erase the chip through an ISP "
-                                        "programmer first")
-                                .at_address(at);
-                }
-                program_page(at, bytes);
-                if (at < erase_limit_) contents_[at] = {Bytes(bytes.begin(), bytes.end()), true};
-                break;
-            } catch (const RestartNeeded&) {
-                erase_known_ = false;  // a reset happened: start the erase sequence again
-            }
-        }
-    }
 }
 
 std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
@@ -499,7 +374,7 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
                 out.insert(out.end(), data.begin(), data.begin() + block);
             });
         } catch (const RestartNeeded&) {
-            erase_known_ = false;
+            if (writes_) writes_->device_was_reset();
         }
     }
     return out;

@@ -2,7 +2,9 @@
 // STK500v2 client for the Arduino Mega "wiring" bootloader stk500boot_v2 (avrdude -c wiring).
 // Session (framing, sequence numbers, retries) is meant to serve the ISP programmer role too.
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -66,6 +68,7 @@ private:
 class Client : public Bootloader {
 public:
     Client(link::ByteLink& link, ConnectOptions options);
+    ~Client() override;
 
     DeviceInfo connect() override;
     Capabilities capabilities() const override;
@@ -84,42 +87,30 @@ private:
     // true when the signature and version are one data/bootloaders.toml names in reports_signature.
     bool identify_impersonator(DeviceInfo& info, const std::vector<uint8_t>& signature, uint8_t major, uint8_t minor);
     uint8_t get_parameter(uint8_t id);
-    // Writes one page where the device's erase pointer is; keeps the erase and address models.
-    void program_page(uint32_t at, std::span<const uint8_t> page);
-    // Brings the device's erase pointer to `at`, writing back what the pages on the way must hold,
-    // and reading back those the host never wrote (the plan verifies its own pages).
-    void erase_pointer_to(uint32_t at);
     // A transmission problem: gives up once they exceed an allowance plus a share of what worked.
     void count_failure(const core::Error& failure, uint32_t at);
     void load_address(uint32_t byte_address);
     void recover(const core::Error& failure, const char* what, uint32_t at);
-    // Sends CHIP_ERASE_ISP, which sets stk500boot_v2's erase pointer back to 0.
-    void pin_erase_pointer();
     // Runs `step`, retrying it after transmission problems; after too many, resets the device
     // (recover) and throws RestartNeeded: the caller starts its operation again.
     struct RestartNeeded {};
-    template <typename Step>
-    void with_recovery(const char* what, uint32_t at, Step step);
+    void with_recovery(const char* what, uint32_t at, const std::function<void()>& step);
 
     link::ByteLink& link_;
     ConnectOptions options_;
     Session session_;
     const targets::Chip* chip_ = nullptr;
-    // The Arduino M0 case: the application region [app_start_, flash end) is erased as a whole by
-    // CHIP_ERASE_ISP and written at absolute addresses; no erase pointer.
-    bool erases_application_ = false;
-    uint32_t app_start_ = 0;
+    // How the bootloader takes pages (writes.hpp): stk500boot_v2 erases the page its erase pointer
+    // names at every write; the Arduino M0 erases its whole application region at once. Chosen by
+    // identify().
+    class Writes;
+    class ErasePointerWrites;
+    class ApplicationRegionWrites;
+    std::unique_ptr<Writes> writes_;
     std::string sign_on_;  // what SIGN_ON answered ("AVRISP_2" for stk500boot_v2)
     bool extended_addressing_ = false;  // LOAD_ADDRESS bit 31 (parts above 64K words)
     // The device's flash address register (auto-increments by each read/program); nullopt = unknown.
     std::optional<uint32_t> device_address_;
-    // stk500boot_v2 erases the page its own erase pointer names at every PROGRAM_FLASH_ISP, then
-    // advances it, whatever the address written: pages must be written in order from 0. This is a
-    // lower bound of that pointer (a retried write may have moved it one page further: harmless).
-    uint32_t erase_pointer_ = 0;
-    bool erase_known_ = false;  // false until CHIP_ERASE_ISP pinned it (after every sign-on)
-    // It never erases at or above this address (FLASHEND - 2 * BOOTSIZE + 1 in stk500boot.c).
-    uint32_t erase_limit_ = 0;
     static constexpr int kMaxRecoveriesInARow = 5;
     int recoveries_in_a_row_ = 0;
     // Resets in the whole session: rewriting after a reset must not loop for ever.
@@ -130,13 +121,6 @@ private:
     static constexpr int kFailureAllowance = 32;
     static constexpr int kSuccessesPerFailure = 8;
     int failures_ = 0, successes_ = 0;
-    // What each page below the erase limit must hold once rewritten on the erase pointer's way:
-    // what the host wrote there, else what it held when first read.
-    struct PageContent {
-        Bytes bytes;
-        bool from_host = false;
-    };
-    std::map<uint32_t, PageContent> contents_;
 };
 
 }  // namespace mcuflash::protocol::stk500v2
