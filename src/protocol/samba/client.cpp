@@ -157,13 +157,14 @@ DeviceInfo Client::connect() {
     return info;
 }
 
-void Client::identify(DeviceInfo& info) {
+std::string Client::ChipIdentity::text() const {
+    return fmt::format("{} 0x{:08X}", device_id ? "DSU DID" : "CHIPID", value);
+}
+
+Client::ChipIdentity Client::read_chip_identity() {
     // Read only registers every candidate has, in BOSSA's order: a read of an address the chip does
     // not decode stops its CPU.
-    struct Identity {
-        bool device_id = false;  // DSU DID (SAMD) rather than CHIPID
-        uint32_t value = 0, extension = 0, cpuid = 0;
-    } id;
+    ChipIdentity id;
     with_retries("identifying the chip", [&] {
         if ((monitor_.read_word(0) & 0xFF000000) == 0xEA000000)
             throw Error(ErrorKind::Usage, "this is an ARM7/ARM9 SAM (SAM7/SAM9): mcuflash supports Cortex-M SAM chips only",
@@ -182,18 +183,79 @@ void Client::identify(DeviceInfo& info) {
         }
         return 0;
     });
-    const uint32_t mask = id.device_id ? kDidMask : kChipIdMask;
-    const std::string id_text = fmt::format("{} 0x{:08X}", id.device_id ? "DSU DID" : "CHIPID", id.value);
+    return id;
+}
 
-    const auto& kb = options_.knowledge_base();
-    for (const auto& [name, chip] : kb.chips()) {
+const targets::Chip* Client::chip_with(const ChipIdentity& id) const {
+    const uint32_t mask = id.device_id ? kDidMask : kChipIdMask;
+    const targets::Chip* found = nullptr;
+    for (const auto& [name, chip] : options_.knowledge_base().chips()) {
         if (!chip.sam || chip.signature.size() < 4) continue;
         if (!is_eefc(*chip.sam) != id.device_id) continue;
         if ((be32(chip.signature, 0) & mask) != (id.value & mask)) continue;
         // SAM4E parts share CHIPID and differ in EXID.
         if (chip.signature.size() >= 8 && be32(chip.signature, 4) != id.extension) continue;
-        chip_ = &chip;
+        found = &chip;
     }
+    return found;
+}
+
+std::pair<const targets::Bootloader*, uint32_t> Client::flash_bootloader() {
+    const auto& kb = options_.knowledge_base();
+    if (!options_.bootloader.empty()) {
+        const auto* bootloader = kb.find_bootloader(options_.bootloader);
+        if (!bootloader || !bootloader->size_on(chip_->name))
+            throw Error(ErrorKind::Usage, fmt::format("the knowledge base has no bootloader '{}' for the {}",
+                                                      options_.bootloader, chip_->name));
+        return {bootloader, *bootloader->size_on(chip_->name)};
+    }
+    // A ROM monitor (no extensions) keeps no flash; a flash bootloader keeps the start.
+    const bool rom_monitor = monitor_.version_text().find("[Arduino:") == std::string::npos;
+    const targets::Bootloader* bootloader = nullptr;
+    uint32_t reserved = 0;
+    for (const auto* candidate : kb.bootloaders_for("samba", chip_->name)) {
+        auto size = candidate->size_on(chip_->name);
+        if (!size || (*size == 0) != rom_monitor) continue;
+        if (!bootloader || *size > reserved) {
+            bootloader = candidate;
+            reserved = *size;
+        }
+    }
+    if (!bootloader && !rom_monitor) {
+        reserved = kUnknownBootloaderReserve;
+        if (options_.warn)
+            options_.warn(fmt::format("unidentified SAM-BA bootloader \"{}\" on the {}: keeping the first {} KiB of "
+                                      "flash for it",
+                                      monitor_.version_text(), chip_->name, reserved / 1024));
+    }
+    return {bootloader, reserved};
+}
+
+void Client::describe_boot_protection(DeviceInfo& info, uint32_t reserved) {
+    // SAM-BA commands carry no checksum, so only a fuse stops a command damaged on the line from
+    // erasing the bootloader.
+    if (reserved == 0) return;
+    auto guarded = controller_->boot_protection();
+    if (!guarded) return;
+    if (*guarded >= reserved) {
+        info.details.emplace_back("bootloader protection",
+                                  fmt::format("BOOTPROT keeps the first {} KiB (the bootloader's {} KiB) from erases "
+                                              "and writes",
+                                              *guarded / 1024, reserved / 1024));
+        return;
+    }
+    const std::string text = fmt::format(
+        "none from the chip (BOOTPROT covers {} KiB of the bootloader's {} KiB): mcuflash sends nothing there and "
+        "reads each row address back before erasing, but another tool, or a command damaged on the line, could erase "
+        "it (setting BOOTPROT protects it: OpenOCD's `{} bootloader {}` through SWD)",
+        *guarded / 1024, reserved / 1024, chip_->family == "samd51" ? "atsame5" : "at91samd", reserved);
+    info.details.emplace_back("bootloader protection", text);
+    if (options_.warn) options_.warn("the bootloader is not protected by the chip: " + text);
+}
+
+void Client::identify(DeviceInfo& info) {
+    const ChipIdentity id = read_chip_identity();
+    chip_ = chip_with(id);
     info.bootloader_text = "SAM-BA " + monitor_.version_text();
     info.signature = be_bytes(id.value);
     info.details.emplace_back("CPUID", fmt::format("0x{:08X}", id.cpuid));
@@ -205,16 +267,17 @@ void Client::identify(DeviceInfo& info) {
                                                      ext.erase ? "X" : "", ext.buffered_write ? "Y" : "",
                                                      ext.checksum ? "Z" : "",
                                                      ext.erase || ext.buffered_write || ext.checksum ? "" : "none"));
-
     if (!chip_)
         throw Error(ErrorKind::Unsupported,
-                    fmt::format("mcuflash does not know this SAM chip ({}, CPUID 0x{:08X})", id_text, id.cpuid),
+                    fmt::format("mcuflash does not know this SAM chip ({}, CPUID 0x{:08X})", id.text(), id.cpuid),
                     "its flash geometry and identifier belong in data/chips.toml");
     if (!options_.chip.empty()) {
-        const auto& wanted = kb.chip(options_.chip);
+        const auto& wanted = options_.knowledge_base().chip(options_.chip);
         if (&wanted != chip_)
             throw Error(ErrorKind::Usage,
-                        fmt::format("the device is a {} ({}), not the {} expected (--chip, --board or Klipper's .config)", chip_->name, id_text, wanted.name));
+                        fmt::format("the device is a {} ({}), not the {} expected (--chip, --board or Klipper's "
+                                    ".config)",
+                                    chip_->name, id.text(), wanted.name));
     }
 
     const auto& sam = *chip_->sam;
@@ -224,33 +287,7 @@ void Client::identify(DeviceInfo& info) {
     buffer_ = applet_->end();
     buffer_size_ = Monitor::kMaxBuffer;
 
-    // The bootloader: a ROM monitor (no extensions) keeps no flash; a flash bootloader keeps the start.
-    const bool rom_monitor = monitor_.version_text().find("[Arduino:") == std::string::npos;
-    const targets::Bootloader* bootloader = nullptr;
-    uint32_t reserved = 0;
-    if (!options_.bootloader.empty()) {
-        bootloader = kb.find_bootloader(options_.bootloader);
-        if (!bootloader || !bootloader->size_on(chip_->name))
-            throw Error(ErrorKind::Usage, fmt::format("the knowledge base has no bootloader '{}' for the {}",
-                                                      options_.bootloader, chip_->name));
-        reserved = *bootloader->size_on(chip_->name);
-    } else {
-        for (const auto* candidate : kb.bootloaders_for("samba", chip_->name)) {
-            auto size = candidate->size_on(chip_->name);
-            if (!size || (*size == 0) != rom_monitor) continue;
-            if (!bootloader || *size > reserved) {
-                bootloader = candidate;
-                reserved = *size;
-            }
-        }
-        if (!bootloader && !rom_monitor) {
-            reserved = kUnknownBootloaderReserve;
-            if (options_.warn)
-                options_.warn(fmt::format("unidentified SAM-BA bootloader \"{}\" on the {}: keeping the first {} KiB "
-                                          "of flash for it",
-                                          monitor_.version_text(), chip_->name, reserved / 1024));
-        }
-    }
+    const auto [bootloader, reserved] = flash_bootloader();
     app_start_ = chip_->flash_base + reserved;
     info.chip = chip_->name;
     info.bootloader = bootloader ? bootloader->name : "";
@@ -263,27 +300,7 @@ void Client::identify(DeviceInfo& info) {
     info.details.emplace_back("flash pages", fmt::format("{} of {} bytes{}", chip_->flash_size / chip_->page_size,
                                                    chip_->page_size,
                                                    geometry_.planes > 1 ? fmt::format(" in {} planes", geometry_.planes) : ""));
-    // Whether the chip itself guards the bootloader: SAM-BA commands carry no checksum, so only a
-    // fuse stops a command damaged on the line from erasing it.
-    if (reserved > 0) {
-        if (auto guarded = controller_->boot_protection()) {
-            if (*guarded >= reserved) {
-                info.details.emplace_back("bootloader protection",
-                                          fmt::format("BOOTPROT keeps the first {} KiB (the bootloader's {} KiB) from "
-                                                      "erases and writes",
-                                                      *guarded / 1024, reserved / 1024));
-            } else {
-                const std::string text = fmt::format(
-                    "none from the chip (BOOTPROT covers {} KiB of the bootloader's {} KiB): mcuflash sends "
-                    "nothing there and reads each row address back before erasing, but another tool, or a command "
-                    "damaged on the line, could erase it (setting BOOTPROT protects it: OpenOCD's `{} bootloader "
-                    "{}` through SWD)",
-                    *guarded / 1024, reserved / 1024, chip_->family == "samd51" ? "atsame5" : "at91samd", reserved);
-                info.details.emplace_back("bootloader protection", text);
-                if (options_.warn) options_.warn("the bootloader is not protected by the chip: " + text);
-            }
-        }
-    }
+    describe_boot_protection(info, reserved);
 }
 
 void Client::require_chip(const char* action) const {

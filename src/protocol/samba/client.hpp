@@ -46,6 +46,20 @@ public:
 private:
     void start_monitor();
     void identify(DeviceInfo& info);
+    // What the chip says it is: DSU DID (SAMD) or CHIPID (SAM3/SAM4), and the core's CPUID.
+    struct ChipIdentity {
+        bool device_id = false;  // DSU DID rather than CHIPID
+        uint32_t value = 0, extension = 0, cpuid = 0;
+        std::string text() const;
+    };
+    ChipIdentity read_chip_identity();
+    // The data/chips.toml chip with that identity; nullptr when none.
+    const targets::Chip* chip_with(const ChipIdentity& id) const;
+    // The bootloader in flash (nullptr: the ROM monitor, or one the knowledge base does not know) and
+    // the bytes of flash it keeps.
+    std::pair<const targets::Bootloader*, uint32_t> flash_bootloader();
+    // Whether the chip guards the bootloader (SAMD BOOTPROT), in `info` and as a warning when it does not.
+    void describe_boot_protection(DeviceInfo& info, uint32_t reserved);
     // Runs `step` again after resynchronising when the link garbled or lost something.
     template <typename Step>
     auto with_retries(const std::string& what, Step step);
