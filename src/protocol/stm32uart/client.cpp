@@ -142,7 +142,7 @@ DeviceInfo Client::connect() {
     return info;
 }
 
-void Client::identify(DeviceInfo& info) {
+void Client::read_commands() {
     Bytes get = with_retries("Get", [&](int) {
         start_command(cmd::kGet);
         Bytes n = read_bytes(1, "Get");
@@ -154,7 +154,9 @@ void Client::identify(DeviceInfo& info) {
     auto commands = parse_get(get);
     if (!commands) throw Error(ErrorKind::Protocol, fmt::format("Get: malformed answer {}", core::hex_bytes(get)));
     commands_ = *commands;
+}
 
+void Client::read_product_id() {
     Bytes id = with_retries("Get ID", [&](int) {
         start_command(cmd::kGetId);
         Bytes answer = read_bytes(3, "Get ID");
@@ -164,7 +166,49 @@ void Client::identify(DeviceInfo& info) {
     auto pid = parse_get_id(id);
     if (!pid) throw Error(ErrorKind::Protocol, fmt::format("Get ID: malformed answer {}", core::hex_bytes(id)));
     product_id_ = *pid;
+}
 
+void Client::identify_unknown_part(DeviceInfo& info) {
+    // Reading works, writing is refused (no geometry to erase by).
+    info.chip = fmt::format("unknown STM32 (product ID 0x{:03X})", product_id_);
+    info.flash_base = 0x08000000;
+    // Reading needs the flash size: try the flash-size registers of the families mcuflash knows,
+    // once each (another family's address NACKs, leaving the ROM waiting for a command).
+    std::vector<uint32_t> registers;
+    for (const auto& [name, chip] : options_.knowledge_base().chips())
+        if (chip.flash_size_register &&
+            std::find(registers.begin(), registers.end(), *chip.flash_size_register) == registers.end())
+            registers.push_back(*chip.flash_size_register);
+    for (uint32_t reg : registers) {
+        try {
+            start_command(cmd::kReadMemory);
+            link_.write(address_block(reg));
+            expect_ack("Read Memory (flash size register)", kAckTimeoutMs);
+            link_.write(read_length(2));
+            expect_ack("Read Memory (flash size register)", kAckTimeoutMs);
+            Bytes kib = read_bytes(2, "Read Memory (flash size register)");
+            uint32_t size = uint32_t(kib[0] | kib[1] << 8) * 1024;
+            if (size < 8 * 1024 || size > 0x01000000) continue;
+            flash_size_ = size;
+            break;
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::Protocol) resynchronise(e);
+        }
+    }
+    info.flash_size = flash_size_;
+    info.app_start = info.flash_base;
+    info.app_end = info.flash_base + flash_size_;
+    info.page_size = kMaxBlock;
+    if (options_.warn)
+        options_.warn(fmt::format("mcuflash does not know product ID 0x{:03X}: continuing read-only{}", product_id_,
+                                  flash_size_ ? fmt::format(" ({} KiB of flash, from its flash size register)",
+                                                            flash_size_ / 1024)
+                                              : ", flash size unknown"));
+}
+
+void Client::identify(DeviceInfo& info) {
+    read_commands();
+    read_product_id();
     const auto& kb = options_.knowledge_base();
     std::vector<const targets::Chip*> candidates = kb.chips_by_product_id(product_id_);
     if (!options_.chip.empty()) {
@@ -184,41 +228,7 @@ void Client::identify(DeviceInfo& info) {
     info.details.emplace_back("commands", fmt::format("{}", fmt::join(names, " ")));
 
     if (candidates.empty()) {
-        // Unknown part: reading works, writing is refused (no geometry to erase by).
-        info.chip = fmt::format("unknown STM32 (product ID 0x{:03X})", product_id_);
-        info.flash_base = 0x08000000;
-        // Reading needs the flash size: try the flash-size registers of the families mcuflash knows,
-        // once each (another family's address NACKs, leaving the ROM waiting for a command).
-        std::vector<uint32_t> registers;
-        for (const auto& [name, chip] : kb.chips())
-            if (chip.flash_size_register &&
-                std::find(registers.begin(), registers.end(), *chip.flash_size_register) == registers.end())
-                registers.push_back(*chip.flash_size_register);
-        for (uint32_t reg : registers) {
-            try {
-                start_command(cmd::kReadMemory);
-                link_.write(address_block(reg));
-                expect_ack("Read Memory (flash size register)", kAckTimeoutMs);
-                link_.write(read_length(2));
-                expect_ack("Read Memory (flash size register)", kAckTimeoutMs);
-                Bytes kib = read_bytes(2, "Read Memory (flash size register)");
-                uint32_t size = uint32_t(kib[0] | kib[1] << 8) * 1024;
-                if (size < 8 * 1024 || size > 0x01000000) continue;
-                flash_size_ = size;
-                break;
-            } catch (const Error& e) {
-                if (e.kind() != ErrorKind::Protocol) resynchronise(e);
-            }
-        }
-        info.flash_size = flash_size_;
-        info.app_start = info.flash_base;
-        info.app_end = info.flash_base + flash_size_;
-        info.page_size = kMaxBlock;
-        if (options_.warn)
-            options_.warn(fmt::format("mcuflash does not know product ID 0x{:03X}: continuing read-only{}", product_id_,
-                                      flash_size_ ? fmt::format(" ({} KiB of flash, from its flash size register)",
-                                                                flash_size_ / 1024)
-                                                  : ", flash size unknown"));
+        identify_unknown_part(info);
         return;
     }
     chip_ = candidates.front();

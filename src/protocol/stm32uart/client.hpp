@@ -68,6 +68,11 @@ private:
     void refuse_if_protected(const char* what) const;
     bool readout_protected_ = false;
     void identify(DeviceInfo& info);
+    void read_commands();    // Get: the bootloader version and the commands it takes
+    void read_product_id();  // Get ID
+    // A product ID the knowledge base does not know: read-only, with the flash size from the first
+    // flash-size register that answers.
+    void identify_unknown_part(DeviceInfo& info);
 
     link::ByteLink& link_;
     ConnectOptions options_;
