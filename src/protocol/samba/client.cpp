@@ -10,6 +10,7 @@
 #include "core/crc.hpp"
 #include "core/hexdump.hpp"
 #include "entry/touch_1200.hpp"
+#include "protocol/retry.hpp"
 
 namespace mcuflash::protocol::samba {
 
@@ -35,8 +36,6 @@ const char* kDoubleTapHint =
     "put the board in its bootloader by hand: SAMD21/SAMD51 boards: double-tap the reset button (the LED "
     "pulses; the port may get another name); Arduino Due: press ERASE, then RESET, and use the native or "
     "programming port that appears; then run mcuflash again with --no-reset";
-
-bool transmission_problem(const Error& e) { return e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Protocol; }
 
 bool is_eefc(const targets::SamFacts& sam) { return sam.controller == "eefc"; }
 
@@ -100,19 +99,11 @@ Client::~Client() = default;
 
 template <typename Step>
 auto Client::with_retries(const std::string& what, Step step) {
-    for (int attempt = 0;; ++attempt) {
-        try {
-            return step();
-        } catch (const Error& e) {
-            if (!transmission_problem(e) || attempt >= kRetries) {
-                Error failure = e;
-                throw failure.during(what);
-            }
-            monitor_.resynchronise(e);
-            // The filler that ended a broken transfer may have landed on the applet.
-            if (applet_) applet_->invalidate();
-        }
-    }
+    return protocol::with_retries(what, kRetries, [&](int) { return step(); }, [&](const Error& e) {
+        monitor_.resynchronise(e);
+        // The filler that ended a broken transfer may have landed on the applet.
+        if (applet_) applet_->invalidate();
+    });
 }
 
 // ---- connecting ----

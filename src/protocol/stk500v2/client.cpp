@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/hexdump.hpp"
+#include "protocol/retry.hpp"
 #include "entry/serial_reset.hpp"
 #include "protocol/avr_identity.hpp"
 #include "protocol/stk500v2/writes.hpp"
@@ -30,10 +31,6 @@ class DeviceRefusal : public Error {
 public:
     using Error::Error;
 };
-
-bool transmission_problem(const Error& e) {
-    return e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Protocol;
-}
 
 }  // namespace
 

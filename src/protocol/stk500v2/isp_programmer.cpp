@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/hexdump.hpp"
+#include "protocol/retry.hpp"
 
 namespace mcuflash::protocol::stk500v2 {
 
@@ -156,7 +157,7 @@ Frame IspProgrammer::at_address(uint32_t at, uint32_t length, const Bytes& body,
         } catch (const Error& e) {
             // Whether the command ran is unknown, so is the address register: load it again.
             address_.reset();
-            if ((e.kind() != ErrorKind::Timeout && e.kind() != ErrorKind::Protocol) || attempt >= Session::kRetries)
+            if (!transmission_problem(e) || attempt >= Session::kRetries)
                 throw;
             if (warn_) warn_(fmt::format("{}; retrying", e.what()));
             session_.flush_device_parser();

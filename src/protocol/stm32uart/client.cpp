@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/hexdump.hpp"
+#include "protocol/retry.hpp"
 
 namespace mcuflash::protocol::stm32uart {
 
@@ -28,10 +29,6 @@ const char* kNotAnsweringHint =
     "check that BOOT0 is high (BOOT1/PB2 low) and the board was reset after setting it; the wiring: "
     "TX and RX crossed (adapter TX to board RX, RX to TX), 3.3 V levels, common ground; the port must do 8E1 (even parity): on a Raspberry Pi "
     "the mini UART (ttyS0) cannot, use the PL011 UART (dtoverlay=disable-bt, /dev/ttyAMA0)";
-
-bool transmission_problem(const Error& e) {
-    return e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Protocol;
-}
 
 }  // namespace
 
@@ -120,17 +117,7 @@ void Client::resynchronise(const Error& failure) {
 
 template <typename Step>
 auto Client::with_retries(const std::string& what, Step step) {
-    for (int attempt = 0;; ++attempt) {
-        try {
-            return step(attempt);
-        } catch (const Error& e) {
-            if (!transmission_problem(e) || attempt >= kRetries) {
-                Error failure = e;
-                throw failure.during(what);
-            }
-            resynchronise(e);
-        }
-    }
+    return protocol::with_retries(what, kRetries, step, [&](const Error& e) { resynchronise(e); });
 }
 
 // ---- connecting ----
