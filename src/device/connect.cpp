@@ -218,26 +218,23 @@ Session auto_detect(const Address& address, const Transport& transport, const De
                 kNothingAnswersHint);
 }
 
-}  // namespace
-
-Session connect(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
-                Needs needs) {
+// The device to open: -d as given, or the one candidate present; a running Klipper's port is asked to
+// reboot into its bootloader, and the bootloader's address comes back.
+Address device_address(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
+                       Needs needs) {
     Address address = options.device.empty() ? discover_one(options, knowledge, warn, needs)
                                              : parse_address(options.device);
-    if (address.scheme == "serial") {
-        // A running Klipper is no bootloader: it is asked to reboot into the one it was built for.
-        const auto port = discover::identify_port(address.rest);
-        if (port.kind == discover::PortIdentity::Kind::Klipper) {
-            if (options.no_reset)
-                throw Error(ErrorKind::Usage,
-                            fmt::format("{} is Klipper running on the {}, not a bootloader", address.text, port.mcu),
-                            "without --no-reset, mcuflash asks Klipper to reboot into its bootloader");
-            address = enter_bootloader_from_klipper(address, port.mcu, knowledge, warn, kBootloaderReappearTime);
-        }
-    }
-    const Transport& transport = transport_for(address);
-    check_sim_options(options, transport);
-    const std::string known = transport.protocol_for ? transport.protocol_for(address, knowledge) : std::string();
+    if (address.scheme != "serial") return address;
+    const auto port = discover::identify_port(address.rest);
+    if (port.kind != discover::PortIdentity::Kind::Klipper) return address;
+    if (options.no_reset)
+        throw Error(ErrorKind::Usage, fmt::format("{} is Klipper running on the {}, not a bootloader", address.text, port.mcu),
+                    "without --no-reset, mcuflash asks Klipper to reboot into its bootloader");
+    return enter_bootloader_from_klipper(address, port.mcu, knowledge, warn, kBootloaderReappearTime);
+}
+
+protocol::ConnectOptions connect_options_for(const DeviceOptions& options, const targets::Knowledge& knowledge,
+                                             const link::WarningSink& warn) {
     protocol::ConnectOptions connect_options;
     connect_options.knowledge = &knowledge;
     // "ATmega2560", "stm32f446xx": the knowledge base's own name from here on.
@@ -246,16 +243,14 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
     connect_options.board = options.board;
     connect_options.reset = !options.no_reset;
     connect_options.warn = warn;
-    if (options.protocol.empty() && known.empty() && transport.tries_bauds && needs == Needs::Bootloader)
-        return auto_detect(address, transport, options, knowledge, warn, connect_options);
-    const auto& proto = choose_protocol(address, transport, options, knowledge, needs);
-    if (transport.kind && *transport.kind != proto.runs_on)
-        throw Error(ErrorKind::Usage,
-                    fmt::format("{} is a {}, but the {} protocol runs on a {}", address.text,
-                                link::link_kind_name(*transport.kind), proto.name, link::link_kind_name(proto.runs_on)),
-                    proto.runs_on == link::LinkKind::Usb ? "give the device as usb:VID:PID (see `mcuflash list`)"
-                                                         : "give the device as a serial port");
+    return connect_options;
+}
 
+// Opens `address` and connects `proto` there; on a serial port, at each baud rate to try in turn.
+Session connect_protocol(const Address& address, const Transport& transport, const protocol::ProtocolInfo& proto,
+                         const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
+                         protocol::ConnectOptions connect_options) {
+    const std::string known = transport.protocol_for ? transport.protocol_for(address, knowledge) : std::string();
     Session session;
     session.protocol = &proto;
     OpenContext context{options, &proto, proto.serial, warn};
@@ -293,6 +288,27 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
     std::string hint = last_failure ? last_failure->hint() : std::string{};
     throw Error(ErrorKind::NotFound,
                 fmt::format("no {} bootloader answers on {} (tried {} baud)", proto.name, address.text, tried), hint);
+}
+
+}  // namespace
+
+Session connect(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
+                Needs needs) {
+    const Address address = device_address(options, knowledge, warn, needs);
+    const Transport& transport = transport_for(address);
+    check_sim_options(options, transport);
+    const std::string known = transport.protocol_for ? transport.protocol_for(address, knowledge) : std::string();
+    const auto connect_options = connect_options_for(options, knowledge, warn);
+    if (options.protocol.empty() && known.empty() && transport.tries_bauds && needs == Needs::Bootloader)
+        return auto_detect(address, transport, options, knowledge, warn, connect_options);
+    const auto& proto = choose_protocol(address, transport, options, knowledge, needs);
+    if (transport.kind && *transport.kind != proto.runs_on)
+        throw Error(ErrorKind::Usage,
+                    fmt::format("{} is a {}, but the {} protocol runs on a {}", address.text,
+                                link::link_kind_name(*transport.kind), proto.name, link::link_kind_name(proto.runs_on)),
+                    proto.runs_on == link::LinkKind::Usb ? "give the device as usb:VID:PID (see `mcuflash list`)"
+                                                         : "give the device as a serial port");
+    return connect_protocol(address, transport, proto, options, knowledge, warn, connect_options);
 }
 
 ProgrammerSession connect_programmer(const DeviceOptions& options, const targets::Chip& chip,
