@@ -84,10 +84,6 @@ std::pair<FuseByte, uint8_t> parse_fuse_assignment(const std::string& text) {
 
 namespace {
 
-[[noreturn]] void bad_data(const std::string& where, const std::string& problem) {
-    throw Error(ErrorKind::BadInput, fmt::format("{}: {}", where, problem));
-}
-
 uint8_t byte_value(const toml::node& node, const std::string& where, const std::string& key) {
     auto v = node.value_exact<int64_t>();
     if (!v || *v < 0 || *v > 0xFF) bad_data(where, fmt::format("'{}' must be a byte (0..255)", key));
@@ -126,14 +122,6 @@ uint8_t mask_value(const toml::table& t, const std::string& where, const std::st
 }
 
 }  // namespace
-
-void check_keys(const toml::table& t, std::initializer_list<std::string_view> known, const std::string& where) {
-    for (auto&& [key, value] : t) {
-        if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
-        bad_data(where, fmt::format("unknown key '{}' (line {}; known here: {})", key.str(), value.source().begin.line,
-                                    fmt::join(known, ", ")));
-    }
-}
 
 AvrFuses parse_avr_fuses(const toml::table& t, const std::string& where) {
     check_keys(t, {"bits", "boot_size", "boot_reset", "rules"}, where);

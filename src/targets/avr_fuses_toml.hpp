@@ -8,11 +8,9 @@
 
 #include "targets/avr_fuses.hpp"
 #include "targets/knowledge.hpp"
+#include "targets/toml_reading.hpp"
 
 namespace mcuflash::targets {
-
-// Throws core::Error(BadInput) naming the first key of `table` that is not `known`, and its line.
-void check_keys(const toml::table& table, std::initializer_list<std::string_view> known, const std::string& where);
 
 // Both throw core::Error(BadInput) naming `where` and the key on bad data.
 AvrFuses parse_avr_fuses(const toml::table& table, const std::string& where);

@@ -21,14 +21,6 @@ namespace {
 using core::Error;
 using core::ErrorKind;
 
-[[noreturn]] void bad_data(const std::string& where, const std::string& problem) {
-    throw Error(ErrorKind::BadInput, fmt::format("{}: {}", where, problem));
-}
-
-std::string where_of(const std::string& document, const toml::node& node, const std::string& path) {
-    return fmt::format("{}:{}: {}", document, node.source().begin.line, path);
-}
-
 std::string text(const toml::table& t, const char* key, const std::string& where, bool required = false) {
     const toml::node* node = t.get(key);
     if (!node) {

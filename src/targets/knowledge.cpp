@@ -28,15 +28,6 @@ namespace {
 using core::Error;
 using core::ErrorKind;
 
-[[noreturn]] void bad_data(const std::string& where, const std::string& problem) {
-    throw Error(ErrorKind::BadInput, fmt::format("{}: {}", where, problem));
-}
-
-// "chips.toml:114: chips.samd21g18a": the document, the line and the key path of a table.
-std::string where_of(const std::string& document, const toml::node& node, const std::string& path) {
-    return fmt::format("{}:{}: {}", document, node.source().begin.line, path);
-}
-
 uint32_t required_u32(const toml::table& t, const char* key, const std::string& where) {
     auto v = t[key].value_exact<int64_t>();
     if (!v) bad_data(where, fmt::format("missing integer '{}'", key));
