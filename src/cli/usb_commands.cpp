@@ -16,7 +16,25 @@ namespace {
 
 using json = nlohmann::json;
 
-void list_command(GlobalOptions& global) {
+// `list --can IFACE`: the nodes that answer on that bus (asked only on request: the query makes
+// Katapult nodes forget their node ids).
+void list_can_nodes(const std::string& interface, json& groups, std::string& human) {
+    groups["can"] = json::array();
+    human += fmt::format("CAN nodes on {} (answering the query; a node a running Klipper host gave its id to "
+                         "does not):\n",
+                         interface);
+    const auto nodes = device::can_nodes(interface);
+    for (const auto& node : nodes) {
+        json entry = {{"device", node.device}};
+        for (const auto& [key, value] : node.facts) entry[key] = value;
+        groups["can"].push_back(entry);
+        human += fmt::format("  {}  {}\n      flash it: mcuflash flash klipper.bin -d {}\n", node.device, node.detail,
+                             node.device);
+    }
+    if (nodes.empty()) human += "  (none)\n";
+}
+
+void list_command(GlobalOptions& global, const std::string& can_interface) {
     run(global, [&](Reporter& reporter) {
         const auto& knowledge = targets::Knowledge::builtin();
         link::WarningSink warn = [&reporter](const std::string& m) { reporter.warning(m); };
@@ -66,6 +84,7 @@ void list_command(GlobalOptions& global) {
             }
             if (!shown) human += "  (none)\n";
         }
+        if (!can_interface.empty()) list_can_nodes(can_interface, groups, human);
         groups["command"] = "list";
         reporter.result(groups, human);
     });
@@ -93,7 +112,10 @@ void udev_rules_command(GlobalOptions& global) {
 
 void register_usb_commands(CLI::App& app, GlobalOptions& global) {
     auto* list = app.add_subcommand("list", "list serial ports and USB devices, and the bootloaders among them");
-    list->callback([&global] { list_command(global); });
+    static std::string can_interface;
+    list->add_option("--can", can_interface,
+                     "also ask the CAN bus on this interface (can0) which nodes are there, Klipper or Katapult");
+    list->callback([&global] { list_command(global, can_interface); });
     auto* rules = app.add_subcommand("udev-rules", "print udev rules giving users access to every USB bootloader mcuflash knows");
     rules->callback([&global] { udev_rules_command(global); });
 }

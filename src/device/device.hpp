@@ -87,6 +87,10 @@ const Transport& transport_for(const Address& address);
 std::string device_syntax();
 // Every discoverable device present now.
 std::vector<Candidate> discover_all(const targets::Knowledge& knowledge, const link::WarningSink& warn);
+// The nodes that answer on the CAN bus on `interface` (can0), each as `can:IFACE:UUID` with what it
+// runs (facts: interface, uuid, runs: klipper, katapult or unknown). Only when asked (`list --can`):
+// the query makes Katapult nodes forget their node ids.
+std::vector<Candidate> can_nodes(const std::string& interface);
 
 struct Session {
     std::unique_ptr<link::Link> link;

@@ -5,8 +5,11 @@
 #include "core/error.hpp"
 #include "device/device.hpp"
 #include "discover/serial_ports.hpp"
+#include "link/can_socket.hpp"
+#include "link/can_stream.hpp"
 #include "link/libusb_device.hpp"
 #include "link/serial_port.hpp"
+#include "protocol/katapult/can_admin.hpp"
 #include "sim/open.hpp"
 
 namespace mcuflash::device {
@@ -170,11 +173,68 @@ Transport sim_transport() {
     return t;
 }
 
+// can:IFACE[:UUID]: the interface and, when given, the node's UUID.
+std::pair<std::string, std::optional<uint64_t>> can_interface_and_uuid(const Address& address) {
+    const auto colon = address.rest.find(':');
+    const std::string interface = address.rest.substr(0, colon);
+    if (interface.empty())
+        throw Error(ErrorKind::Usage, fmt::format("'{}' names no CAN interface", address.text),
+                    "give it as can:can0 or can:can0:UUID (mcuflash list --can can0 shows the UUIDs)");
+    if (colon == std::string::npos) return {interface, std::nullopt};
+    const std::string text = address.rest.substr(colon + 1);
+    auto uuid = protocol::katapult::can::parse_uuid(text);
+    if (!uuid)
+        throw Error(ErrorKind::Usage, fmt::format("'{}' in {} is no CAN UUID: a UUID is 12 hex digits", text, address.text),
+                    fmt::format("it is the canbus_uuid in printer.cfg; `mcuflash list --can {}` shows the nodes", interface));
+    return {interface, uuid};
+}
+
+// A Katapult node on a CAN bus (SocketCAN). Not discovered unasked: querying a bus makes Katapult nodes
+// forget their node ids; `mcuflash list --can IFACE` does it when asked.
+Transport can_transport() {
+    Transport t;
+    t.scheme = "can";
+    t.prefix = "can:";
+    t.syntax = "can:IFACE[:UUID] (a Katapult node on a CAN bus: can:can0:0a1b2c3d4e5f)";
+    t.kind = link::LinkKind::ByteStream;
+    t.open = [](const Address& address, const OpenContext& context) -> std::unique_ptr<link::Link> {
+        auto [interface, uuid] = can_interface_and_uuid(address);
+        protocol::katapult::can::OpenNodeOptions options;
+        options.uuid = uuid;
+        options.may_reboot = !context.options.no_reset;
+        options.warn = context.warn;
+        return protocol::katapult::can::open_node(std::make_unique<link::CanSocket>(interface), options);
+    };
+    t.protocol_for = [](const Address&, const targets::Knowledge&) { return std::string("katapult"); };
+    t.stable_name = [](const Address&, link::Link& opened) {
+        return static_cast<link::CanNodeStream&>(link::link_as<link::ByteLink>(opened, "katapult")).address();
+    };
+    return t;
+}
+
 }  // namespace
+
+std::vector<Candidate> can_nodes(const std::string& interface) {
+    namespace can = protocol::katapult::can;
+    link::CanSocket bus(interface);
+    std::vector<Candidate> out;
+    for (const auto& node : can::list_nodes(bus)) {
+        const std::string uuid = can::uuid_text(node.uuid);
+        const std::string runs = node.app() == can::NodeApp::Klipper    ? "klipper"
+                                 : node.app() == can::NodeApp::Katapult ? "katapult"
+                                                                        : "unknown";
+        std::string detail = can::app_name(node.app());
+        if (node.app() == can::NodeApp::Klipper) detail += " (flashing it asks Klipper to reboot into Katapult)";
+        out.push_back({fmt::format("can:{}:{}", interface, uuid), detail, link::LinkKind::ByteStream, "katapult",
+                       {{"interface", interface}, {"uuid", uuid}, {"runs", runs},
+                        {"app_code", fmt::format("0x{:02x}", node.app_byte)}}});
+    }
+    return out;
+}
 
 const std::vector<Transport>& transports() {
     static const std::vector<Transport> all = [] {
-        std::vector<Transport> t = {usb_transport(), sim_transport()};
+        std::vector<Transport> t = {usb_transport(), sim_transport(), can_transport()};
         for (auto& card : storage_transports()) t.push_back(std::move(card));  // img:, dir:, /dev/sdX (storage_transports.cpp)
         t.push_back(serial_transport());
         return t;

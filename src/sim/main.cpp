@@ -11,6 +11,8 @@
 
 #include "core/error.hpp"
 #include "sim/fault_injector.hpp"
+#include "sim/katapult/can_server.hpp"
+#include "sim/katapult/katapult_device.hpp"
 #include "sim/klipper/klipper_usb.hpp"
 #include "sim/klipper/running_klipper.hpp"
 #include "sim/pty_server.hpp"
@@ -38,6 +40,9 @@ struct ServeOptions {
     std::string serial = "SIM0001";
     std::string bootloader_pty;  // klipper: where the bootloader's port appears ("" = beside --pty)
     bool usb = false;            // klipper: --usbip was given (port 0 = any free one)
+    std::string can;             // katapult: serve on this CAN interface instead of a pty
+    std::string can_uuid;        // katapult --can: the node's UUID (12 hex digits)
+    bool can_klipper = false;    // katapult --can: the node starts as a running Klipper
 };
 
 void print_list() {
@@ -99,6 +104,56 @@ int serve(const sim::SimulatorInfo& info, const ServeOptions& o) {
 }
 
 int serve_usb_model(sim::usb::UsbDeviceModel& model, const std::string& what, const ServeOptions& o);
+
+// ---- Katapult on a CAN interface (--can) ----
+
+// 12 hex digits -> the UUID; without --uuid one of the chip's own, so that it is the same every run.
+uint64_t can_node_uuid(const std::string& text, const std::string& chip) {
+    if (text.empty()) {
+        uint64_t hash = 1469598103934665603ull;  // FNV-1a
+        for (unsigned char c : chip) hash = (hash ^ c) * 1099511628211ull;
+        return hash & 0xFFFFFFFFFFFFull;
+    }
+    if (text.size() != 12 || text.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+        throw core::Error(core::ErrorKind::Usage, fmt::format("--uuid {}: a CAN UUID is 12 hex digits", text));
+    return std::stoull(text, nullptr, 16);
+}
+
+int serve_katapult_can(const ServeOptions& o) {
+    const auto& kb = targets::Knowledge::builtin();
+    const auto& chip = kb.chip(o.chip.empty() ? sim::find_simulator("katapult").default_chip : o.chip);
+    const std::string bootloader = o.bootloader.empty() ? "katapult" : o.bootloader;
+    const auto* bl = kb.find_bootloader(bootloader);
+    if (!bl || bl->protocol != "katapult")
+        throw core::Error(core::ErrorKind::Usage, fmt::format("'{}' is no Katapult bootloader", bootloader));
+    const uint64_t uuid = can_node_uuid(o.can_uuid, chip.name);
+    sim::DeviceOptions device_options;
+    device_options.timing = !o.no_timing;
+    if (!o.flash_file.empty()) device_options.flash_file = o.flash_file;
+    sim::katapult::KatapultConfig config;
+    config.canbus_uuid = uuid;  // a CAN build: GET_CANBUS_ID answers it
+    sim::katapult::KatapultDevice device(chip, *bl, device_options, config);
+    if (o.verbose) device.set_trace(log_line);
+
+    sim::katapult::CanServerOptions server_options;
+    server_options.interface = o.can;
+    server_options.uuid = uuid;
+    server_options.start_as_klipper = o.can_klipper;
+    server_options.timing = !o.no_timing;
+    server_options.reboot_time = std::chrono::milliseconds(o.no_timing ? 50 : 500);
+    server_options.log = log_line;  // admin events are few and worth seeing
+    const sim::FaultSpec faults = sim::FaultSpec::parse(o.faults);
+    sim::katapult::CanServer server(device, sim::FaultInjector(faults), server_options);
+    if (!faults.empty()) log_line("faults: " + faults.to_string());
+    log_line(fmt::format("katapult {} on CAN {} uuid {:012x} ({})", chip.name, o.can, uuid,
+                         o.can_klipper ? "running Klipper until asked to reboot into Katapult" : "in Katapult"));
+    std::fflush(stderr);
+
+    server.run();
+
+    log_line("stopped; " + flash_summary(device.flash()));
+    return 0;
+}
 
 // A board running Klipper on USB/IP: a CDC-ACM device that reboots into a USB bootloader's simulator.
 int serve_klipper_usb(const ServeOptions& o, const std::string& chip, const targets::Bootloader& bl, const std::string& mcu) {
@@ -198,7 +253,22 @@ int main(int argc, char** argv) {
     for (const auto& info : sim::simulators()) {
         auto* cmd = app.add_subcommand(info.protocol, info.description);
         cmd->add_option("--chip", options.chip, "chip to simulate (default " + info.default_chip + "; see `list`)");
-        cmd->add_option("--pty", options.pty, "path of the symlink to the pty (the port clients open)")->required();
+        auto* pty = cmd->add_option("--pty", options.pty, "path of the symlink to the pty (the port clients open)");
+        if (info.protocol == "katapult") {
+            // Katapult also runs on CAN: a node on a SocketCAN interface instead of a pty.
+            auto* can = cmd->add_option("--can", options.can,
+                                        "instead of --pty: a CAN node on this SocketCAN interface (can0, vcan0), "
+                                        "for flashtool.py -i and mcuflash -d can:IFACE:UUID");
+            pty->excludes(can);
+            cmd->add_option("--uuid", options.can_uuid, "with --can: the node's UUID, 12 hex digits (default: one of the chip's)")
+                ->needs(can);
+            cmd->add_flag("--klipper", options.can_klipper,
+                          "with --can: the node starts as a running Klipper, which reboots into Katapult on Klipper's "
+                          "bootloader request")
+                ->needs(can);
+        } else {
+            pty->required();
+        }
         cmd->add_option("--baud", options.baud, "the device's baud rate (default: the bootloader's usual one)");
         cmd->add_option("--flash-file", options.flash_file,
                         "raw image of the whole flash: loaded if it exists, else created; kept current");
@@ -280,6 +350,8 @@ int main(int argc, char** argv) {
             print_list();
             return 0;
         }
+        if (!options.can.empty()) return serve_katapult_can(options);
+        if (options.pty.empty()) throw core::Error(core::ErrorKind::Usage, "give --pty PATH (or, for katapult, --can IFACE)");
         return serve(*chosen, options);
     } catch (const core::Error& e) {
         fmt::print(stderr, "mcuflash-sim: error: {}\n", e.what());

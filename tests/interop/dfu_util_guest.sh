@@ -20,7 +20,7 @@
 # Skipped (77) without guest-run.sh, usbip, dfu-util, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/guest.sh"
-use_guest dfu-util
+use_guest usbip dfu-util
 
 make_guest_dir dfu-guest
 head -c 100000 /dev/urandom >"$GUEST_DIR/app.bin"

@@ -13,7 +13,7 @@
 # Skipped (77) without guest-run.sh, usbip, teensy_loader_cli, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/guest.sh"
-use_guest teensy_loader_cli
+use_guest usbip teensy_loader_cli
 
 make_guest_dir halfkay-guest
 random_hex "$GUEST_DIR/app.hex" 30000 0

@@ -12,7 +12,7 @@
 # Skipped (77) without guest-run.sh, usbip, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/guest.sh"
-use_guest
+use_guest usbip
 
 make_guest_dir klipper-guest
 head -c 50000 /dev/urandom >"$GUEST_DIR/app.bin"

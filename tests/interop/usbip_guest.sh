@@ -8,7 +8,7 @@
 # Skipped (77) without guest-run.sh, usbip, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/guest.sh"
-use_guest
+use_guest usbip
 INTEROP="$BUILD_DIR/tests/interop"
 [ -x "$INTEROP/usbip-test-device" ] && [ -x "$INTEROP/usb-probe" ] || fail "usbip-test-device/usb-probe not built in $INTEROP"
 

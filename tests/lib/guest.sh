@@ -1,14 +1,14 @@
 # Shared set-up of the tests that run commands under a real Linux kernel (../shared/tools/guest-run.sh),
 # sourced after common.sh.
 
-# use_guest COMMAND...: sets GUEST_RUN, or skips (77) when guest-run.sh, usbip, one of the COMMANDs
-# (the real peers the test needs) or QEMU is missing.
+# use_guest COMMAND...: sets GUEST_RUN, or skips (77) when guest-run.sh, one of the COMMANDs (usbip,
+# the real peers the test needs) or QEMU is missing.
 use_guest() {
   GUEST_RUN=${GUEST_RUN_SH:-$SOURCE_DIR/../shared/tools/guest-run.sh}
   [ -x "$GUEST_RUN" ] || GUEST_RUN=/work/shared/tools/guest-run.sh
   [ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
   local tool
-  for tool in usbip "$@"; do command -v "$tool" >/dev/null || skip "$tool not installed (scripts/setup.sh installs it)"; done
+  for tool in "$@"; do command -v "$tool" >/dev/null || skip "$tool not installed (scripts/setup.sh installs it)"; done
   "$GUEST_RUN" --build-only >"$WORK/build-only.log" 2>&1 || { tail -5 "$WORK/build-only.log" >&2; skip "guest-run.sh cannot prepare QEMU"; }
   command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 unavailable"
 }

@@ -49,7 +49,7 @@ bool compatible(const targets::Chip& chip, const std::string& mcu) {
 ProtocolInfo protocol_info() {
     ProtocolInfo info;
     info.name = "katapult";
-    info.description = "Katapult, formerly CanBoot, on USB-CDC or a UART (what flashtool.py -d does)";
+    info.description = "Katapult, formerly CanBoot, on USB-CDC or a UART (what flashtool.py -d does), or CAN (-d can:can0:UUID)";
     info.serial = {250000, link::Parity::None};
     info.make = [](link::Link& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
         return std::make_unique<Client>(link::link_as<link::ByteLink>(link, "katapult"), options);

@@ -6,7 +6,7 @@ namespace mcuflash::sim::katapult {
 
 SimulatorInfo simulator_info() {
     return {"katapult",
-            "Katapult (formerly CanBoot) on USB-CDC or a UART (flashtool.py -d)",
+            "Katapult (formerly CanBoot) on USB-CDC or a UART (flashtool.py -d), or on CAN with --can",
             {personality_of<KatapultDevice>("katapult")},
             "stm32f103xe"};
 }
