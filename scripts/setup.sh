@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Installs what mcuflash needs from Debian's packages (only what is missing), then builds it.
-#   scripts/setup.sh [BUILD_DIR] [extra cmake args...]     (default build dir: build)
+#   scripts/setup.sh [--with-tests] [BUILD_DIR] [extra cmake args...]     (default build dir: build)
+# Without --with-tests: the build dependencies and the two programs (mcuflash, mcuflash-sim) only, as
+# a Klipper host needs them. With it (scripts/test.sh): the real peers the tests run against, QEMU for
+# the guest-kernel tests, clang for the sanitizer build, and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+with_tests=0
+if [ "${1:-}" = "--with-tests" ]; then
+  with_tests=1
+  shift
+fi
 
 packages=(
   # build
   g++ cmake ninja-build pkg-config
-  libcli11-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libssl-dev libgtest-dev libusb-1.0-0-dev libudev-dev
+  libcli11-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libssl-dev libusb-1.0-0-dev libudev-dev
+)
+test_packages=(
+  libgtest-dev
   # fuzz and sanitizer builds
   clang-14 libclang-rt-14-dev
   # real peers for the interop tests (see ../shared/reference/test-peers.md)
@@ -21,6 +33,7 @@ packages=(
   # the real kernel for the USB tests (../shared/tools/guest-run.sh installs these too on first use)
   qemu-system-x86 busybox-static usbutils xz-utils
 )
+((with_tests)) && packages+=("${test_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,5 +47,10 @@ fi
 
 build_dir=${1:-build}
 shift || true
-cmake -S . -B "$build_dir" -G Ninja "$@" >/dev/null
-cmake --build "$build_dir" -j "$(nproc)"
+if ((with_tests)); then
+  cmake -S . -B "$build_dir" -G Ninja -DMCUFLASH_TESTS=ON "$@" >/dev/null
+  cmake --build "$build_dir" -j "$(nproc)"
+else
+  cmake -S . -B "$build_dir" -G Ninja -DMCUFLASH_TESTS=OFF "$@" >/dev/null
+  cmake --build "$build_dir" -j "$(nproc)" --target mcuflash mcuflash-sim udev_rules
+fi

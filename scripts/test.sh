@@ -6,11 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--sanitize" ]; then
-  CC=clang-14 CXX=clang++-14 bash scripts/setup.sh build-asan \
+  CC=clang-14 CXX=clang++-14 bash scripts/setup.sh --with-tests build-asan \
     -DMCUFLASH_SANITIZE=ON -DMCUFLASH_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   ctest --test-dir build-asan --output-on-failure -j 2 -L 'unit|sim|cli|fuzz'
 else
-  bash scripts/setup.sh build
+  bash scripts/setup.sh --with-tests build
   ctest --test-dir build --output-on-failure -j 2
 fi

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
         device::device_syntax(), protocol::protocol_names())};
     app.require_subcommand(1);
     app.fallthrough();  // --json and -q also work after the sub-command
-    app.set_version_flag("--version", "mcuflash 0.1.0");
+    app.set_version_flag("--version", std::string("mcuflash ") + MCUFLASH_VERSION_TEXT);
     cli::GlobalOptions global;
     global.command_line = "mcuflash";
     for (int i = 1; i < argc; ++i) {
