@@ -93,7 +93,17 @@ set +e
   dfu-util -d 1eaf:0003 -a 2 -R -D maple-app.bin >maple-download.txt 2>&1; echo \"dfu-util exit \$?\" >>maple-download.txt
   i=0; while lsusb -d 1eaf:0003 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 80 ] && exit 22; sleep 0.1; done
   sleep 0.3; attach || exit 23
-  ./mcuflash flash maple-app2.bin -d usb:1eaf:0003 --chip stm32f103xb >maple-mcuflash.txt 2>&1 || exit 24
+  # The Maple bootloader starts the application 3 s after a reset without a DFU request; a guest slowed
+  # down by a busy host can miss that window, as a user can: then the board is reset (re-attached) and
+  # flashed again. Any other failure counts.
+  tries=1
+  until ./mcuflash flash maple-app2.bin -d usb:1eaf:0003 --chip stm32f103xb >maple-mcuflash.txt 2>&1; do
+    grep -q 'no USB device 1eaf:0003 is connected' maple-mcuflash.txt || exit 24
+    tries=\$((tries+1)); [ \$tries -gt 3 ] && exit 24
+    i=0; while lsusb -d 1eaf:0003 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 80 ] && exit 24; sleep 0.1; done
+    attach || exit 23
+  done
+  echo \"mcuflash tries \$tries\" >>maple-mcuflash.txt
 " >"$WORK/guest2.out" 2>"$WORK/guest.err"
 rc=$?
 set -e
@@ -113,7 +123,7 @@ if flash[0x2000:0x2000 + len(app2)] != app2: problems.append("mcuflash's image i
 # dfu-util's longer image shows beyond mcuflash's, up to the end of the page mcuflash last wrote
 if problems: sys.exit("\n".join(problems))
 PY
-tail -n 1 "$GUEST_DIR/maple-mcuflash.txt"
+grep -E "^wrote|^mcuflash tries" "$GUEST_DIR/maple-mcuflash.txt"
 
 # ---- the Smoothieboard (LPC1768) DFU bootloader
 cd "$SOURCE_DIR"
