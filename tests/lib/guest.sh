@@ -29,3 +29,14 @@ case_fail() {
   done
   fail "$*"
 }
+
+# guest_succeeded RC MEANINGS: fails on a guest that timed out (124) or did not boot (125), or a guest
+# command that exited with another code than 0 (MEANINGS says what each of its exit codes means).
+guest_succeeded() {
+  [ "$1" -eq 124 ] && case_fail "the guest timed out"
+  [ "$1" -eq 125 ] && case_fail "the guest itself failed"
+  [ "$1" -eq 0 ] || case_fail "guest command failed (exit $1: $2)"
+}
+
+# expect TEXT FILE: FILE, in the guest's folder, holds TEXT.
+expect() { grep -qF -- "$1" "$GUEST_DIR/$2" || case_fail "expected in $2: $1"; }
