@@ -116,19 +116,20 @@ Address enter_bootloader_from_klipper(const Address& port, const std::string& mc
             break;
         }
         if (!found) continue;
-        if (found->protocol.empty() && found->device.find("/usb-") == std::string::npos) {
+        Candidate chosen = *found;
+        if (chosen.protocol.empty() && chosen.device.find("/usb-") == std::string::npos) {
             // A bare /dev/ttyACMn: its by-id name follows in a moment; take that if it comes.
             events.wait(std::chrono::milliseconds(300));
             for (auto& [key, c] : present_devices(folder, knowledge))
                 if (!before.count(key) && c.device.find("/usb-") != std::string::npos &&
-                    fs::canonical(c.device, ec) == fs::canonical(found->device, ec))
-                    return parse_address(c.device);
+                    fs::canonical(c.device, ec) == fs::canonical(chosen.device, ec))
+                    chosen = c;
         }
         if (warn)
             warn(fmt::format("the board came back after {:.1f} s as {}{}",
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(),
-                             found->device, found->detail.empty() ? "" : " (" + found->detail + ")"));
-        return parse_address(found->device);
+                             chosen.device, chosen.detail.empty() ? "" : " (" + chosen.detail + ")"));
+        return parse_address(chosen.device);
     }
     const auto waited = std::chrono::duration_cast<std::chrono::seconds>(wait).count();
     if (!left)
