@@ -22,7 +22,7 @@ namespace {
 Transport serial_transport() {
     Transport t;
     t.scheme = "serial";
-    t.syntax = "a serial port (/dev/ttyUSB0, /dev/serial/by-id/...)";
+    t.syntax = "a serial port (/dev/ttyUSB0, /dev/serial/by-id/...; a running Klipper's usb-Klipper_... port is asked to reboot into its bootloader)";
     t.kind = link::LinkKind::ByteStream;
     t.tries_bauds = true;
     t.open = [](const Address& address, const OpenContext& context) -> std::unique_ptr<link::Link> {
