@@ -246,8 +246,10 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
                                                              report.seconds_verify)
                              : plan_options.verify ? "; " + report.not_verified
                                                    : ", not verified (--no-verify)";
-        std::string human = fmt::format("wrote {} bytes ({} pages) to the {} in {:.2f} s{}{}\n", report.bytes_written,
-                                        report.pages_written, session.info.chip, report.seconds_write, verified,
+        // A whole-image device (Katapult's stream, a card) takes no pages from the plan: no page count then.
+        const std::string pages = report.pages_written ? fmt::format(" ({} pages)", report.pages_written) : "";
+        std::string human = fmt::format("wrote {} bytes{} to the {} in {:.2f} s{}{}\n", report.bytes_written, pages,
+                                        session.info.chip, report.seconds_write, verified,
                                         report.started ? "; application started" : "");
         if (session.link->kind() == link::LinkKind::Volume) {
             // A card or drive holds the file; the board's bootloader installs it at its next start.
