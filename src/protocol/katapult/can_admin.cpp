@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <thread>
 
 #include "core/deadline.hpp"
 #include "core/error.hpp"
@@ -228,13 +227,14 @@ std::unique_ptr<link::CanNodeStream> open_node(std::unique_ptr<link::CanBus> bus
     }
 
     admin.assign(uuid, kFirstNodeId);
+    auto stream = std::make_unique<link::CanNodeStream>(std::move(bus), node_receive_id(kFirstNodeId),
+                                                        node_reply_id(kFirstNodeId),
+                                                        fmt::format("Katapult node {} on {}", name, interface),
+                                                        fmt::format("can:{}:{}", interface, name));
     // Katapult takes the assignment in its admin task, after the interrupt that queued it: frames to the
-    // new id that arrive before then are dropped.
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    return std::make_unique<link::CanNodeStream>(std::move(bus), node_receive_id(kFirstNodeId),
-                                                 node_reply_id(kFirstNodeId),
-                                                 fmt::format("Katapult node {} on {}", name, interface),
-                                                 fmt::format("can:{}:{}", interface, name));
+    // new id that arrive before then are dropped. A pause of the link (Ctrl-C ends it).
+    stream->pause(std::chrono::milliseconds(100));
+    return stream;
 }
 
 }  // namespace mcuflash::protocol::katapult::can
