@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 #include "discover/serial_ports.hpp"
+#include "entry/serial_reset.hpp"
 
 namespace mcuflash::entry {
 
@@ -11,7 +12,6 @@ namespace {
 constexpr uint32_t kTouchBaud = 1200;
 // bossac waits 1 s after closing the port: the application resets and the bootloader enumerates.
 constexpr auto kLeaveTime = std::chrono::seconds(1);
-constexpr auto kRetryInterval = std::chrono::milliseconds(250);
 
 std::vector<std::string> port_nodes() {
     std::vector<std::string> nodes;
@@ -31,19 +31,14 @@ TouchResult touch_1200_baud(link::ByteLink& link, std::chrono::milliseconds wait
     result.touched = true;
     link.pause(kLeaveTime);
 
-    const auto give_up = std::chrono::steady_clock::now() + wait;
-    for (;;) {
-        try {
-            line->reopen();
-            line->configure(previous);
-            line->set_dtr_rts(true, true);
-            result.reopened = true;
-            return result;
-        } catch (const core::Error&) {
-            // Not back yet (or back under another name).
-        }
-        if (std::chrono::steady_clock::now() >= give_up) break;
-        link.pause(kRetryInterval);
+    try {
+        reopen_when_back(link, wait);
+        line->configure(previous);
+        line->set_dtr_rts(true, true);
+        result.reopened = true;
+        return result;
+    } catch (const core::Error&) {
+        // Not back (or back under another name).
     }
     for (const auto& node : port_nodes())
         if (std::find(before.begin(), before.end(), node) == before.end()) result.new_ports.push_back(node);

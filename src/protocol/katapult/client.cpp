@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
 #include "entry/klipper_request.hpp"
+#include "entry/serial_reset.hpp"
 
 namespace mcuflash::protocol::katapult {
 
@@ -169,15 +170,7 @@ Bytes Client::connect_after_request(int tries) {
     } catch (const Error& e) {
         if (e.kind() != ErrorKind::Io) throw;
     }
-    for (int attempt = 0;; ++attempt) {
-        try {
-            link_.serial_line()->reopen();
-            break;
-        } catch (const Error&) {
-            if (attempt >= 8) throw;
-            link_.pause(std::chrono::milliseconds(250));
-        }
-    }
+    entry::reopen_when_back(link_, std::chrono::seconds(2));
     return connect_exchange(tries);
 }
 
