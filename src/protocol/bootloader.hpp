@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,6 +72,14 @@ public:
     virtual bool can_remove_write_protection() const = 0;
     virtual void remove_write_protection() = 0;
 };
+
+// What a client chose at connect() (how the device takes pages, its transfer strategy); using it
+// before connect() is a bug in mcuflash: std::logic_error naming `client`.
+template <typename Part>
+Part& chosen_at_connect(const std::unique_ptr<Part>& part, const char* client) {
+    if (!part) throw std::logic_error(std::string(client) + " used before connect()");
+    return *part;
+}
 
 class Bootloader {
 public:

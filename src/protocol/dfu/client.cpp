@@ -197,20 +197,17 @@ Capabilities Client::capabilities() const {
     return caps;
 }
 
-namespace {
-Transfer& connected(const std::unique_ptr<Transfer>& transfer) {
-    if (!transfer) throw std::logic_error("dfu::Client used before connect()");
-    return *transfer;
+void Client::erase(uint32_t address, uint32_t length) {
+    chosen_at_connect(transfer_, "dfu::Client").erase(address, length);
 }
-}  // namespace
 
-void Client::erase(uint32_t address, uint32_t length) { connected(transfer_).erase(address, length); }
-
-void Client::write(uint32_t address, std::span<const uint8_t> data) { connected(transfer_).write(address, data); }
+void Client::write(uint32_t address, std::span<const uint8_t> data) {
+    chosen_at_connect(transfer_, "dfu::Client").write(address, data);
+}
 
 std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
     if (!functional_.can_upload()) throw Error(ErrorKind::Usage, "this DFU device cannot upload (read back)");
-    auto out = connected(transfer_).read(address, length);
+    auto out = chosen_at_connect(transfer_, "dfu::Client").read(address, length);
     if (out.size() < length)
         throw Error(ErrorKind::Protocol, fmt::format("the device uploaded {} of {} bytes from {}", out.size(), length,
                                                      hex_address(address)));
@@ -233,7 +230,7 @@ void Client::remove_readout_protection() {
 
 void Client::start_application() {
     try {
-        leave_outcome_ = connected(transfer_).leave();
+        leave_outcome_ = chosen_at_connect(transfer_, "dfu::Client").leave();
         if (dfuse_transfer_) {
             // It drops off the bus as its application starts: say so rather than leave it unknown.
             for (int i = 0; i < 20 && usb_.present(); ++i) usb_.pause(std::chrono::milliseconds(50));

@@ -280,17 +280,13 @@ Capabilities Client::capabilities() const {
     return caps;
 }
 
-namespace {
-template <typename Writes>
-Writes& connected(const std::unique_ptr<Writes>& writes) {
-    if (!writes) throw std::logic_error("stk500v2::Client used before connect()");
-    return *writes;
+void Client::erase(uint32_t address, uint32_t length) {
+    chosen_at_connect(writes_, "stk500v2::Client").erase(address, length);
 }
-}  // namespace
 
-void Client::erase(uint32_t address, uint32_t length) { connected(writes_).erase(address, length); }
-
-void Client::write(uint32_t address, std::span<const uint8_t> data) { connected(writes_).write(address, data); }
+void Client::write(uint32_t address, std::span<const uint8_t> data) {
+    chosen_at_connect(writes_, "stk500v2::Client").write(address, data);
+}
 
 void Client::recover(const Error& failure, const char* what, uint32_t at) {
     // The link lost the session (the bootloader may have started the application or its monitor):
