@@ -30,7 +30,6 @@ public:
     const std::string& address() const { return address_; }
     uint32_t to_node() const { return to_node_; }
     uint32_t from_node() const { return from_node_; }
-    CanBus& bus() { return *bus_; }
 
 protected:
     void do_write(std::span<const uint8_t> bytes) override;

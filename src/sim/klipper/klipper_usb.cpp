@@ -52,9 +52,7 @@ usb::ControlResult KlipperUsbDevice::class_request(const link::UsbSetup& setup, 
                                                    Clock::time_point now) {
     if (setup.request_type == 0x21 && setup.request == kSetLineCoding && data_out.size() == sizeof line_coding_) {
         std::copy(data_out.begin(), data_out.end(), line_coding_);
-        baud_ = uint32_t(line_coding_[0]) | uint32_t(line_coding_[1]) << 8 | uint32_t(line_coding_[2]) << 16 |
-                uint32_t(line_coding_[3]) << 24;
-        trace(fmt::format("Klipper: line coding {} baud", baud_));
+        trace(fmt::format("Klipper: line coding {} baud", baud()));
         check_reboot(now);
         return usb::ControlResult::ok();
     }
@@ -69,9 +67,14 @@ usb::ControlResult KlipperUsbDevice::class_request(const link::UsbSetup& setup, 
     return usb::ControlResult::stalled();
 }
 
+uint32_t KlipperUsbDevice::baud() const {
+    return uint32_t(line_coding_[0]) | uint32_t(line_coding_[1]) << 8 | uint32_t(line_coding_[2]) << 16 |
+           uint32_t(line_coding_[3]) << 24;
+}
+
 // Klipper's check_reboot(): 1200 baud while DTR is clear is the Arduino-style bootloader request.
 void KlipperUsbDevice::check_reboot(Clock::time_point now) {
-    if (reboot_at_ || baud_ != 1200 || (line_state_ & kDtr)) return;
+    if (reboot_at_ || baud() != 1200 || (line_state_ & kDtr)) return;
     trace("Klipper: 1200 baud with DTR clear: rebooting into the bootloader");
     reboot_at_ = now;
 }

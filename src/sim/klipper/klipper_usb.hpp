@@ -34,14 +34,12 @@ public:
     std::string describe() const override;
     FlashMemory& flash() override { return bootloader_->flash(); }
 
-    uint32_t baud() const { return baud_; }
-
 private:
     void check_reboot(Clock::time_point now);
+    uint32_t baud() const;  // dwDTERate of the line coding
 
     std::string mcu_, serial_;
     std::chrono::milliseconds reboot_time_;
-    uint32_t baud_ = 0;
     uint8_t line_coding_[7] = {};  // dwDTERate, bCharFormat, bParityType, bDataBits as the host set them
     uint16_t line_state_ = 0;      // bit 0 DTR, bit 1 RTS
     std::optional<Clock::time_point> reboot_at_;  // the request came: off the bus since
