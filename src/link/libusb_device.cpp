@@ -298,6 +298,36 @@ void LibusbDevice::do_control_out(const UsbSetup& setup, std::span<const uint8_t
                                                result, data.size()));
 }
 
+std::vector<uint8_t> LibusbDevice::do_endpoint_in(uint8_t endpoint, size_t max_length, unsigned timeout_ms) {
+    const std::string what = fmt::format("IN transfer on endpoint {:02X}", endpoint);
+    if (!handle_) fail(LIBUSB_ERROR_NO_DEVICE, what);
+    std::vector<uint8_t> data(max_length);
+    int done = 0;
+    // On Linux usbfs turns a "bulk" transfer on an interrupt endpoint into an interrupt one.
+    int result = libusb_bulk_transfer(handle_, endpoint, data.data(), static_cast<int>(max_length), &done, timeout_ms);
+    if (result < 0 && !(result == LIBUSB_ERROR_OVERFLOW && done > 0)) fail(result, what);
+    data.resize(static_cast<size_t>(done));
+    return data;
+}
+
+void LibusbDevice::do_endpoint_out(uint8_t endpoint, std::span<const uint8_t> data, unsigned timeout_ms) {
+    const std::string what = fmt::format("OUT transfer of {} bytes on endpoint {:02X}", data.size(), endpoint);
+    if (!handle_) fail(LIBUSB_ERROR_NO_DEVICE, what);
+    std::vector<uint8_t> buffer(data.begin(), data.end());
+    int done = 0;
+    int result = libusb_bulk_transfer(handle_, endpoint, buffer.data(), static_cast<int>(buffer.size()), &done, timeout_ms);
+    if (result < 0) fail(result, what);
+    if (static_cast<size_t>(done) != data.size())
+        throw Error(ErrorKind::Io, fmt::format("{} to {}: only {} bytes sent", what, describe(), done));
+}
+
+void LibusbDevice::clear_halt(uint8_t endpoint) {
+    const std::string what = fmt::format("clearing the halt of endpoint {:02X}", endpoint);
+    if (!handle_) fail(LIBUSB_ERROR_NO_DEVICE, what);
+    int result = libusb_clear_halt(handle_, endpoint);
+    if (result != 0) fail(result, what);
+}
+
 void LibusbDevice::claim_interface(uint8_t interface) {
     if (!handle_) fail(LIBUSB_ERROR_NO_DEVICE, fmt::format("claiming interface {}", interface));
     int result = libusb_claim_interface(handle_, interface);

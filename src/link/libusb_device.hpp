@@ -44,6 +44,7 @@ public:
     LibusbDevice& operator=(const LibusbDevice&) = delete;
 
     // Detaches a kernel driver from the interface first when one holds it.
+    void clear_halt(uint8_t endpoint) override;
     void claim_interface(uint8_t interface) override;
     void set_alt_setting(uint8_t interface, uint8_t alt) override;
     // libusb_reset_device(). When the device comes back as something else the handle is dead:
@@ -64,6 +65,8 @@ public:
 protected:
     std::vector<uint8_t> do_control_in(const UsbSetup& setup, unsigned timeout_ms) override;
     void do_control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) override;
+    std::vector<uint8_t> do_endpoint_in(uint8_t endpoint, size_t max_length, unsigned timeout_ms) override;
+    void do_endpoint_out(uint8_t endpoint, std::span<const uint8_t> data, unsigned timeout_ms) override;
 
 private:
     struct Context;

@@ -30,6 +30,21 @@ void UsbDevice::control_out(const UsbSetup& setup, std::span<const uint8_t> data
     do_control_out(setup, data, timeout_ms);
 }
 
+std::vector<uint8_t> UsbDevice::endpoint_in(uint8_t endpoint, size_t max_length, unsigned timeout_ms) {
+    core::throw_if_interrupted();
+    check_time_limit();
+    auto data = do_endpoint_in(static_cast<uint8_t>(endpoint | 0x80), max_length, timeout_ms);
+    if (tracing()) trace(TraceDirection::FromDevice, data, fmt::format("IN {:02X}", endpoint | 0x80));
+    return data;
+}
+
+void UsbDevice::endpoint_out(uint8_t endpoint, std::span<const uint8_t> data, unsigned timeout_ms) {
+    core::throw_if_interrupted();
+    check_time_limit();
+    if (tracing()) trace(TraceDirection::ToDevice, data, fmt::format("OUT {:02X}", endpoint & 0x7F));
+    do_endpoint_out(static_cast<uint8_t>(endpoint & 0x7F), data, timeout_ms);
+}
+
 std::vector<uint8_t> UsbDevice::descriptor(uint8_t type, uint8_t index, uint16_t language, uint16_t length,
                                            unsigned timeout_ms) {
     UsbSetup setup{0x80, usb::kGetDescriptor, static_cast<uint16_t>((type << 8) | index), language, length};

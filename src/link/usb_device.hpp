@@ -1,6 +1,7 @@
 #pragma once
-// A USB device as the protocols see it: control transfers on endpoint 0 (all DFU needs), interface
-// claiming, alternate settings, a port reset, and finding the device again after it re-enumerates.
+// A USB device as the protocols see it: control transfers on endpoint 0 (all DFU needs), transfers on
+// the bulk and interrupt endpoints (PICOBOOT, HID bootloaders, mass storage), interface claiming,
+// alternate settings, a port reset, and finding the device again after it re-enumerates.
 // Implementations: link/libusb_device.* (real devices through libusb-1.0) and the in-process
 // simulator adapter in sim/usb/.
 #include <chrono>
@@ -50,6 +51,13 @@ public:
     // checks the time limit and traces the SETUP packet and the data.
     std::vector<uint8_t> control_in(const UsbSetup& setup, unsigned timeout_ms);
     void control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms);
+    // One transfer on a bulk or interrupt endpoint (`endpoint` with 0x80 for IN). IN returns what the
+    // device sent (at most `max_length` bytes; a short packet ends it). Errors as for control
+    // transfers: a halted endpoint is Protocol ("stalled"; clear_halt() before the next transfer).
+    std::vector<uint8_t> endpoint_in(uint8_t endpoint, size_t max_length, unsigned timeout_ms);
+    void endpoint_out(uint8_t endpoint, std::span<const uint8_t> data, unsigned timeout_ms);
+    // CLEAR_FEATURE(ENDPOINT_HALT) on `endpoint`, and the host's data toggle reset with it.
+    virtual void clear_halt(uint8_t endpoint) = 0;
     virtual void claim_interface(uint8_t interface) = 0;
     virtual void set_alt_setting(uint8_t interface, uint8_t alt) = 0;
     // A USB port reset: after it the device may re-enumerate as something else (DFU -> application).
@@ -69,6 +77,8 @@ public:
 protected:
     virtual std::vector<uint8_t> do_control_in(const UsbSetup& setup, unsigned timeout_ms) = 0;
     virtual void do_control_out(const UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) = 0;
+    virtual std::vector<uint8_t> do_endpoint_in(uint8_t endpoint, size_t max_length, unsigned timeout_ms) = 0;
+    virtual void do_endpoint_out(uint8_t endpoint, std::span<const uint8_t> data, unsigned timeout_ms) = 0;
 };
 
 }  // namespace mcuflash::link

@@ -87,6 +87,29 @@ int echo_check(const std::string& vid_pid) {
     check(device->control_in(UsbSetup{kVendorIn, UsbEchoModel::kFetch, 0, 0, 8}, 1000).size() == 8,
           "the device answers after the stall");
 
+    // Bulk endpoints: OUT then IN (several packets; the IN waits while the device NAKs), a read with
+    // nothing queued times out, a halted endpoint stalls until its halt is cleared.
+    std::vector<uint8_t> bulk(1000);
+    for (size_t i = 0; i < bulk.size(); ++i) bulk[i] = static_cast<uint8_t>(i * 13 + 1);
+    device->endpoint_out(0x01, bulk, 1000);
+    auto bulk_back = device->endpoint_in(0x81, 1024, 1000);
+    check(bulk_back == bulk, fmt::format("bulk OUT then IN round trip: {} bytes back", bulk_back.size()));
+    try {
+        device->endpoint_in(0x81, 64, 300);
+        check(false, "a bulk IN with nothing to send times out");
+    } catch (const core::Error& e) {
+        check(e.kind() == core::ErrorKind::Timeout, std::string("bulk IN NAKed until the timeout: ") + e.what());
+    }
+    try {
+        device->endpoint_out(0x02, pattern, 1000);
+        check(false, "a halted endpoint stalls");
+    } catch (const core::Error& e) {
+        check(e.kind() == core::ErrorKind::Protocol, std::string("bulk OUT to a halted endpoint stalled: ") + e.what());
+    }
+    device->clear_halt(0x02);
+    device->endpoint_out(0x02, pattern, 1000);
+    check(true, "bulk OUT taken after clear_halt");
+
     // A port reset reaches the simulated device (vhci resets locally; the server sees the
     // enumeration that follows). Import was reset 1; this makes at least 2.
     auto resets_before = device->control_in(UsbSetup{kVendorIn, UsbEchoModel::kResetCount, 0, 0, 1}, 1000);

@@ -1,12 +1,17 @@
 #pragma once
 // A test-only simulated USB device for the USB/IP server and LibusbDevice tests: a vendor-class device
-// (pid.codes test VID:PID 1209:0001) with one interface and no endpoints besides 0.
+// (pid.codes test VID:PID 1209:0001) with one interface and two bulk endpoints.
+//
+// Bulk: OUT 0x01 queues the data; IN 0x81 gives back the oldest queued transfer (at most the
+// host's length; the rest stays queued) and NAKs while the queue is empty. OUT 0x02 always stalls
+// until the host clears the halt of 0x02 (then it takes one transfer).
 //
 // Vendor requests (bmRequestType 0x40 OUT / 0xC0 IN):
 //   0x01 OUT  store the data stage           0x02 IN   give it back (at most wLength bytes)
 //   0x03 any  always stalls                  0x04 OUT  leave: drop off the bus (attached() false)
 //   0x05 IN   bus resets seen so far (1 byte)
 //   0x06 OUT  come back as 1209:0002 after the next bus reset (as a DFU device re-enumerates)
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -31,8 +36,11 @@ public:
         return d;
     }
     std::vector<uint8_t> configuration_descriptor() const override {
-        return {9, 2, 18, 0, 1, 1, 0, 0x80, 50,   // one interface, configuration 1, bus powered, 100 mA
-                9, 4, 0, 0, 0, 0xFF, 0, 0, 0};   // interface 0: vendor class, no endpoints
+        return {9, 2, 39, 0, 1, 1, 0, 0x80, 50,   // one interface, configuration 1, bus powered, 100 mA
+                9, 4, 0, 0, 3, 0xFF, 0, 0, 0,    // interface 0: vendor class, three endpoints
+                7, 5, 0x01, 2, 64, 0, 0,         // bulk OUT 0x01, 64-byte packets
+                7, 5, 0x81, 2, 64, 0, 0,         // bulk IN 0x81
+                7, 5, 0x02, 2, 64, 0, 0};        // bulk OUT 0x02 (halted)
     }
     std::string string_descriptor(uint8_t index) const override {
         switch (index) {
@@ -67,6 +75,30 @@ public:
                 return ControlResult::stalled();
         }
     }
+    bool has_endpoint(uint8_t address) const override {
+        return address == 0x01 || address == 0x81 || address == 0x02;
+    }
+    bool bulk_out(uint8_t address, std::span<const uint8_t> data, sim::Clock::time_point) override {
+        if (address == 0x02) {
+            if (halted_) return false;
+            halted_ = true;
+            return true;
+        }
+        queued_.emplace_back(data.begin(), data.end());
+        return true;
+    }
+    sim::usb::EndpointIn bulk_in(uint8_t, size_t max_length, sim::Clock::time_point) override {
+        if (queued_.empty()) return sim::usb::EndpointIn::nak();
+        auto& oldest = queued_.front();
+        const size_t n = std::min(max_length, oldest.size());
+        std::vector<uint8_t> out(oldest.begin(), oldest.begin() + static_cast<std::ptrdiff_t>(n));
+        oldest.erase(oldest.begin(), oldest.begin() + static_cast<std::ptrdiff_t>(n));
+        if (oldest.empty()) queued_.erase(queued_.begin());
+        return sim::usb::EndpointIn::ok(std::move(out));
+    }
+    void clear_halt(uint8_t address, sim::Clock::time_point) override {
+        if (address == 0x02) halted_ = false;
+    }
     void bus_reset(sim::Clock::time_point) override {
         ++bus_resets_;
         attached_ = true;
@@ -88,6 +120,8 @@ private:
     unsigned bus_resets_ = 0;
     bool attached_ = true;
     bool switch_on_reset_ = false;
+    bool halted_ = true;
+    std::vector<std::vector<uint8_t>> queued_;
     uint16_t product_ = kProduct;
 };
 

@@ -3,7 +3,7 @@
 # serves the test-only echo device (usbip_echo_model.hpp) on 127.0.0.1; guest-run.sh boots Debian's
 # kernel under QEMU, `usbip attach`es it (vhci-hcd), and inside the guest lsusb must show it enumerated
 # and usb-probe runs LibusbDevice against it through usbfs: vendor control OUT/IN round trip, a stall
-# mapped to Protocol, a port reset reaching the device, re-enumeration as another PID found again
+# mapped to Protocol, bulk OUT/IN (an IN held while the device NAKs, a halted endpoint cleared), a port reset reaching the device, re-enumeration as another PID found again
 # by reopen_after_reenumeration(), and the unplug when the device leaves the bus.
 # Skipped (77) without guest-run.sh, usbip, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
@@ -41,6 +41,10 @@ expect "ID 1209:0001 mcuflash tests mcuflash usbip echo" guest.out
 grep -Eq '^1-1 +1209:0001 bcd 0100 serial ECHO-0001$' "$WORK/guest.out" || case_fail "usb-probe list does not show 1-1 1209:0001"
 expect "OK: vendor control OUT then IN round trip: 300 bytes back" guest.out
 expect "OK: stall mapped to Protocol:" guest.out
+expect "OK: bulk OUT then IN round trip: 1000 bytes back" guest.out
+expect "OK: bulk IN NAKed until the timeout" guest.out
+expect "OK: bulk OUT to a halted endpoint stalled" guest.out
+expect "OK: bulk OUT taken after clear_halt" guest.out
 expect "OK: port reset seen by the device" guest.out
 expect "OK: re-enumerated as USB 1209:0002 at 1-1" guest.out
 expect "OK: the device dropped off the bus after leave" guest.out
@@ -52,6 +56,7 @@ expect "imported 1-1" device.log
 expect "control 40 01 value 0000 index 0000 length 300: 300 bytes" device.log
 expect "control c0 03 value 0000 index 0000 length 4: STALL" device.log
 expect "bus reset: port reset" device.log
+expect "IN 81: 1000 bytes" device.log
 expect "detached: the device left the bus" device.log
 
 grep -E '^(ID|Bus|OK|ALL)' "$WORK/guest.out" | grep -v 'vhci_hcd' || true

@@ -12,6 +12,7 @@
 
 #include "../interop/usbip_echo_model.hpp"
 #include "core/error.hpp"
+#include "sim/usb/in_process_usb.hpp"
 #include "sim/usb/usbip_server.hpp"
 
 namespace {
@@ -81,9 +82,15 @@ public:
         uint32_t actual_length = 0;
         std::vector<uint8_t> data;
     };
-    // USBIP_CMD_SUBMIT of a control transfer on endpoint `endpoint`.
+    // USBIP_CMD_SUBMIT of a transfer on endpoint `endpoint` (the setup packet only matters for 0), and
+    // its reply.
     Reply submit(uint32_t seqnum, const link::UsbSetup& s, const std::vector<uint8_t>& out_data = {},
                  uint32_t endpoint = 0) {
+        send_submit(seqnum, s, out_data, endpoint);
+        return reply(s.is_in());
+    }
+    void send_submit(uint32_t seqnum, const link::UsbSetup& s, const std::vector<uint8_t>& out_data = {},
+                     uint32_t endpoint = 0) {
         std::vector<uint8_t> m;
         put32(m, 1);
         put32(m, seqnum);
@@ -100,6 +107,8 @@ public:
                            static_cast<uint8_t>(s.length), static_cast<uint8_t>(s.length >> 8)});
         m.insert(m.end(), out_data.begin(), out_data.end());
         send(m);
+    }
+    Reply reply(bool in) {
         auto head = receive(48);
         Reply r;
         if (head.size() != 48) return r;
@@ -107,8 +116,13 @@ public:
         r.seqnum = be32(head, 4);
         r.status = static_cast<int32_t>(be32(head, 20));
         r.actual_length = be32(head, 24);
-        if (s.is_in()) r.data = receive(r.actual_length);
+        if (in) r.data = receive(r.actual_length);
         return r;
+    }
+    // True when nothing arrives within `ms`.
+    bool quiet_for(int ms) {
+        pollfd p{fd_, POLLIN, 0};
+        return ::poll(&p, 1, ms) == 0;
     }
 
 private:
@@ -210,7 +224,7 @@ TEST_F(UsbipServerTest, ControlTransfersStallsUnlinksAndOtherEndpoints) {
     EXPECT_EQ(stall.status, -32);  // -EPIPE
     EXPECT_EQ(stall.actual_length, 0u);
 
-    auto bulk = c.submit(6, {0x80, 0, 0, 0, 64}, {}, 1);
+    auto bulk = c.submit(6, {0x80, 0, 0, 0, 64}, {}, 3);  // IN 0x83: no such endpoint
     EXPECT_EQ(bulk.seqnum, 6u);
     EXPECT_EQ(bulk.status, -32);
 
@@ -232,6 +246,34 @@ TEST_F(UsbipServerTest, ControlTransfersStallsUnlinksAndOtherEndpoints) {
 
     // Still in step afterwards.
     EXPECT_EQ(c.submit(8, {0xC0, UsbEchoModel::kFetch, 0, 0, 2}).seqnum, 8u);
+}
+
+TEST_F(UsbipServerTest, BulkInWaitsForDataAndHaltedEndpointsStall) {
+    Client c(port());
+    ASSERT_EQ(c.import("1-1").size(), 8u + 0x138);
+    const link::UsbSetup in64{0x80, 0, 0, 0, 64}, out{0x00, 0, 0, 0, 0};
+
+    // An IN with nothing to send is held (the device NAKs) ...
+    c.send_submit(1, in64, {}, 1);
+    EXPECT_TRUE(c.quiet_for(100));
+    // ... and answered once the device has data: the OUT's reply first, then the held IN's, in
+    // 64-byte pieces as the host asks for them.
+    std::vector<uint8_t> data(100);
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i + 1);
+    auto written = c.submit(2, out, data, 1);
+    EXPECT_EQ(written.seqnum, 2u);
+    EXPECT_EQ(written.status, 0);
+    EXPECT_EQ(written.actual_length, 100u);
+    auto first = c.reply(true);
+    EXPECT_EQ(first.seqnum, 1u);
+    EXPECT_EQ(first.data, std::vector<uint8_t>(data.begin(), data.begin() + 64));
+    auto rest = c.submit(3, in64, {}, 1);
+    EXPECT_EQ(rest.data, std::vector<uint8_t>(data.begin() + 64, data.end()));
+
+    // OUT 0x02 is halted: -EPIPE until CLEAR_FEATURE(ENDPOINT_HALT) to it.
+    EXPECT_EQ(c.submit(4, out, data, 2).status, -32);
+    EXPECT_EQ(c.submit(5, {0x02, 0x01, 0, 0x02, 0}).status, 0);
+    EXPECT_EQ(c.submit(6, out, data, 2).status, 0);
 }
 
 TEST_F(UsbipServerTest, EnumerationAfterAPortResetResetsTheDevice) {
@@ -302,3 +344,26 @@ TEST(UsbipServer, APortInUseIsAnIoErrorThatSaysSo) {
 }
 
 }  // namespace
+
+TEST(InProcessUsb, EndpointTransfersReachTheModelWithNakTimeoutAndHalt) {
+    sim::usb::InProcessUsb device(std::make_unique<UsbEchoModel>(), /*timing=*/false);
+    std::vector<uint8_t> data(150, 0xA5);
+    device.endpoint_out(0x01, data, 1000);
+    EXPECT_EQ(device.endpoint_in(0x81, 64, 1000), std::vector<uint8_t>(64, 0xA5));
+    EXPECT_EQ(device.endpoint_in(0x81, 512, 1000), std::vector<uint8_t>(86, 0xA5));
+    try {
+        device.endpoint_in(0x81, 64, 250);
+        FAIL() << "an IN the device NAKs times out";
+    } catch (const core::Error& e) {
+        EXPECT_EQ(e.kind(), core::ErrorKind::Timeout);
+    }
+    try {
+        device.endpoint_out(0x02, data, 1000);
+        FAIL() << "a halted endpoint stalls";
+    } catch (const core::Error& e) {
+        EXPECT_EQ(e.kind(), core::ErrorKind::Protocol);
+        EXPECT_NE(std::string(e.what()).find("stalled"), std::string::npos);
+    }
+    device.clear_halt(0x02);
+    EXPECT_NO_THROW(device.endpoint_out(0x02, data, 1000));
+}

@@ -1,7 +1,7 @@
 #pragma once
 // A simulated USB device inside the process, as a link::UsbDevice: control transfers go straight to
 // the model at the simulated clock's instant; pause() sleeps (timing on) or skips the time (off).
-// USB faults for tests ("stall@N", "timeout@N", "vanish@N": the Nth control transfer, 0-based, is
+// USB faults for tests ("stall@N", "timeout@N", "vanish@N": the Nth transfer, 0-based, is
 // stalled, never answered, or the device drops off the bus before it) come from a short spec.
 #include <memory>
 #include <set>
@@ -22,6 +22,7 @@ class InProcessUsb : public link::UsbDevice {
 public:
     InProcessUsb(std::unique_ptr<UsbDeviceModel> model, bool timing, UsbFaults faults = {});
 
+    void clear_halt(uint8_t endpoint) override;
     void claim_interface(uint8_t interface) override;
     void set_alt_setting(uint8_t interface, uint8_t alt) override;
     void reset_port() override;
@@ -36,8 +37,11 @@ public:
 protected:
     std::vector<uint8_t> do_control_in(const link::UsbSetup& setup, unsigned timeout_ms) override;
     void do_control_out(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms) override;
+    std::vector<uint8_t> do_endpoint_in(uint8_t endpoint, size_t max_length, unsigned timeout_ms) override;
+    void do_endpoint_out(uint8_t endpoint, std::span<const uint8_t> data, unsigned timeout_ms) override;
 
 private:
+    void begin_transfer(const std::string& what, unsigned timeout_ms);
     ControlResult transfer(const link::UsbSetup& setup, std::span<const uint8_t> data, unsigned timeout_ms);
 
     std::unique_ptr<UsbDeviceModel> model_;

@@ -81,6 +81,12 @@ ControlResult UsbDeviceModel::control(const link::UsbSetup& setup, std::span<con
             return ControlResult::ok({alt_setting_});
         case kGetStatus:
             return ControlResult::ok({0, 0});
+        case 0x01:  // CLEAR_FEATURE: ENDPOINT_HALT (feature 0) to an endpoint
+            if ((setup.request_type & 0x1F) == 0x02 && setup.value == 0) {
+                clear_halt(static_cast<uint8_t>(setup.index), now);
+                return ControlResult::ok();
+            }
+            return ControlResult::ok();  // remote wakeup and the like: nothing to do here
         default:
             return ControlResult::stalled();
     }

@@ -33,6 +33,15 @@ struct ControlResult {
     static ControlResult vanished() { return {false, {}, true}; }
 };
 
+// What an IN endpoint answers: data (a packet or more), nothing yet (NAK), or STALL.
+struct EndpointIn {
+    enum class State { Nak, Data, Stall } state = State::Nak;
+    std::vector<uint8_t> data;
+    static EndpointIn nak() { return {}; }
+    static EndpointIn stalled() { return {State::Stall, {}}; }
+    static EndpointIn ok(std::vector<uint8_t> data) { return {State::Data, std::move(data)}; }
+};
+
 class UsbDeviceModel {
 public:
     virtual ~UsbDeviceModel() = default;
@@ -54,15 +63,23 @@ public:
     virtual ControlResult class_request(const link::UsbSetup& setup, std::span<const uint8_t> data_out,
                                         Clock::time_point now) = 0;
     virtual void set_interface(uint8_t interface, uint8_t alt, Clock::time_point now);
-    // Bulk and interrupt endpoints (`address` with 0x80 for IN); none by default. IN transfers wait
-    // (nothing here sends unasked); OUT data arrives in bulk_out().
+    // Bulk and interrupt endpoints (`address` with 0x80 for IN); none by default. OUT data arrives in
+    // bulk_out() (false: the endpoint stalls). An IN transfer asks bulk_in() for what the device has
+    // ready now; "nothing yet" (NAK) makes the front end ask again later, as a host controller does.
     virtual bool has_endpoint(uint8_t address) const {
         (void)address;
         return false;
     }
-    virtual void bulk_out(uint8_t address, std::span<const uint8_t> data, Clock::time_point now) {
+    virtual bool bulk_out(uint8_t address, std::span<const uint8_t> data, Clock::time_point now) {
         (void)address, (void)data, (void)now;
+        return true;
     }
+    virtual EndpointIn bulk_in(uint8_t address, size_t max_length, Clock::time_point now) {
+        (void)address, (void)max_length, (void)now;
+        return EndpointIn::nak();
+    }
+    // CLEAR_FEATURE(ENDPOINT_HALT) from the host: the endpoint takes transfers again.
+    virtual void clear_halt(uint8_t address, Clock::time_point now) { (void)address, (void)now; }
     // A USB bus reset (the host's port reset, or attaching the device). The device may come back as
     // something else (a DFU bootloader that starts the application re-enumerates).
     virtual void bus_reset(Clock::time_point now) = 0;

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -131,7 +132,13 @@ struct UsbipServer::Connection {
     std::string peer;
     std::vector<uint8_t> input;
     bool imported = false;  // past OP_REQ_IMPORT: the stream is URBs now
-    std::set<uint32_t> pending_in;  // IN transfers on bulk/interrupt endpoints, held unanswered
+    // IN transfers on bulk/interrupt endpoints the device has not answered yet (it NAKs), by seqnum:
+    // the order the host submitted them in.
+    struct PendingIn {
+        uint8_t address;
+        uint32_t length, packets;
+    };
+    std::map<uint32_t, PendingIn> pending_in;
 
     ~Connection() {
         if (fd >= 0) ::close(fd);
@@ -227,6 +234,8 @@ void UsbipServer::run() {
             }
         }
         model().tick(Clock::now());
+        for (size_t i = connections_.size(); i-- > 0;)
+            if (connections_[i]->imported && !deliver_pending_in(*connections_[i])) close_connection(i, "");
         if (imported_ && !model().attached()) {
             for (size_t i = connections_.size(); i-- > 0;)
                 if (connections_[i]->imported) close_connection(i, "the device left the bus");
@@ -412,20 +421,28 @@ UsbipServer::Step UsbipServer::handle_urb(Connection& c) {
             status = kStatusStall;
             log(fmt::format("submit to endpoint {} {}: no such endpoint", endpoint, in ? "IN" : "OUT"));
         } else if (in) {
-            // Nothing to send (no simulated device here sends unasked): the transfer waits, as it
-            // would on a real bus, until the host unlinks it.
-            c.pending_in.insert(seqnum);
-            return Step::Consumed;
-        } else {
-            model().bulk_out(address, data_out, Clock::now());
+            // Answered when the device has something to send; until then it waits, as it would on a
+            // real bus (the device NAKs), or until the host unlinks it.
+            c.pending_in[seqnum] = {address, buffer_length, packets};
+            return deliver_pending_in(c) ? Step::Consumed : Step::Close;
+        } else if (!model().bulk_out(address, data_out, Clock::now())) {
+            status = kStatusStall;
         }
+        if (options_.log_transfers)
+            log(fmt::format("OUT {:02X}: {} bytes{}", address, data_out.size(), status ? ", STALL" : ""));
     } else {
         data_in = control_transfer(setup, data_out, status);
         if (!in) data_in.clear();
         if (data_in.size() > buffer_length) data_in.resize(buffer_length);
     }
-    if (status != 0) ++counters_.stalls;
+    return send_ret_submit(c, seqnum, status, in ? data_in.size() : data_out.size(), packets, data_in)
+               ? Step::Consumed
+               : Step::Close;
+}
 
+bool UsbipServer::send_ret_submit(Connection& c, uint32_t seqnum, int32_t status, size_t actual_length,
+                                  uint32_t packets, const std::vector<uint8_t>& data_in) {
+    if (status != 0) ++counters_.stalls;
     std::vector<uint8_t> reply;
     put32(reply, kRetSubmit);
     put32(reply, seqnum);
@@ -433,13 +450,38 @@ UsbipServer::Step UsbipServer::handle_urb(Connection& c) {
     put32(reply, 0);
     put32(reply, 0);
     put32(reply, static_cast<uint32_t>(status));
-    put32(reply, status != 0 ? 0 : static_cast<uint32_t>(in ? data_in.size() : data_out.size()));
+    put32(reply, status != 0 ? 0 : static_cast<uint32_t>(actual_length));
     put32(reply, 0);        // start_frame
     put32(reply, packets);  // number_of_packets: as submitted (what the kernel's stub sends back)
     put32(reply, 0);        // error_count
     reply.resize(kUrbHeaderSize, 0);
-    reply.insert(reply.end(), data_in.begin(), data_in.end());
-    return c.send(reply) ? Step::Consumed : Step::Close;
+    if (status == 0) reply.insert(reply.end(), data_in.begin(), data_in.end());
+    return c.send(reply);
+}
+
+bool UsbipServer::deliver_pending_in(Connection& c) {
+    std::set<uint8_t> waiting;  // endpoints whose oldest transfer is still unanswered: later ones wait too
+    for (auto it = c.pending_in.begin(); it != c.pending_in.end();) {
+        const auto [seqnum, pending] = *it;
+        if (waiting.count(pending.address)) {
+            ++it;
+            continue;
+        }
+        EndpointIn answer = model().bulk_in(pending.address, pending.length, Clock::now());
+        if (answer.state == EndpointIn::State::Nak) {
+            waiting.insert(pending.address);
+            ++it;
+            continue;
+        }
+        it = c.pending_in.erase(it);
+        if (answer.data.size() > pending.length) answer.data.resize(pending.length);
+        const int32_t status = answer.state == EndpointIn::State::Stall ? kStatusStall : 0;
+        if (options_.log_transfers)
+            log(fmt::format("IN {:02X}: {}", pending.address,
+                            status ? std::string("STALL") : fmt::format("{} bytes", answer.data.size())));
+        if (!send_ret_submit(c, seqnum, status, answer.data.size(), pending.packets, answer.data)) return false;
+    }
+    return true;
 }
 
 std::vector<uint8_t> UsbipServer::control_transfer(const link::UsbSetup& setup, std::span<const uint8_t> data_out,

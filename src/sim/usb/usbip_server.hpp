@@ -8,9 +8,10 @@
 //   goes to UsbDeviceModel::control() and is answered at once (status 0, or -EPIPE for a stall), or
 //   at the result's done_at when the device is busy (the server waits: one device, one connection);
 //   USBIP_CMD_UNLINK then comes too late and is answered with status 0. Endpoints the model has
-//   (has_endpoint): OUT transfers go to bulk_out() and complete at once; IN transfers are held
-//   unanswered (nothing here sends unasked) until the host unlinks them (-ECONNRESET), as a CDC-ACM
-//   driver's waiting reads are. Other endpoints are answered with -EPIPE.
+//   (has_endpoint): OUT transfers go to bulk_out() and complete at once (-EPIPE when it stalls); IN
+//   transfers are answered when bulk_in() has data (asked at once, then at every tick and after every
+//   message; in submission order per endpoint), and held while it NAKs until the host unlinks them
+//   (-ECONNRESET), as a CDC-ACM driver's waiting reads are. Other endpoints are answered with -EPIPE.
 // - One imported connection at a time; a second import while one is active is refused.
 // - Bus resets: vhci-hcd resets its port locally and never tells the server. An import is a plug-in,
 //   so it resets the device; after that, the kernel's enumeration after a port reset (GET_DESCRIPTOR
@@ -71,6 +72,10 @@ private:
     bool serve_readable(Connection& connection);
     Step handle_operation(Connection& connection);  // OP_REQ_DEVLIST, OP_REQ_IMPORT
     Step handle_urb(Connection& connection);        // USBIP_CMD_SUBMIT, USBIP_CMD_UNLINK
+    // IN transfers the device can answer now are answered. False: the connection broke.
+    bool deliver_pending_in(Connection& connection);
+    bool send_ret_submit(Connection& connection, uint32_t seqnum, int32_t status, size_t actual_length,
+                         uint32_t packets, const std::vector<uint8_t>& data_in);
     void answer_devlist(Connection& connection);
     bool answer_import(Connection& connection);
     std::vector<uint8_t> control_transfer(const link::UsbSetup& setup, std::span<const uint8_t> data_out,
