@@ -29,6 +29,7 @@ test_packages=(
   # real Klipper images for the link-address tests (tests/interop/klipper_images.sh)
   gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-avr avr-libc
   python3-serial  # Katapult's flashtool.py
+  python3-greenlet python3-cffi  # Klipper's klippy/console.py (tests/interop/klipper_identify_console.sh)
   teensy-loader-cli  # HalfKay's peer (tests/interop/halfkay_guest.sh)
   # the real kernel for the USB tests (../shared/tools/guest-run.sh installs these too on first use)
   qemu-system-x86 busybox-static usbutils xz-utils

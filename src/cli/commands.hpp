@@ -22,6 +22,8 @@ void register_avr_isp_commands(CLI::App& app, GlobalOptions& global);
 void register_usb_commands(CLI::App& app, GlobalOptions& global);
 // `boards` and `guide` (board_commands.cpp).
 void register_board_commands(CLI::App& app, GlobalOptions& global);
+// `identify` (klipper_commands.cpp).
+void register_klipper_commands(CLI::App& app, GlobalOptions& global);
 
 // Runs a command body with a Reporter, turning errors into messages and the exit code.
 void run(GlobalOptions& global, const std::function<void(Reporter&)>& body);

@@ -14,6 +14,7 @@
 #include "sim/katapult/can_server.hpp"
 #include "sim/katapult/katapult_device.hpp"
 #include "sim/klipper/klipper_usb.hpp"
+#include "sim/klipper/mcu_responder.hpp"
 #include "sim/klipper/running_klipper.hpp"
 #include "sim/pty_server.hpp"
 #include "sim/registry.hpp"
@@ -43,6 +44,7 @@ struct ServeOptions {
     std::string can;             // katapult: serve on this CAN interface instead of a pty
     std::string can_uuid;        // katapult --can: the node's UUID (12 hex digits)
     bool can_klipper = false;    // katapult --can: the node starts as a running Klipper
+    std::string firmware;        // klipper: what it runs (a klipper.dict or a Klipper image): answers identify
 };
 
 void print_list() {
@@ -171,8 +173,10 @@ int serve_klipper_usb(const ServeOptions& o, const std::string& chip, const targ
     if (o.verbose) device_options.trace = log_line;
     auto bootloader = simulator->make(chip, device_options);
     if (o.verbose) bootloader->set_trace(log_line);
+    std::vector<uint8_t> identify_data;
+    if (!o.firmware.empty()) identify_data = protocol::klipper_mcu::identify_data_from_file(o.firmware);
     sim::klipper::KlipperUsbDevice klipper(mcu, o.serial, std::move(bootloader),
-                                           std::chrono::milliseconds(o.no_timing ? 50 : 500));
+                                           std::chrono::milliseconds(o.no_timing ? 50 : 500), std::move(identify_data));
     if (o.verbose) klipper.set_trace(log_line);
     return serve_usb_model(klipper, fmt::format("klipper {} (reboots into {})", chip, bl.name), o);
 }
@@ -195,7 +199,12 @@ int serve_klipper(const ServeOptions& o) {
     sim::klipper::RunningKlipperOptions klipper_options;
     klipper_options.link_path = klipper_port;
     klipper_options.log = log_line;
-    log_line(fmt::format("Klipper running on a {} on {} (bootloader {})", mcu, o.pty, bootloader));
+    std::string version;
+    if (!o.firmware.empty()) {
+        klipper_options.identify_data = protocol::klipper_mcu::identify_data_from_file(o.firmware);
+        version = " " + sim::klipper::McuResponder(klipper_options.identify_data).dictionary().version;
+    }
+    log_line(fmt::format("Klipper{} running on a {} on {} (bootloader {})", version, mcu, o.pty, bootloader));
     std::fflush(stderr);
     if (sim::klipper::serve_running_klipper(klipper_options) == sim::klipper::KlipperOutcome::Stopped) {
         log_line("stopped");
@@ -305,6 +314,10 @@ int main(int argc, char** argv) {
         cmd->add_option("--bootloader-pty", options.bootloader_pty,
                         "where the bootloader's port appears (default: beside --pty, as its by-id name)");
         cmd->add_option("--mcu", options.mcu, "the MCU name in the port names (default: the chip)");
+        cmd->add_option("--firmware", options.firmware,
+                        "the Klipper build it runs (its klipper.dict, or the image: .bin/.elf/.hex, whose data "
+                        "dictionary is found in it): it then answers identify, get_uptime and get_clock as "
+                        "that build");
         cmd->add_option("--serial", options.serial, "the serial number in the port names (default SIM0001)");
         cmd->add_option("--flash-file", options.flash_file,
                         "raw image of the whole flash: loaded if it exists, else created; kept current");

@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
 # Entering the bootloader from a running Klipper through a real Linux kernel: mcuflash-sim serves a
 # board running Klipper over USB/IP (Klipper's CDC-ACM device, 1d50:614e, strings Klipper /
-# stm32f407xg / SIM0001), guest-run.sh boots Debian's kernel, `usbip attach` plugs it in: cdc_acm binds
-# it and the guest's udev stand-in makes /dev/serial/by-id/usb-Klipper_stm32f407xg_SIM0001-if00.
+# stm32f446xe / SIM0001), guest-run.sh boots Debian's kernel, `usbip attach` plugs it in: cdc_acm binds
+# it and the guest's udev stand-in makes /dev/serial/by-id/usb-Klipper_stm32f446xe_SIM0001-if00.
 # `mcuflash flash app.bin -d` that name must: open it at 1200 baud and drop DTR (the kernel sends
 # SET_LINE_CODING and SET_CONTROL_LINE_STATE to the device), see the board leave the bus and come back
 # as ST's ROM DFU bootloader (0483:df11) through udev events, flash it at 0x08000000, verify, leave.
 # The board's re-enumeration is played by a loop in the guest that plugs the simulator in again once
 # Klipper's device is gone (a real board does it by itself). The flash file must hold the image.
-# Also: the port held by another program is refused (64) and the board stays in Klipper.
+# Also: the port held by another program is refused (64) and the board stays in Klipper; before that,
+# `mcuflash identify` asks the board (which runs a real Klipper build for the F446, --firmware) what it
+# runs, through cdc_acm and the simulator's bulk endpoints.
 # Skipped (77) without guest-run.sh, usbip, or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/guest.sh"
+source "$(dirname "$0")/../lib/klipper_build.sh"
 use_guest usbip
+need_klipper_builds
+klipper_build f446-32k 'CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\nCONFIG_STM32_FLASH_START_8000=y\n'
 
 make_guest_dir klipper-guest
 head -c 50000 /dev/urandom >"$GUEST_DIR/app.bin"
+cp "$KLIPPER_CACHE/f446-32k/out/klipper.bin" "$GUEST_DIR/klipper.bin"
+version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$KLIPPER_CACHE/f446-32k/out/klipper.dict")
 
-start_usbip_sim "$WORK/sim.log" klipper --chip stm32f407xg --bootloader st_rom_dfu --flash-file "$GUEST_DIR/flash.bin" -v
+start_usbip_sim "$WORK/sim.log" klipper --chip stm32f446xe --bootloader st_rom_dfu --flash-file "$GUEST_DIR/flash.bin" \
+  --firmware "$GUEST_DIR/klipper.bin" -v
 PORT=$USBIP_PORT
-KLIPPER=/dev/serial/by-id/usb-Klipper_stm32f407xg_SIM0001-if00
+KLIPPER=/dev/serial/by-id/usb-Klipper_stm32f446xe_SIM0001-if00
 
 cd "$GUEST_DIR"
 set +e
@@ -28,6 +36,7 @@ set +e
   attach || exit 11
   i=0; until [ -e $KLIPPER ]; do i=\$((i+1)); [ \$i -gt 100 ] && exit 12; sleep 0.1; done
   ./mcuflash list >list.txt 2>&1
+  ./mcuflash identify -d $KLIPPER --image klipper.bin >identify.txt 2>&1; echo \"exit \$?\" >>identify.txt
   # Held by another program: refused, and the board stays in Klipper.
   sleep 30 <$KLIPPER &
   holder=\$!
@@ -53,7 +62,11 @@ set -e
 guest_succeeded "$rc" "11 attach, 12 no by-id name for Klipper, 13 the board left Klipper although its port was held"
 
 expect_match() { grep -qE -- "$1" "$GUEST_DIR/$2" || case_fail "expected in $2: $1"; }
-expect_match "usb-Klipper_stm32f407xg_SIM0001-if00 .*running Klipper on a stm32f407xg" list.txt
+expect_match "usb-Klipper_stm32f446xe_SIM0001-if00 .*running Klipper on a stm32f446xe" list.txt
+grep -qE "Klipper .* on stm32f446xx at 180 MHz" "$GUEST_DIR/identify.txt" || case_fail "identify says: $(cat "$GUEST_DIR/identify.txt")"
+grep -qF "$version" "$GUEST_DIR/identify.txt" || case_fail "identify did not read the version $version: $(cat "$GUEST_DIR/identify.txt")"
+expect_match "nothing to update" identify.txt
+expect_match "exit 0" identify.txt
 expect_match "exit 64" held.txt
 expect_match "holds it open" held.txt
 expect_match "asking it to reboot into its bootloader" flash.txt
@@ -65,3 +78,4 @@ stop_background
 cmp -n 50000 "$GUEST_DIR/app.bin" "$GUEST_DIR/flash.bin" || case_fail "the flash does not hold the image at 0x08000000"
 echo "ok: Klipper on USB (guest kernel) -> ST ROM DFU, $(grep -o 'came back after [0-9.]* s' "$GUEST_DIR/flash.txt"), found by udev events and flashed; $(grep 'mcuflash ms' "$GUEST_DIR/flash.txt")"
 echo "ok: a held Klipper port is refused and the board stays in Klipper"
+echo "ok: mcuflash identify through the guest's cdc_acm: $(head -1 "$GUEST_DIR/identify.txt")"

@@ -5,21 +5,10 @@
 # in and reads back; one for another bootloader offset or another chip is refused before anything is
 # written. The images are built once per build folder ($BUILD_DIR/klipper-images).
 source "$(dirname "$0")/../lib/common.sh"
-peers="$SOURCE_DIR/../shared/peers/klipper"
-[ -d "$peers/src" ] || skip "no Klipper sources at $peers"
-command -v arm-none-eabi-gcc >/dev/null && command -v avr-gcc >/dev/null || skip "gcc-arm-none-eabi or gcc-avr missing (scripts/setup.sh installs them)"
-
-cache="$BUILD_DIR/klipper-images"
-mkdir -p "$cache"
-# build NAME CONFIG-LINES: a Klipper tree in $cache/NAME with out/klipper.{bin,elf} (and .elf.hex on AVR).
-build() {
-  local name=$1 config=$2 tree="$cache/$1"
-  if [ -f "$tree/.built" ] && [ "$(cat "$tree/.built")" = "$config" ]; then return; fi
-  rm -rf "$tree" && cp -r "$peers" "$tree"
-  printf '%b' "$config" >"$tree/.config"
-  (cd "$tree" && make olddefconfig >/dev/null && make -j2 >"$tree/build.log" 2>&1) || fail "building $name: $(tail -20 "$tree/build.log")"
-  printf '%s' "$config" >"$tree/.built"
-}
+source "$(dirname "$0")/../lib/klipper_build.sh"
+need_klipper_builds
+cache="$KLIPPER_CACHE"
+build() { klipper_build "$@"; }
 stm32='CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F103=y\n'
 build f103-none "${stm32}CONFIG_STM32_FLASH_START_0000=y\n"
 build f103-8k "${stm32}CONFIG_STM32_FLASH_START_2000=y\n"

@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "sim/klipper/mcu_responder.hpp"
+
 namespace mcuflash::sim::klipper {
 
 namespace {
@@ -14,8 +18,12 @@ constexpr uint16_t kDtr = 0x01;
 }  // namespace
 
 KlipperUsbDevice::KlipperUsbDevice(std::string mcu, std::string serial, std::unique_ptr<usb::UsbDeviceModel> bootloader,
-                                   std::chrono::milliseconds reboot_time)
-    : mcu_(std::move(mcu)), serial_(std::move(serial)), reboot_time_(reboot_time), bootloader_(std::move(bootloader)) {}
+                                   std::chrono::milliseconds reboot_time, std::vector<uint8_t> identify_data)
+    : mcu_(std::move(mcu)), serial_(std::move(serial)), reboot_time_(reboot_time), bootloader_(std::move(bootloader)) {
+    if (!identify_data.empty()) responder_ = std::make_unique<McuResponder>(std::move(identify_data));
+}
+
+KlipperUsbDevice::~KlipperUsbDevice() = default;
 
 std::vector<uint8_t> KlipperUsbDevice::device_descriptor() const {
     return usb::device_descriptor_bytes(kKlipperVendor, kKlipperProduct, 0x0100, 1, 2, 3, 64);
@@ -42,6 +50,22 @@ std::string KlipperUsbDevice::string_descriptor(uint8_t index) const {
         case 3: return serial_;
         default: return {};
     }
+}
+
+bool KlipperUsbDevice::bulk_out(uint8_t address, std::span<const uint8_t> data, Clock::time_point now) {
+    if (address == kBulkOut && responder_) {
+        auto answer = responder_->receive(data, now);
+        to_host_.insert(to_host_.end(), answer.begin(), answer.end());
+    }
+    return true;
+}
+
+usb::EndpointIn KlipperUsbDevice::bulk_in(uint8_t address, size_t max_length, Clock::time_point) {
+    if (address != kBulkIn || to_host_.empty()) return usb::EndpointIn::nak();
+    const size_t n = std::min(max_length, to_host_.size());
+    std::vector<uint8_t> out(to_host_.begin(), to_host_.begin() + static_cast<long>(n));
+    to_host_.erase(to_host_.begin(), to_host_.begin() + static_cast<long>(n));
+    return usb::EndpointIn::ok(std::move(out));
 }
 
 bool KlipperUsbDevice::has_endpoint(uint8_t address) const {

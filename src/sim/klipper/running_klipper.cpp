@@ -13,9 +13,11 @@
 #include <cstdlib>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include "core/error.hpp"
+#include "sim/klipper/mcu_responder.hpp"
 
 namespace mcuflash::sim::klipper {
 
@@ -73,6 +75,8 @@ KlipperOutcome serve_running_klipper(const RunningKlipperOptions& options) {
     const int signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
 
     KlipperOutcome outcome = KlipperOutcome::Stopped;
+    std::optional<McuResponder> responder;
+    if (!options.identify_data.empty()) responder.emplace(options.identify_data, log);
     {
         Pty pty(options.link_path);
         std::string received;
@@ -89,6 +93,11 @@ KlipperOutcome serve_running_klipper(const RunningKlipperOptions& options) {
                 std::array<char, 256> buffer;
                 const ssize_t n = read(pty.master(), buffer.data(), buffer.size());
                 if (n > 0) received.append(buffer.data(), size_t(n));
+                if (n > 0 && responder) {
+                    auto answer = responder->receive(std::span(reinterpret_cast<const uint8_t*>(buffer.data()), size_t(n)),
+                                                     core::Clock::now());
+                    if (!answer.empty()) (void)!write(pty.master(), answer.data(), answer.size());
+                }
                 if (received.find(kUartRequest) != std::string::npos) {
                     log("the UART bootloader request arrived: rebooting into the bootloader");
                     outcome = KlipperOutcome::BootloaderRequested;

@@ -3,18 +3,21 @@
 // pty behind a by-id style name (usb-Klipper_<mcu>_<serial>-if00). It answers the two requests
 // Klipper's firmware honours (src/generic/usb_cdc.c, serial_irq.c): the port set to 1200 baud (a pty
 // has no DTR, so the baud rate alone stands for "1200 baud with DTR clear"), or the 32-byte UART
-// request string. Then the port disappears, as a rebooting board leaves the USB bus, and
+// request string. With a data dictionary it also answers a host that asks what runs (identify,
+// uptime, clock: mcu_responder.hpp), as klippy and `mcuflash identify` do. Then the port disappears, as a rebooting board leaves the USB bus, and
 // serve_running_klipper() returns so the caller can bring up the bootloader's simulator.
 #include <chrono>
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace mcuflash::sim::klipper {
 
 struct RunningKlipperOptions {
     std::filesystem::path link_path;  // where the port's symlink goes
     std::function<void(const std::string&)> log;
+    std::vector<uint8_t> identify_data;  // the compressed data dictionary; empty: identify unanswered
 };
 
 enum class KlipperOutcome { BootloaderRequested, Stopped };
