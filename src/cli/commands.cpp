@@ -15,6 +15,7 @@
 #include "core/interrupt.hpp"
 #include "image/loader.hpp"
 #include "plan/flash_plan.hpp"
+#include "protocol/klipper_mcu/codec.hpp"
 #include "targets/knowledge.hpp"
 
 namespace mcuflash::cli {
@@ -167,6 +168,39 @@ void run(GlobalOptions& global, const std::function<void(Reporter&)>& body) {
 
 namespace {
 
+// The board ran Klipper before (-d named its port) and the image is a Klipper build: wait for the
+// board to come back and ask it what runs, so "flashed" also means "runs the new build". A board
+// that does not come back is a warning: the flash itself was verified.
+void check_klipper_back(const device::Address& klipper_port, const std::string& file, Session& session, json& j,
+                        std::string& human, Reporter& reporter) {
+    std::vector<uint8_t> expected;
+    try {
+        expected = protocol::klipper_mcu::identify_data_from_file(file);
+    } catch (const Error&) {
+        return;  // not a Klipper build: nothing to compare with
+    }
+    // The bootloader's port is let go: the board leaves it when the application starts.
+    session.bootloader.reset();
+    session.link.reset();
+    reporter.info(fmt::format("waiting for the board to come back as Klipper on {}", klipper_port.text));
+    try {
+        const auto back = device::identify_when_back(klipper_port.rest, std::chrono::seconds(15));
+        const auto& d = back.identified.dictionary;
+        const bool same = back.identified.identify_data == expected;
+        j["klipper_after"] = {{"version", d.version}, {"mcu", d.mcu()}, {"runs_image", same}, {"seconds", back.seconds}};
+        if (same)
+            human += fmt::format("the board is back after {:.1f} s running Klipper {} (the image's build)\n", back.seconds,
+                                 d.version);
+        else
+            reporter.warning(fmt::format("the board came back running Klipper {}, which is not the build in {}: "
+                                         "check the build's settings with `mcuflash guide BOARD`",
+                                         d.version, file));
+    } catch (const Error& e) {
+        j["klipper_after"] = {{"error", e.what()}};
+        reporter.warning(e.hint().empty() ? e.what() : std::string(e.what()) + "; " + e.hint());
+    }
+}
+
 void flash_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
                    const TargetOptions& target_options, DeviceOptions device_options,
                    const plan::PlanOptions& plan_options, std::optional<unsigned> time_limit_seconds) {
@@ -268,6 +302,7 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
             human += fmt::format("{} page(s) failed the first verify and were written again\n", report.pages_rewritten);
         if (report.outside_checked)
             human += "the flash outside the image, the bootloader's included, is as it was before\n";
+        if (session.klipper_port && report.started) check_klipper_back(*session.klipper_port, file, session, j, human, reporter);
         reporter.result(j, human);
     });
 }

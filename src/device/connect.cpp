@@ -221,7 +221,7 @@ Session auto_detect(const Address& address, const Transport& transport, const De
 // The device to open: -d as given, or the one candidate present; a running Klipper's port is asked to
 // reboot into its bootloader, and the bootloader's address comes back.
 Address device_address(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
-                       Needs needs) {
+                       Needs needs, std::optional<Address>* klipper_port) {
     Address address = options.device.empty() ? discover_one(options, knowledge, warn, needs)
                                              : parse_address(options.device);
     if (address.scheme != "serial") return address;
@@ -230,6 +230,7 @@ Address device_address(const DeviceOptions& options, const targets::Knowledge& k
     if (options.no_reset)
         throw Error(ErrorKind::Usage, fmt::format("{} is Klipper running on the {}, not a bootloader", address.text, port.mcu),
                     "without --no-reset, mcuflash asks Klipper to reboot into its bootloader");
+    if (klipper_port) *klipper_port = address;
     return enter_bootloader_from_klipper(address, port.mcu, knowledge, warn, kBootloaderReappearTime);
 }
 
@@ -290,11 +291,9 @@ Session connect_protocol(const Address& address, const Transport& transport, con
                 fmt::format("no {} bootloader answers on {} (tried {} baud)", proto.name, address.text, tried), hint);
 }
 
-}  // namespace
-
-Session connect(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
-                Needs needs) {
-    const Address address = device_address(options, knowledge, warn, needs);
+// The bootloader at `address` (already entered, where it had to be).
+Session connect_at(const Address& address, const DeviceOptions& options, const targets::Knowledge& knowledge,
+                   const link::WarningSink& warn, Needs needs) {
     const Transport& transport = transport_for(address);
     check_sim_options(options, transport);
     const std::string known = transport.protocol_for ? transport.protocol_for(address, knowledge) : std::string();
@@ -309,6 +308,17 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
                     proto.runs_on == link::LinkKind::Usb ? "give the device as usb:VID:PID (see `mcuflash list`)"
                                                          : "give the device as a serial port");
     return connect_protocol(address, transport, proto, options, knowledge, warn, connect_options);
+}
+
+}  // namespace
+
+Session connect(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
+                Needs needs) {
+    std::optional<Address> klipper_port;
+    const Address address = device_address(options, knowledge, warn, needs, &klipper_port);
+    Session session = connect_at(address, options, knowledge, warn, needs);
+    session.klipper_port = klipper_port;
+    return session;
 }
 
 ProgrammerSession connect_programmer(const DeviceOptions& options, const targets::Chip& chip,

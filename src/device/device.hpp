@@ -14,6 +14,7 @@
 
 #include "link/link.hpp"
 #include "protocol/bootloader.hpp"
+#include "protocol/klipper_mcu/session.hpp"
 #include "protocol/programmer.hpp"
 #include "storage/card_rules.hpp"
 #include "targets/knowledge.hpp"
@@ -99,6 +100,7 @@ struct Session {
     const protocol::ProtocolInfo* protocol = nullptr;
     std::string description;  // "/dev/ttyUSB0 at 115200 baud"
     std::string retry_hint;   // device options as they would be typed again
+    std::optional<Address> klipper_port;  // the running Klipper's port -d named, asked into this bootloader
 };
 
 // What the caller will ask of the bootloader: with no -p, only protocols that offer it are chosen.
@@ -113,6 +115,14 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
 // Refuses while another program (Klipper's host) holds the port.
 Address enter_bootloader_from_klipper(const Address& port, const std::string& mcu, const targets::Knowledge& knowledge,
                                       const link::WarningSink& warn, std::chrono::milliseconds wait);
+
+// After a flash of a board that ran Klipper: once its port is back, what runs there (identify).
+struct KlipperBack {
+    protocol::klipper_mcu::Identified identified;
+    double seconds = 0;  // from the call until it answered
+};
+// Waits up to `wait` for `port` to come back and answer identify. Throws Timeout when it does not.
+KlipperBack identify_when_back(const std::string& port, std::chrono::milliseconds wait);
 
 struct ProgrammerSession {
     std::unique_ptr<link::Link> link;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "protocol/klipper_mcu/codec.hpp"
 #include "sim/fault_injector.hpp"
 #include "sim/katapult/can_server.hpp"
 #include "sim/katapult/katapult_device.hpp"
@@ -182,6 +183,13 @@ int serve_klipper_usb(const ServeOptions& o, const std::string& chip, const targ
 }
 
 // A board running Klipper on a pty, which reboots into its bootloader's simulator when asked to.
+// What a board's flash runs once its application starts: the identify data of the Klipper build in
+// it, or nothing (not Klipper, or erased: such a board stays silent).
+std::vector<uint8_t> klipper_build_in_flash(const sim::FlashMemory& flash) {
+    auto found = protocol::klipper_mcu::find_dictionary_in_image(flash.contents());
+    return found ? *found : std::vector<uint8_t>{};
+}
+
 int serve_klipper(const ServeOptions& o) {
     const auto& kb = targets::Knowledge::builtin();
     const std::string chip = kb.chip(o.chip).name;
@@ -196,27 +204,53 @@ int serve_klipper(const ServeOptions& o) {
     const std::filesystem::path bootloader_port =
         o.bootloader_pty.empty() ? klipper_port.parent_path() / sim::klipper::bootloader_port_name(bootloader, mcu, o.serial)
                                  : std::filesystem::path(o.bootloader_pty);
+    // One board: its bootloader (and flash) lives across the reboots into it and back.
+    sim::DeviceOptions device_options;
+    device_options.bootloader = bootloader;
+    device_options.baud = o.baud;
+    device_options.timing = !o.no_timing;
+    if (!o.flash_file.empty()) device_options.flash_file = o.flash_file;
+    if (o.verbose) device_options.trace = log_line;
+    auto device = sim::make_device(simulator.protocol, chip, device_options);
+
     sim::klipper::RunningKlipperOptions klipper_options;
     klipper_options.link_path = klipper_port;
     klipper_options.log = log_line;
-    std::string version;
-    if (!o.firmware.empty()) {
-        klipper_options.identify_data = protocol::klipper_mcu::identify_data_from_file(o.firmware);
-        version = " " + sim::klipper::McuResponder(klipper_options.identify_data).dictionary().version;
+    if (!o.firmware.empty()) klipper_options.identify_data = protocol::klipper_mcu::identify_data_from_file(o.firmware);
+    const auto reboot_time = std::chrono::milliseconds(o.no_timing ? 50 : 500);
+    for (;;) {
+        const std::string version =
+            klipper_options.identify_data.empty()
+                ? ""
+                : " " + sim::klipper::McuResponder(klipper_options.identify_data).dictionary().version;
+        log_line(fmt::format("Klipper{} running on a {} on {} (bootloader {})", version, mcu, o.pty, bootloader));
+        std::fflush(stderr);
+        if (sim::klipper::serve_running_klipper(klipper_options) == sim::klipper::KlipperOutcome::Stopped) break;
+        // The board resets and its bootloader enumerates on USB: about half a second on real boards.
+        std::this_thread::sleep_for(reboot_time);
+        device->reset(sim::ResetCause::Pin, core::Clock::now());
+        sim::PtyServerOptions server_options;
+        server_options.link_path = bootloader_port;
+        server_options.timing = !o.no_timing;
+        server_options.check_client_baud = !o.any_baud;
+        server_options.stop_when_application_runs = true;
+        if (o.verbose) server_options.log = log_line;
+        {
+            sim::PtyServer server(*device, sim::FaultInjector(sim::FaultSpec::parse(o.faults)), server_options);
+            log_line(fmt::format("{} {} on {} (baud {})", simulator.protocol, chip, bootloader_port.string(),
+                                 device->line_settings().baud));
+            std::fflush(stderr);
+            server.run();
+        }
+        if (device->in_bootloader()) break;  // stopped (a signal), not left for the application
+        // The application starts: what runs is what the flash now holds.
+        std::this_thread::sleep_for(reboot_time);
+        klipper_options.identify_data = klipper_build_in_flash(device->flash());
+        if (klipper_options.identify_data.empty())
+            log_line("the application starts, but the flash holds no Klipper build: the board's port stays silent");
     }
-    log_line(fmt::format("Klipper{} running on a {} on {} (bootloader {})", version, mcu, o.pty, bootloader));
-    std::fflush(stderr);
-    if (sim::klipper::serve_running_klipper(klipper_options) == sim::klipper::KlipperOutcome::Stopped) {
-        log_line("stopped");
-        return 0;
-    }
-    // The board resets and its bootloader enumerates on USB: about half a second on real boards.
-    std::this_thread::sleep_for(std::chrono::milliseconds(o.no_timing ? 50 : 500));
-    ServeOptions as_bootloader = o;
-    as_bootloader.chip = chip;
-    as_bootloader.bootloader = bootloader;
-    as_bootloader.pty = bootloader_port.string();
-    return serve(simulator, as_bootloader);
+    log_line("stopped; " + flash_summary(device->flash()));
+    return 0;
 }
 
 // A USB simulator behind a USB/IP server: `usbip attach -r HOST -b 1-1` makes it a device of that kernel.

@@ -298,6 +298,10 @@ void PtyServer::run() {
         if (!follow_link_state(now)) return;
         if (connected_) write_to_client(now);
         else line_.discard_host_input(now);  // nobody is listening: what arrives is lost
+        if (options_.stop_when_application_runs && !device_.in_bootloader()) {
+            log("the application runs: the bootloader's port goes away");
+            return;
+        }
         if (!sleep_until_next_event(now)) return;
     }
 }

@@ -29,6 +29,9 @@ struct PtyServerOptions {
     bool timing = true;
     bool check_client_baud = true;    // false: any client baud rate is taken as matching
     std::function<void(const std::string&)> log;  // events in words (client opened, faults, ...)
+    // run() returns once the device has left its bootloader for the application (a USB bootloader's
+    // port goes away then; a board running Klipper comes back in its place).
+    bool stop_when_application_runs = false;
 };
 
 class PtyServer {

@@ -5,7 +5,10 @@
 # Klipper's klippy/console.py (copied to a temporary folder; it compiles its C helper there) connects,
 # identifies and prints the build's version; then `mcuflash identify` reads the same version, MCU and
 # build, tells that the board runs that image and not another build's, and refuses or explains a port
-# held by another program and a port where nothing answers like Klipper.
+# held by another program and a port where nothing answers like Klipper. Last, the whole update of a
+# board that runs Klipper with Katapult under it: `mcuflash flash klipper.bin -d usb-Klipper_...` asks it
+# into Katapult, flashes and verifies the new build, and the simulated board comes back running what
+# its flash now holds, which mcuflash identifies as the image's build.
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/klipper_build.sh"
 need_klipper_builds
@@ -14,6 +17,7 @@ PY=/usr/bin/python3  # Debian's, which sees python3-serial, -greenlet and -cffi
 command -v gcc >/dev/null || skip "gcc missing (klippy compiles its C helper)"
 
 klipper_build f103-28k 'CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F103=y\nCONFIG_STM32_FLASH_START_7000=y\n'
+klipper_build f103-8k 'CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F103=y\nCONFIG_STM32_FLASH_START_2000=y\n'
 klipper_build f446-32k 'CONFIG_LOW_LEVEL_OPTIONS=y\nCONFIG_MACH_STM32=y\nCONFIG_MACH_STM32F446=y\nCONFIG_STM32_FLASH_START_8000=y\n'
 build="$KLIPPER_CACHE/f103-28k/out"
 version=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$build/klipper.dict")
@@ -74,3 +78,25 @@ wait_for_path "$silent"
 expect_exit 75 "nothing answered like Klipper" -- "$MCUFLASH" identify -d "$silent"
 grep -q "baud" "$WORK/err" || fail "the timeout gives no hint: $(cat "$WORK/err")"
 echo "ok: a held port is refused (64), a silent port times out (75) with the usual causes"
+
+# The update of a board that runs an older build, with Katapult (8 KiB) under it.
+board="$WORK/board"
+mkdir -p "$board"
+update="$KLIPPER_CACHE/f103-8k/out"
+"$MCUFLASH_SIM" klipper --chip stm32f103xe --pty "$board/usb-Klipper_stm32f103xe_SIM0003-if00" --serial SIM0003 \
+  --firmware "$build/klipper.bin" --flash-file "$board/flash.bin" --no-timing 2>"$WORK/board.log" &
+BACKGROUND_PIDS+=($!)
+wait_for_path "$board/usb-Klipper_stm32f103xe_SIM0003-if00"
+"$MCUFLASH" flash "$update/klipper.bin" -d "$board/usb-Klipper_stm32f103xe_SIM0003-if00" --json >"$WORK/update.json" 2>"$WORK/update.err" ||
+  fail "the update failed: $(cat "$WORK/update.err") $(tail -5 "$WORK/board.log")"
+python3 - "$WORK/update.json" "$update/klipper.dict" <<'PY' || fail "update JSON: $(tail -1 "$WORK/update.json") $(cat "$WORK/update.err")"
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+d = json.load(open(sys.argv[2]))
+assert r["verified"] is True and r["started"] is True, r
+back = r["klipper_after"]
+assert back["runs_image"] is True and back["version"] == d["version"] and back["mcu"] == "stm32f103xe", back
+PY
+grep -q "Klipper .* running on a stm32f103xe" "$WORK/board.log" && [ "$(grep -c 'Klipper .* running' "$WORK/board.log")" -ge 2 ] ||
+  fail "the simulated board did not come back as Klipper: $(cat "$WORK/board.log")"
+echo "ok: flash from a running Klipper: Katapult, verified, and back running the image's build ($(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print("%.1f s" % r["klipper_after"]["seconds"])' "$WORK/update.json"))"
