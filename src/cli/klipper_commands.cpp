@@ -1,6 +1,6 @@
 // `mcuflash identify`: asks running Klipper (or Kalico) firmware what it is, the way klippy does when
 // it connects (the identify exchange of Klipper's MCU protocol), and optionally whether it runs the
-// build in a given image.
+// build in a given image. `mcuflash printer status`: the same for every MCU of a printer.cfg.
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -12,6 +12,7 @@
 #include "discover/serial_ports.hpp"
 #include "link/serial_port.hpp"
 #include "protocol/klipper_mcu/session.hpp"
+#include "targets/printer_config.hpp"
 
 namespace mcuflash::cli {
 
@@ -37,6 +38,39 @@ std::string clock_text(const km::Dictionary& d) {
     }
 }
 
+// Refuses a port another program holds (Klipper's host, while it runs), naming it.
+void refuse_held_port(const std::string& device) {
+    std::error_code ec;
+    const std::string node = std::filesystem::canonical(device, ec).string();
+    if (ec) return;  // opening it says what is wrong
+    const auto holders = discover::port_holders(node);
+    if (holders.empty()) return;
+    std::string list;
+    for (const auto& h : holders) list += (list.empty() ? "" : ", ") + h;
+    throw Error(ErrorKind::Usage, fmt::format("{} is held open by {}", device, list),
+                "Klipper's host (klippy) owns the port while it runs: stop it first (sudo systemctl stop klipper), "
+                "or read the MCU's version in klippy.log");
+}
+
+struct Asked {
+    km::Identified identified;
+    double seconds = 0;
+    uint64_t retransmissions = 0;
+};
+
+Asked ask_serial_port(const std::string& device, uint32_t baud) {
+    refuse_held_port(device);
+    // No warning sink: a pty's missing modem lines do not matter to a protocol that never resets.
+    link::SerialPort port(device, {baud, link::Parity::None});
+    km::Session session(port);
+    const auto started = core::Clock::now();
+    Asked asked;
+    asked.identified = session.identify();
+    asked.seconds = std::chrono::duration<double>(core::Clock::now() - started).count();
+    asked.retransmissions = session.retransmissions();
+    return asked;
+}
+
 void identify_command(GlobalOptions& global, const IdentifyOptions& o) {
     run(global, [&](Reporter& reporter) {
         if (o.device.empty())
@@ -45,24 +79,9 @@ void identify_command(GlobalOptions& global, const IdentifyOptions& o) {
         if (o.device.find(':') != std::string::npos && o.device.rfind("/", 0) != 0)
             throw Error(ErrorKind::Usage, fmt::format("identify speaks to a serial port (a path), not {}", o.device),
                         "CAN nodes are not asked yet: `mcuflash list --can can0` tells Klipper from Katapult");
-        std::error_code ec;
-        const std::string node = std::filesystem::canonical(o.device, ec).string();
-        if (!ec) {
-            const auto holders = discover::port_holders(node);
-            if (!holders.empty()) {
-                std::string list;
-                for (const auto& h : holders) list += (list.empty() ? "" : ", ") + h;
-                throw Error(ErrorKind::Usage, fmt::format("{} is held open by {}", o.device, list),
-                            "Klipper's host (klippy) owns the port while it runs: stop it first (sudo systemctl stop "
-                            "klipper), or ask Klipper itself (the MCU's version is in klippy.log)");
-            }
-        }
-        // No warning sink: a pty's missing modem lines do not matter to a protocol that never resets.
-        link::SerialPort port(o.device, {o.baud, link::Parity::None});
-        km::Session session(port);
-        const auto started = core::Clock::now();
-        const auto& identified = session.identify();
-        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(core::Clock::now() - started);
+        const Asked asked = ask_serial_port(o.device, o.baud);
+        const auto& identified = asked.identified;
+        const auto took = std::chrono::milliseconds(static_cast<long>(asked.seconds * 1000));
         const auto& d = identified.dictionary;
         const std::string app = d.app.empty() ? "Klipper" : d.app;
 
@@ -76,7 +95,7 @@ void identify_command(GlobalOptions& global, const IdentifyOptions& o) {
                                  {"commands", d.command_count},
                                  {"responses", d.response_count},
                                  {"identify_bytes", identified.identify_data.size()},
-                                 {"retransmissions", session.retransmissions()},
+                                 {"retransmissions", asked.retransmissions},
                                  {"seconds", took.count() / 1000.0}};
         std::string human = fmt::format("{} {} on {}{}\n  built with: {}\n  {} commands, {} responses ({} bytes of "
                                         "identify data in {:.2f} s)\n",
@@ -99,6 +118,62 @@ void identify_command(GlobalOptions& global, const IdentifyOptions& o) {
     });
 }
 
+struct PrinterOptions {
+    std::string config;
+};
+
+void printer_status_command(GlobalOptions& global, const PrinterOptions& o) {
+    run(global, [&](Reporter& reporter) {
+        const std::string path = o.config.empty() ? targets::default_printer_config() : o.config;
+        if (path.empty())
+            throw Error(ErrorKind::Usage, "no printer.cfg in ~/printer_data/config/ or ~/: give it with --config");
+        const auto config = targets::read_printer_config(path);
+        if (config.mcus.empty())
+            throw Error(ErrorKind::BadInput, fmt::format("{} has no [mcu] section", path),
+                        "Klipper's printer.cfg names its main board's port in [mcu] serial:");
+        nlohmann::json mcus = nlohmann::json::array();
+        std::string human = fmt::format("{} ({} MCU{}):\n", path, config.mcus.size(), config.mcus.size() == 1 ? "" : "s");
+        size_t answered = 0;
+        for (const auto& mcu : config.mcus) {
+            nlohmann::json entry = {{"name", mcu.name}};
+            std::string line;
+            if (!mcu.canbus_uuid.empty()) {
+                entry["device"] = fmt::format("can:{}:{}", mcu.canbus_interface, mcu.canbus_uuid);
+                entry["status"] = "not asked";
+                line = "not asked: identify over CAN is not built yet (`mcuflash list --can " + mcu.canbus_interface +
+                       "` shows whether the node runs Klipper or Katapult)";
+            } else {
+                entry["device"] = mcu.serial;
+                try {
+                    const Asked asked = ask_serial_port(mcu.serial, mcu.baud);
+                    const auto& d = asked.identified.dictionary;
+                    entry["status"] = "running";
+                    entry["app"] = d.app.empty() ? "Klipper" : d.app;
+                    entry["version"] = d.version;
+                    entry["mcu"] = d.mcu();
+                    entry["seconds"] = asked.seconds;
+                    line = fmt::format("{} {} on {}", entry["app"].get<std::string>(), d.version, d.mcu());
+                    ++answered;
+                } catch (const Error& e) {
+                    entry["status"] = "no answer";
+                    entry["error"] = e.what();
+                    entry["exit_code"] = core::exit_code(e.kind());
+                    line = fmt::format("no answer: {}", e.what());
+                }
+            }
+            human += fmt::format("  {:<10} {}\n  {:<10} {}\n", mcu.name, entry["device"].get<std::string>(), "", line);
+            mcus.push_back(entry);
+        }
+        reporter.result({{"command", "printer status"}, {"config", path}, {"files", config.files}, {"mcus", mcus},
+                         {"answered", answered}},
+                        human);
+        if (answered < config.mcus.size())
+            throw Error(ErrorKind::NotFound, fmt::format("{} of {} MCUs did not tell what they run", config.mcus.size() - answered,
+                                                         config.mcus.size()),
+                        "see each MCU above; while Klipper runs, its host holds the ports (sudo systemctl stop klipper)");
+    });
+}
+
 }  // namespace
 
 void register_klipper_commands(CLI::App& app, GlobalOptions& global) {
@@ -111,6 +186,16 @@ void register_klipper_commands(CLI::App& app, GlobalOptions& global) {
     identify->add_option("--image", options.image,
                          "also tell whether the board runs the build in this file (klipper.bin/.elf/.uf2 or klipper.dict)");
     identify->callback([&global] { identify_command(global, options); });
+
+    static PrinterOptions printer_options;
+    auto* printer = app.add_subcommand("printer", "the whole printer: every MCU of Klipper's printer.cfg");
+    printer->require_subcommand(1);
+    auto* status = printer->add_subcommand(
+        "status", "ask every MCU of printer.cfg which Klipper build it runs (stop the klipper service first)");
+    status->add_option("--config", printer_options.config,
+                       "Klipper's printer.cfg (default ~/printer_data/config/printer.cfg, then ~/printer.cfg); its "
+                       "[include]s are read too");
+    status->callback([&global] { printer_status_command(global, printer_options); });
 }
 
 }  // namespace mcuflash::cli

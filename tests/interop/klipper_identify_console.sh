@@ -100,3 +100,38 @@ PY
 grep -q "Klipper .* running on a stm32f103xe" "$WORK/board.log" && [ "$(grep -c 'Klipper .* running' "$WORK/board.log")" -ge 2 ] ||
   fail "the simulated board did not come back as Klipper: $(cat "$WORK/board.log")"
 echo "ok: flash from a running Klipper: Katapult, verified, and back running the image's build ($(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print("%.1f s" % r["klipper_after"]["seconds"])' "$WORK/update.json"))"
+
+# The whole printer: printer.cfg with an [include], two MCUs on serial ports (the first simulator and
+# the updated board), one on CAN (not asked yet: said so, and the exit code tells).
+printf '[mcu]\nserial: %s\n[include boards/*.cfg]\n[printer]\nkinematics: none\n' "$port" >"$WORK/printer.cfg"
+mkdir -p "$WORK/boards"
+printf '[mcu toolhead]\nserial: %s\nbaud: 250000\n' "$board/usb-Klipper_stm32f103xe_SIM0003-if00" >"$WORK/boards/toolhead.cfg"
+"$MCUFLASH" printer status --config "$WORK/printer.cfg" --json >"$WORK/status.json" 2>"$WORK/status.err" ||
+  fail "printer status: $(cat "$WORK/status.err")"
+python3 - "$WORK/status.json" "$build/klipper.dict" "$update/klipper.dict" <<'PY' || fail "printer status JSON: $(tail -1 "$WORK/status.json")"
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+first, second = (json.load(open(p))["version"] for p in sys.argv[2:4])
+mcus = {m["name"]: m for m in r["mcus"]}
+assert r["answered"] == 2 and len(r["files"]) == 2, r
+assert mcus["mcu"]["version"] == first and mcus["toolhead"]["version"] == second, mcus
+assert mcus["mcu"]["mcu"] == "stm32f103xe" and mcus["toolhead"]["status"] == "running", mcus
+PY
+printf '[mcu ebb]\ncanbus_uuid: 0e0d81e4210c\n' >"$WORK/boards/ebb.cfg"
+expect_exit 69 "1 of 3 MCUs did not tell" -- "$MCUFLASH" printer status --config "$WORK/printer.cfg"
+grep -q "identify over CAN is not built yet" "$WORK/out" || fail "the CAN MCU is not explained: $(cat "$WORK/out")"
+echo "ok: printer status: two MCUs identified through printer.cfg and its include, the CAN one said not asked (69)"
+
+# Every printer.cfg of Klipper's config/ folder with an [mcu] reads without error (the ports are absent).
+started=$(date +%s%N)
+count=0
+for cfg in "$KLIPPER_PEERS"/config/*.cfg; do
+  grep -q '^\[mcu' "$cfg" || continue
+  count=$((count + 1))
+  set +e
+  "$MCUFLASH" printer status --config "$cfg" --json >"$WORK/cfg.json" 2>/dev/null
+  set -e
+  grep -q '"command":"printer status"' "$WORK/cfg.json" ||
+    fail "$cfg: $(tail -1 "$WORK/cfg.json")"
+done
+echo "ok: $count printer.cfg files of Klipper's config/ read in $((($(date +%s%N) - started) / 1000000)) ms"
