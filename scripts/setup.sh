@@ -24,6 +24,8 @@ test_packages=(
   clang-14 libclang-rt-14-dev
   # real peers for the interop tests (see ../shared/reference/test-peers.md)
   avrdude stm32flash bossa-cli dfu-util usbip simavr libsimavr-dev arduino-core-avr arduino-mighty-1284p python3 srecord
+  # Klipper's hid-flash is built from the Klipper tree for tests/interop/hid_flash_guest.sh (and libusb-1.0-0-dev, pkg-config above)
+  make
   # FAT volumes: the SD-card tests check mcuflash's writer with fsck.fat and read back with mtools
   dosfstools mtools
   # real Klipper images for the link-address tests (tests/interop/klipper_images.sh)

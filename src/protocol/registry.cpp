@@ -3,7 +3,9 @@
 #include "protocol/programmer.hpp"
 #include "protocol/dfu/client.hpp"
 #include "protocol/halfkay/client.hpp"
+#include "protocol/hid_stm32/client.hpp"
 #include "protocol/katapult/client.hpp"
+#include "protocol/picoboot/client.hpp"
 #include "protocol/samba/client.hpp"
 #include "protocol/sdcard/client.hpp"
 #include "protocol/stk500v1/client.hpp"
@@ -22,6 +24,8 @@ const std::vector<ProtocolInfo>& protocols() {
         samba::uart_protocol_info(),
         dfu::protocol_info(),
         halfkay::protocol_info(),
+        hid_stm32::protocol_info(),
+        picoboot::protocol_info(),
         katapult::protocol_info(),
         sdcard::protocol_info(),
     };

@@ -66,7 +66,7 @@ guide_has fysetc-cheetah-v1.2 "Bootloader offset: No bootloader" \
   "mcuflash flash out/klipper.bin -d /dev/serial/by-id/usb-... -p stm32-uart --board fysetc-cheetah-v1.2" \
   "stm32flash -w out/klipper.bin -v -S 0x08000000 -g 0x08000000"
 guide_has monoprice-select-mini-v1 "Bootloader offset: 8KiB bootloader" "update.bin" "fcupdate.flg"
-guide_has huvud-v0.61 "Bootloader offset: 2KiB bootloader" "mcuflash does not speak hid-stm32 yet" \
+guide_has huvud-v0.61 "Bootloader offset: 2KiB bootloader" "mcuflash flash out/klipper.bin -d usb:1209:beba --board huvud-v0.61" \
   "lib/hidflash/hid-flash out/klipper.bin"
 # A ROM DFU board: mcuflash names the device by its USB id.
 guide_has btt-manta-m8p-v1.1 "Bootloader offset: 8KiB bootloader" \
