@@ -184,7 +184,8 @@ void check_klipper_back(const device::Address& klipper_port, const std::string& 
     session.link.reset();
     reporter.info(fmt::format("waiting for the board to come back as Klipper on {}", klipper_port.text));
     try {
-        const auto back = device::identify_when_back(klipper_port.rest, std::chrono::seconds(15));
+        const auto back = device::identify_when_back(klipper_port.scheme == "serial" ? klipper_port.rest : klipper_port.text,
+                                                     std::chrono::seconds(15));
         const auto& d = back.identified.dictionary;
         const bool same = back.identified.identify_data == expected;
         j["klipper_after"] = {{"version", d.version}, {"mcu", d.mcu()}, {"runs_image", same}, {"seconds", back.seconds}};

@@ -3,15 +3,12 @@
 // build in a given image. `mcuflash printer status`: the same for every MCU of a printer.cfg.
 #include <fmt/format.h>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "cli/reporter.hpp"
 #include "core/error.hpp"
-#include "discover/serial_ports.hpp"
-#include "link/serial_port.hpp"
-#include "protocol/klipper_mcu/session.hpp"
+#include "device/device.hpp"
 #include "targets/printer_config.hpp"
 
 namespace mcuflash::cli {
@@ -38,48 +35,12 @@ std::string clock_text(const km::Dictionary& d) {
     }
 }
 
-// Refuses a port another program holds (Klipper's host, while it runs), naming it.
-void refuse_held_port(const std::string& device) {
-    std::error_code ec;
-    const std::string node = std::filesystem::canonical(device, ec).string();
-    if (ec) return;  // opening it says what is wrong
-    const auto holders = discover::port_holders(node);
-    if (holders.empty()) return;
-    std::string list;
-    for (const auto& h : holders) list += (list.empty() ? "" : ", ") + h;
-    throw Error(ErrorKind::Usage, fmt::format("{} is held open by {}", device, list),
-                "Klipper's host (klippy) owns the port while it runs: stop it first (sudo systemctl stop klipper), "
-                "or read the MCU's version in klippy.log");
-}
-
-struct Asked {
-    km::Identified identified;
-    double seconds = 0;
-    uint64_t retransmissions = 0;
-};
-
-Asked ask_serial_port(const std::string& device, uint32_t baud) {
-    refuse_held_port(device);
-    // No warning sink: a pty's missing modem lines do not matter to a protocol that never resets.
-    link::SerialPort port(device, {baud, link::Parity::None});
-    km::Session session(port);
-    const auto started = core::Clock::now();
-    Asked asked;
-    asked.identified = session.identify();
-    asked.seconds = std::chrono::duration<double>(core::Clock::now() - started).count();
-    asked.retransmissions = session.retransmissions();
-    return asked;
-}
-
 void identify_command(GlobalOptions& global, const IdentifyOptions& o) {
     run(global, [&](Reporter& reporter) {
         if (o.device.empty())
             throw Error(ErrorKind::Usage, "give the port of the board running Klipper: -d /dev/serial/by-id/usb-Klipper_...",
                         "`mcuflash list` shows the ports; printer.cfg's [mcu] serial: names the one Klipper uses");
-        if (o.device.find(':') != std::string::npos && o.device.rfind("/", 0) != 0)
-            throw Error(ErrorKind::Usage, fmt::format("identify speaks to a serial port (a path), not {}", o.device),
-                        "CAN nodes are not asked yet: `mcuflash list --can can0` tells Klipper from Katapult");
-        const Asked asked = ask_serial_port(o.device, o.baud);
+        const auto asked = device::identify_klipper(o.device, o.baud);
         const auto& identified = asked.identified;
         const auto took = std::chrono::milliseconds(static_cast<long>(asked.seconds * 1000));
         const auto& d = identified.dictionary;
@@ -137,15 +98,11 @@ void printer_status_command(GlobalOptions& global, const PrinterOptions& o) {
         for (const auto& mcu : config.mcus) {
             nlohmann::json entry = {{"name", mcu.name}};
             std::string line;
-            if (!mcu.canbus_uuid.empty()) {
-                entry["device"] = fmt::format("can:{}:{}", mcu.canbus_interface, mcu.canbus_uuid);
-                entry["status"] = "not asked";
-                line = "not asked: identify over CAN is not built yet (`mcuflash list --can " + mcu.canbus_interface +
-                       "` shows whether the node runs Klipper or Katapult)";
-            } else {
-                entry["device"] = mcu.serial;
+            entry["device"] = mcu.canbus_uuid.empty() ? mcu.serial
+                                                      : fmt::format("can:{}:{}", mcu.canbus_interface, mcu.canbus_uuid);
+            {
                 try {
-                    const Asked asked = ask_serial_port(mcu.serial, mcu.baud);
+                    const auto asked = device::identify_klipper(entry["device"].get<std::string>(), mcu.baud);
                     const auto& d = asked.identified.dictionary;
                     entry["status"] = "running";
                     entry["app"] = d.app.empty() ? "Klipper" : d.app;
@@ -180,7 +137,8 @@ void register_klipper_commands(CLI::App& app, GlobalOptions& global) {
     static IdentifyOptions options;
     auto* identify = app.add_subcommand(
         "identify", "ask a board running Klipper which firmware it runs (version, MCU, build), as Klipper's host does");
-    identify->add_option("-d,--device", options.device, "the board's serial port (/dev/serial/by-id/usb-Klipper_...)");
+    identify->add_option("-d,--device", options.device,
+                         "the board's serial port (/dev/serial/by-id/usb-Klipper_...) or CAN node (can:can0:UUID)");
     identify->add_option("--baud", options.baud, "the baud rate of a UART connection (printer.cfg's baud; default 250000; "
                                                  "USB ignores it)");
     identify->add_option("--image", options.image,

@@ -317,6 +317,9 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
     std::optional<Address> klipper_port;
     const Address address = device_address(options, knowledge, warn, needs, &klipper_port);
     Session session = connect_at(address, options, knowledge, warn, needs);
+    // A CAN node named by its UUID answers as Klipper on the same address once its application runs.
+    if (!klipper_port && address.scheme == "can" && std::count(address.rest.begin(), address.rest.end(), ':') == 1)
+        klipper_port = address;
     session.klipper_port = klipper_port;
     return session;
 }

@@ -100,7 +100,9 @@ struct Session {
     const protocol::ProtocolInfo* protocol = nullptr;
     std::string description;  // "/dev/ttyUSB0 at 115200 baud"
     std::string retry_hint;   // device options as they would be typed again
-    std::optional<Address> klipper_port;  // the running Klipper's port -d named, asked into this bootloader
+    // Where the board answers as Klipper once its application runs: the running Klipper's port -d
+    // named (asked into this bootloader), or the CAN node -d named.
+    std::optional<Address> klipper_port;
 };
 
 // What the caller will ask of the bootloader: with no -p, only protocols that offer it are chosen.
@@ -116,13 +118,21 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
 Address enter_bootloader_from_klipper(const Address& port, const std::string& mcu, const targets::Knowledge& knowledge,
                                       const link::WarningSink& warn, std::chrono::milliseconds wait);
 
-// After a flash of a board that ran Klipper: once its port is back, what runs there (identify).
-struct KlipperBack {
+// What runs on a board running Klipper (or Kalico): Klipper's identify exchange, as its host connects.
+struct KlipperIdentity {
     protocol::klipper_mcu::Identified identified;
-    double seconds = 0;  // from the call until it answered
+    double seconds = 0;  // the identify exchange (identify_when_back: from the call until it answered)
+    uint64_t retransmissions = 0;
 };
-// Waits up to `wait` for `port` to come back and answer identify. Throws Timeout when it does not.
-KlipperBack identify_when_back(const std::string& port, std::chrono::milliseconds wait);
+
+// `device`: a serial port (at `baud`, which only a UART needs) or can:IFACE:UUID (the node is given a
+// node id by its UUID first, as klippy does). Refuses a port another program holds (Usage, naming
+// it); Timeout when nothing answers like Klipper, with the usual causes.
+KlipperIdentity identify_klipper(const std::string& device, uint32_t baud = 250000,
+                                 std::chrono::milliseconds piece_timeout = std::chrono::seconds(3));
+// After a flash of a board that ran Klipper (or a Klipper build flashed into a CAN node): waits up
+// to `wait` for `device` to come back and answer identify. Throws Timeout when it does not.
+KlipperIdentity identify_when_back(const std::string& device, std::chrono::milliseconds wait);
 
 struct ProgrammerSession {
     std::unique_ptr<link::Link> link;

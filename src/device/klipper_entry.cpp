@@ -11,7 +11,6 @@
 #include "discover/device_events.hpp"
 #include "discover/serial_ports.hpp"
 #include "entry/klipper_request.hpp"
-#include "link/serial_port.hpp"
 
 namespace mcuflash::device {
 
@@ -146,38 +145,6 @@ Address enter_bootloader_from_klipper(const Address& port, const std::string& mc
                 fmt::format("the {} left Klipper, but no bootloader mcuflash knows appeared within {} s", mcu, waited),
                 "if its bootloader shows as a USB drive (UF2), copy the .uf2 file there, or `mcuflash flash "
                 "klipper.uf2 -d dir:MOUNTPOINT`; otherwise " + family_hint(mcu));
-}
-
-KlipperBack identify_when_back(const std::string& port, std::chrono::milliseconds wait) {
-    const auto started = std::chrono::steady_clock::now();
-    const auto give_up = started + wait;
-    discover::DeviceEvents events({fs::path(port).parent_path().string(), "/dev/serial/by-id", "/dev"});
-    std::string last_error = "the port did not come back";
-    while (std::chrono::steady_clock::now() < give_up) {
-        core::throw_if_interrupted();
-        std::error_code ec;
-        if (!fs::exists(port, ec)) {
-            events.wait(std::chrono::milliseconds(250));
-            continue;
-        }
-        try {
-            // The port may be there before the firmware listens: a short try, again until the wait is over.
-            link::SerialPort serial(port, {250000, link::Parity::None});
-            protocol::klipper_mcu::Session session(serial);
-            KlipperBack back;
-            back.identified = session.identify(std::chrono::milliseconds(500));
-            back.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-            return back;
-        } catch (const Error& e) {
-            last_error = e.what();
-            events.wait(std::chrono::milliseconds(250));
-        }
-    }
-    throw Error(ErrorKind::Timeout,
-                fmt::format("the board did not answer as Klipper on {} within {} s of starting ({})", port,
-                            std::chrono::duration_cast<std::chrono::seconds>(wait).count(), last_error),
-                "the flash was verified; if the board does not show up, check its Klipper build's settings (`mcuflash "
-                "guide BOARD`) and ask it later with `mcuflash identify -d PORT`");
 }
 
 }  // namespace mcuflash::device

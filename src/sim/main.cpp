@@ -142,6 +142,7 @@ int serve_katapult_can(const ServeOptions& o) {
     server_options.interface = o.can;
     server_options.uuid = uuid;
     server_options.start_as_klipper = o.can_klipper;
+    if (!o.firmware.empty()) server_options.identify_data = protocol::klipper_mcu::identify_data_from_file(o.firmware);
     server_options.timing = !o.no_timing;
     server_options.reboot_time = std::chrono::milliseconds(o.no_timing ? 50 : 500);
     server_options.log = log_line;  // admin events are few and worth seeing
@@ -308,6 +309,10 @@ int main(int argc, char** argv) {
             cmd->add_flag("--klipper", options.can_klipper,
                           "with --can: the node starts as a running Klipper, which reboots into Katapult on Klipper's "
                           "bootloader request")
+                ->needs(can);
+            cmd->add_option("--firmware", options.firmware,
+                            "with --klipper: the Klipper build it runs (klipper.dict, or the image), to answer "
+                            "identify as that build over CAN")
                 ->needs(can);
         } else {
             pty->required();

@@ -61,6 +61,12 @@ Bytes assign_message(uint64_t uuid, uint8_t node_id) {
 
 Bytes bootloader_request_message(uint64_t uuid) { return with_uuid(admin::kRequestBootloader, uuid); }
 
+Bytes klipper_assign_message(uint64_t uuid, uint8_t node_id) {
+    Bytes out = with_uuid(admin::kKlipperSetNodeId, uuid);
+    out.push_back(node_id);
+    return out;
+}
+
 std::optional<NodeAnswer> parse_query_answer(std::span<const uint8_t> payload) {
     if (payload.size() < 1 + kUuidBytes || payload[0] != admin::kNeedNodeId) return std::nullopt;
     NodeAnswer answer;
@@ -95,6 +101,8 @@ std::vector<NodeAnswer> CanAdmin::query(std::chrono::milliseconds listen) {
 void CanAdmin::clear_node_ids() { send(clear_node_ids_message()); }
 
 void CanAdmin::assign(uint64_t uuid, uint8_t node_id) { send(assign_message(uuid, node_id)); }
+
+void CanAdmin::assign_klipper(uint64_t uuid, uint8_t node_id) { send(klipper_assign_message(uuid, node_id)); }
 
 void CanAdmin::request_bootloader(uint64_t uuid) { send(bootloader_request_message(uuid)); }
 

@@ -8,6 +8,8 @@
 //   assign (Katapult)  [11, uuid x6, node id]     that node takes frames on 0x100 + 2*id and sends
 //                                                 on 0x100 + 2*id + 1 (flashtool.py assigns 128 + n)
 //   bootloader request [02, uuid x6]              Klipper on that node reboots into Katapult
+//   assign (Klipper)   [01, uuid x6, node id]     a node running Klipper takes that id (klippy
+//                                                 assigns 4 + n); its MCU protocol then runs there
 //
 // Facts: Katapult's src/generic/canserial.c, Klipper's src/generic/canserial.c, flashtool.py.
 #include <chrono>
@@ -64,6 +66,7 @@ Bytes query_message();
 Bytes clear_node_ids_message();
 Bytes assign_message(uint64_t uuid, uint8_t node_id);
 Bytes bootloader_request_message(uint64_t uuid);
+Bytes klipper_assign_message(uint64_t uuid, uint8_t node_id);
 // A query answer; nullopt when the frame is none (shorter than 7 bytes or not 0x20 first). An answer
 // of 7 bytes (no app byte) is taken with app byte 0: unknown.
 std::optional<NodeAnswer> parse_query_answer(std::span<const uint8_t> payload);
@@ -78,6 +81,7 @@ public:
     std::vector<NodeAnswer> query(std::chrono::milliseconds listen = std::chrono::seconds(2));
     void clear_node_ids();
     void assign(uint64_t uuid, uint8_t node_id);
+    void assign_klipper(uint64_t uuid, uint8_t node_id);
     // Asks Klipper on the node with `uuid` to reboot into Katapult (Klipper ignores another UUID).
     void request_bootloader(uint64_t uuid);
     // Queries every half second until `uuid` answers as Katapult or `limit` passes; returns that answer,

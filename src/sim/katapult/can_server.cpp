@@ -8,6 +8,8 @@
 #include <csignal>
 #include <vector>
 
+#include "protocol/klipper_mcu/codec.hpp"
+
 namespace mcuflash::sim::katapult {
 
 namespace {
@@ -30,6 +32,8 @@ CanServer::CanServer(Device& device, FaultInjector faults, CanServerOptions opti
       options_(std::move(options)),
       bus_(options_.interface),
       firmware_(options_.start_as_klipper ? Firmware::Klipper : Firmware::Katapult) {
+    if (options_.start_as_klipper && !options_.identify_data.empty())
+        klipper_ = std::make_unique<klipper::McuResponder>(options_.identify_data);
     line_.set_host_settings(device_.line_settings());  // a CAN node has no baud rate to get wrong
     bus_.take_only({});
     struct sigaction action {};
@@ -101,7 +105,18 @@ void CanServer::handle(const link::CanFrame& frame, Clock::time_point now) {
         assigned_id_ = 0;
         return;
     }
-    if (frame.id != assigned_id_ || firmware_ != Firmware::Katapult) return;
+    if (frame.id != assigned_id_) return;
+    if (firmware_ == Firmware::Klipper && klipper_) {
+        ++stats_.frames_in;
+        klipper_->set_canbus_node(options_.uuid, static_cast<uint8_t>((assigned_id_ - 0x100) / 2));
+        const auto answer = klipper_->receive(frame.payload(), now);
+        for (const auto& out : link::split_into_frames(assigned_id_ + 1, answer)) {
+            bus_.send(out);
+            ++stats_.frames_out;
+        }
+        return;
+    }
+    if (firmware_ != Firmware::Katapult) return;
     ++stats_.frames_in;
     line_.host_write(frame.payload(), now);
 }
@@ -130,7 +145,12 @@ void CanServer::follow_device(Clock::time_point now) {
         // COMPLETE: the application starts, taken to be Klipper.
         firmware_ = Firmware::Klipper;
         assigned_id_ = 0;
-        log("the application starts: the node now answers as Klipper");
+        // What runs is what the flash now holds.
+        auto found = protocol::klipper_mcu::find_dictionary_in_image(device_.flash().contents());
+        klipper_ = found ? std::make_unique<klipper::McuResponder>(*found) : nullptr;
+        log(klipper_ ? "the application starts: the node now answers as Klipper " + klipper_->dictionary().version
+                     : "the application starts: the node now answers the admin query as Klipper (no Klipper build in "
+                       "its flash: identify unanswered)");
     }
 }
 

@@ -11,16 +11,21 @@
 // - as Katapult with a node id: frames on that id are the byte stream into the device (through the
 //   wire model and fault injector of a serial line), the device's bytes go out as frames of up to 8
 //   bytes on the id above it;
-// - as Klipper (--klipper, or once COMPLETE started the application): only the admin exchange;
-//   Klipper's bootloader request [02, uuid] makes the node go silent for its reboot (about half a
-//   second) and come back as Katapult without a node id. Klipper's own protocol is not simulated.
+// - as Klipper (--klipper, or once COMPLETE started the application): the admin exchange; Klipper's
+//   bootloader request [02, uuid] makes the node go silent for its reboot (about half a second) and
+//   come back as Katapult without a node id. With a data dictionary (the build it was started with,
+//   or the Klipper build its flash holds after an update) it answers identify, uptime and clock on
+//   its node id (sim/klipper/mcu_responder.hpp), as klippy connects to a CAN node.
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "link/can_socket.hpp"
+#include "sim/klipper/mcu_responder.hpp"
 #include "sim/device.hpp"
 #include "sim/fault_injector.hpp"
 #include "sim/simulated_line.hpp"
@@ -33,6 +38,7 @@ struct CanServerOptions {
     bool start_as_klipper = false;
     bool timing = true;         // bytes take their wire time, flash its programming time
     std::chrono::milliseconds reboot_time{500};  // Klipper -> Katapult: silent this long
+    std::vector<uint8_t> identify_data;  // the running Klipper's compressed data dictionary (empty: none)
     std::function<void(const std::string&)> log;
 };
 
@@ -74,6 +80,7 @@ private:
     std::optional<Clock::time_point> katapult_at_;  // a reboot ends then
     size_t fault_log_reported_ = 0;
     CanServerStats stats_;
+    std::unique_ptr<klipper::McuResponder> klipper_;  // null: Klipper's protocol unanswered
 };
 
 }  // namespace mcuflash::sim::katapult

@@ -67,6 +67,10 @@ void McuResponder::answer(const km::Message& message, core::Clock::time_point no
         respond("uptime", {{"high", static_cast<int64_t>(clock >> 32)}, {"clock", static_cast<int64_t>(clock & 0xFFFFFFFF)}});
     } else if (message.name == "get_clock") {
         respond("clock", {{"clock", static_cast<int64_t>(clock_at(now) & 0xFFFFFFFF)}});
+    } else if (message.name == "get_canbus_id" && canbus_uuid_) {
+        std::vector<uint8_t> uuid;
+        for (int shift = 40; shift >= 0; shift -= 8) uuid.push_back(static_cast<uint8_t>(*canbus_uuid_ >> shift));
+        respond("canbus_id", {{"canbus_uuid", uuid}, {"canbus_nodeid", int64_t{canbus_node_id_}}});
     } else if (message.name == "get_config") {
         respond("config", {{"is_config", 0}, {"crc", 0}, {"is_shutdown", 0}, {"move_count", 0}});
     } else if (log_) {

@@ -10,6 +10,7 @@
 // hide behind the client making the same one.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,6 +30,11 @@ public:
     std::vector<uint8_t> receive(std::span<const uint8_t> bytes, core::Clock::time_point now);
 
     const protocol::klipper_mcu::Dictionary& dictionary() const { return dictionary_; }
+    // On a CAN bus: what get_canbus_id answers (a CAN build's command; klippy checks it on connecting).
+    void set_canbus_node(uint64_t uuid, uint8_t node_id) {
+        canbus_uuid_ = uuid;
+        canbus_node_id_ = node_id;
+    }
 
 private:
     void answer(const protocol::klipper_mcu::Message& message, core::Clock::time_point now, std::vector<uint8_t>& content);
@@ -41,6 +47,8 @@ private:
     uint8_t expected_sequence_ = 0;  // Klipper's next_sequence (low four bits)
     core::Clock::time_point started_ = core::Clock::now();
     double clock_frequency_ = 0;
+    std::optional<uint64_t> canbus_uuid_;
+    uint8_t canbus_node_id_ = 0;
 };
 
 }  // namespace mcuflash::sim::klipper
