@@ -611,6 +611,14 @@ private:
                             [](const PageWrite* a, const PageWrite* b) { return a->address < b->address; }))
             throw std::logic_error("the plan's pages are not in address order");
         const uint64_t total = bytes_of(pages);
+        std::vector<protocol::EraseUnit> ranges;
+        for (const auto* p : pages) {
+            if (!ranges.empty() && ranges.back().end() == p->address)
+                ranges.back().size += static_cast<uint32_t>(p->data.size());
+            else
+                ranges.push_back({p->address, static_cast<uint32_t>(p->data.size())});
+        }
+        device_.will_write(ranges);
         uint64_t done = 0;
         progress_.started(Stage::Write, total);
         for (const auto* p : pages) {

@@ -89,6 +89,10 @@ public:
     virtual Capabilities capabilities() const = 0;
     // Erases [address, address + length), whole erase units (Capabilities::erase_units).
     virtual void erase(uint32_t address, uint32_t length);
+    // Before a run of write() calls: the ranges they will cover (merged, in address order). A device
+    // that erases by itself learns which of its erase units the run covers whole (PICOBOOT then
+    // need not read a sector first to keep what the image leaves alone).
+    virtual void will_write(std::span<const EraseUnit> ranges) { (void)ranges; }
     virtual void write(uint32_t address, std::span<const uint8_t> data) = 0;
     // Capabilities::whole_image devices: the image's bytes from `address`, gaps as 0xFF.
     virtual void write_image(uint32_t address, std::span<const uint8_t> bytes);

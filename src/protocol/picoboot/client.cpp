@@ -1,6 +1,7 @@
 #include "protocol/picoboot/client.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -195,13 +196,27 @@ void Client::program_page(uint32_t address, std::span<const uint8_t> page, const
 }
 
 void Client::open_sector(uint32_t address) {
+    const bool covered = std::any_of(coming_.begin(), coming_.end(), [address](const EraseUnit& r) {
+        return r.address <= address && uint64_t{address} + kSectorSize <= r.end();
+    });
+    if (covered) {  // nothing of it to keep: no need to read it (erasing a blank sector costs the same)
+        erase_sector(address);
+        open_ = OpenSector{address, {}, address};
+        return;
+    }
     OpenSector sector{address, read(address, kSectorSize), address};
     if (!blank(sector.before)) erase_sector(address);
     open_ = std::move(sector);
 }
 
+void Client::flush_pending() {
+    if (!open_ || open_->pending.empty()) return;
+    const auto pages = std::exchange(open_->pending, {});
+    program_page(open_->pending_at, pages, "writing pages");
+}
+
 void Client::restore_pages(uint32_t from, uint32_t to) {
-    if (!open_) return;
+    if (!open_ || open_->before.empty()) return;  // the plan writes the whole sector
     for (uint32_t at = from; at < to; at += kPageSize) {
         auto old = std::span(open_->before).subspan(at - open_->address, kPageSize);
         if (blank(old)) continue;  // erased already
@@ -212,6 +227,7 @@ void Client::restore_pages(uint32_t from, uint32_t to) {
 
 void Client::close_sector() {
     if (!open_) return;
+    flush_pending();
     restore_pages(open_->next_page, open_->address + kSectorSize);
     open_.reset();
 }
@@ -230,8 +246,13 @@ void Client::write(uint32_t address, std::span<const uint8_t> data) {
         const uint32_t sector = at & ~(kSectorSize - 1);
         if (open_ && (open_->address != sector || at < open_->next_page)) close_sector();
         if (!open_) open_sector(sector);
-        restore_pages(open_->next_page, at);  // pages of this sector the plan stepped over
-        program_page(at, data.subspan(offset, kPageSize), "writing a page");
+        if (open_->next_page != at) {
+            flush_pending();
+            restore_pages(open_->next_page, at);  // pages of this sector the plan stepped over
+        }
+        if (open_->pending.empty()) open_->pending_at = at;
+        const auto page = data.subspan(offset, kPageSize);
+        open_->pending.insert(open_->pending.end(), page.begin(), page.end());
         open_->next_page = at + kPageSize;
     }
 }

@@ -41,6 +41,8 @@ public:
 
     DeviceInfo connect() override;
     Capabilities capabilities() const override;
+    // The plan's next writes: sectors they cover whole are erased without being read first.
+    void will_write(std::span<const EraseUnit> ranges) override { coming_.assign(ranges.begin(), ranges.end()); }
     void write(uint32_t address, std::span<const uint8_t> data) override;
     std::vector<uint8_t> read(uint32_t address, uint32_t length) override;
     void start_application() override;
@@ -62,7 +64,11 @@ private:
         uint32_t address = 0;
         std::vector<uint8_t> before;
         uint32_t next_page = 0;
+        // Pages taken but not sent yet: one WRITE carries a run of them (fewer USB round trips).
+        uint32_t pending_at = 0;
+        std::vector<uint8_t> pending;
     };
+    void flush_pending();
     void open_sector(uint32_t address);
     void restore_pages(uint32_t from, uint32_t to);  // [from, to) of the open sector: their old content
     void close_sector();
@@ -74,6 +80,7 @@ private:
     uint32_t next_token_ = 1;
     uint32_t flash_base_ = kFlashBase, flash_end_ = kFlashBase;
     std::optional<OpenSector> open_;
+    std::vector<EraseUnit> coming_;  // what the plan said it will write
     uint64_t sectors_erased_ = 0, pages_restored_ = 0;
 };
 
