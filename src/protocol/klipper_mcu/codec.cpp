@@ -307,28 +307,50 @@ std::string Dictionary::mcu() const {
     return it == config.end() ? "" : it->second;
 }
 
+namespace {
+
+// Inflates the zlib stream at the start of `bytes`: its text and how many bytes it took; nullopt
+// unless it is a whole stream whose text starts with '{' (a dictionary). The first 64 bytes of text
+// are looked at before the rest is inflated: most candidates in an image fail there, cheaply.
+std::optional<std::pair<std::string, size_t>> inflate_json_at(std::span<const uint8_t> bytes) {
+    z_stream stream{};
+    if (inflateInit(&stream) != Z_OK) return std::nullopt;
+    stream.next_in = const_cast<Bytef*>(bytes.data());
+    stream.avail_in = static_cast<uInt>(bytes.size());
+    std::string out;
+    int result = Z_OK;
+    size_t chunk = 64;
+    while (result == Z_OK && out.size() < (4u << 20)) {
+        const size_t before = out.size();
+        out.resize(before + chunk);
+        stream.next_out = reinterpret_cast<Bytef*>(out.data() + before);
+        stream.avail_out = static_cast<uInt>(chunk);
+        result = ::inflate(&stream, Z_NO_FLUSH);
+        out.resize(before + chunk - stream.avail_out);
+        if (out.empty() ? result != Z_OK : out[0] != '{') break;
+        chunk = 16384;
+    }
+    const size_t consumed = stream.total_in;
+    inflateEnd(&stream);
+    if (result != Z_STREAM_END || out.empty() || out[0] != '{') return std::nullopt;
+    return std::make_pair(std::move(out), consumed);
+}
+
+}  // namespace
+
 std::optional<std::vector<uint8_t>> find_dictionary_in_image(std::span<const uint8_t> image) {
     for (size_t at = 0; at + 2 < image.size(); ++at) {
         // A zlib header: CM 8 (deflate) in the low nibble, and the two bytes a multiple of 31.
         if ((image[at] & 0x0F) != 8 || (image[at] >> 4) > 7 || ((image[at] << 8) | image[at + 1]) % 31 != 0) continue;
-        z_stream stream{};
-        if (inflateInit(&stream) != Z_OK) return std::nullopt;
-        stream.next_in = const_cast<Bytef*>(image.data() + at);
-        stream.avail_in = static_cast<uInt>(image.size() - at);
-        std::string out(1 << 20, '\0');
-        stream.next_out = reinterpret_cast<Bytef*>(out.data());
-        stream.avail_out = static_cast<uInt>(out.size());
-        const int result = ::inflate(&stream, Z_FINISH);
-        const size_t consumed = stream.total_in;
-        out.resize(stream.total_out);
-        inflateEnd(&stream);
-        if (result != Z_STREAM_END || out.empty() || out[0] != '{' || out.find("\"commands\"") == std::string::npos) continue;
+        auto found = inflate_json_at(image.subspan(at));
+        if (!found || found->first.find("\"commands\"") == std::string::npos) continue;
         try {
-            Dictionary::parse(out);
+            Dictionary::parse(found->first);
         } catch (const Error&) {
             continue;
         }
-        return std::vector<uint8_t>(image.begin() + static_cast<long>(at), image.begin() + static_cast<long>(at + consumed));
+        return std::vector<uint8_t>(image.begin() + static_cast<long>(at),
+                                    image.begin() + static_cast<long>(at + found->second));
     }
     return std::nullopt;
 }
