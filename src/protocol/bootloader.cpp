@@ -47,4 +47,12 @@ std::string protocol_names() {
     return names;
 }
 
+void send_as_it_leaves(const std::function<void()>& send) {
+    try {
+        send();
+    } catch (const core::Error& e) {
+        if (e.kind() != core::ErrorKind::Io) throw;
+    }
+}
+
 }  // namespace mcuflash::protocol

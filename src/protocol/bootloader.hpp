@@ -142,6 +142,24 @@ struct ProtocolInfo {
     std::function<std::unique_ptr<Bootloader>(link::Link&, const ConnectOptions&)> make;
 };
 
+// The ProtocolInfo of a USB bootloader whose client is built as Client(link::UsbDevice&, ConnectOptions).
+template <class Client>
+ProtocolInfo usb_protocol_info(std::string name, std::string description, std::string not_found_hint = {}) {
+    ProtocolInfo info;
+    info.name = std::move(name);
+    info.description = std::move(description);
+    info.runs_on = link::LinkKind::Usb;
+    info.not_found_hint = std::move(not_found_hint);
+    info.make = [protocol = info.name](link::Link& link, const ConnectOptions& options) {
+        return std::unique_ptr<Bootloader>(std::make_unique<Client>(link::link_as<link::UsbDevice>(link, protocol), options));
+    };
+    return info;
+}
+
+// The last command of a session that makes the device leave the bus (start the application): an
+// I/O error from the device leaving before the transfer completed is no failure; others are thrown.
+void send_as_it_leaves(const std::function<void()>& send);
+
 // The registry: one line per protocol in registry.cpp.
 const std::vector<ProtocolInfo>& protocols();
 const ProtocolInfo& find_protocol(const std::string& name);  // throws Usage error listing the known ones

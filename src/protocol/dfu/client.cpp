@@ -246,14 +246,9 @@ void Client::start_application() {
 }
 
 ProtocolInfo protocol_info() {
-    ProtocolInfo info;
-    info.name = "dfu";
-    info.description = "USB DFU 1.1 and ST DfuSe: STM32 ROM DFU (0483:df11), stm32duino (1eaf:0003)";
-    info.runs_on = link::LinkKind::Usb;
+    ProtocolInfo info = usb_protocol_info<Client>(
+        "dfu", "USB DFU 1.1 and ST DfuSe: STM32 ROM DFU (0483:df11), stm32duino (1eaf:0003)");
     info.offers_protection = true;
-    info.make = [](link::Link& link, const ConnectOptions& options) {
-        return std::unique_ptr<Bootloader>(std::make_unique<Client>(link::link_as<link::UsbDevice>(link, "dfu"), options));
-    };
     return info;
 }
 

@@ -179,27 +179,15 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t) {
 
 void Client::start_application() {
     if (!teensy_) return;
-    try {
-        usb_.control_out({kSetReportRequestType, kSetReport, kOutputReport, 0,
-                          static_cast<uint16_t>(teensy_->report_size())},
+    send_as_it_leaves([&] {
+        usb_.control_out({kSetReportRequestType, kSetReport, kOutputReport, 0, static_cast<uint16_t>(teensy_->report_size())},
                          boot_report(*teensy_), 500);
-    } catch (const Error& e) {
-        // It may leave the bus before the status stage: the application runs either way.
-        if (e.kind() != ErrorKind::Io) throw;
-    }
+    });
 }
 
 ProtocolInfo protocol_info() {
-    ProtocolInfo info;
-    info.name = "halfkay";
-    info.description = "PJRC's HalfKay on Teensy boards (16c0:0478; teensy_loader_cli): write-only";
-    info.runs_on = link::LinkKind::Usb;
-    info.not_found_hint = kPressButton;
-    info.make = [](link::Link& link, const ConnectOptions& options) {
-        return std::unique_ptr<Bootloader>(
-            std::make_unique<Client>(link::link_as<link::UsbDevice>(link, "halfkay"), options));
-    };
-    return info;
+    return usb_protocol_info<Client>(
+        "halfkay", "PJRC's HalfKay on Teensy boards (16c0:0478; teensy_loader_cli): write-only", kPressButton);
 }
 
 }  // namespace mcuflash::protocol::halfkay

@@ -225,7 +225,7 @@ void Client::start_application() {
         const std::vector<uint8_t> blank(kPageSize, 0xFF);
         send_page(next_, blank, "completing the last 2 KiB page");
     }
-    try {
+    send_as_it_leaves([&] {
         const auto report = command_report(Command::Reboot);
         if (endpoints_.out)
             usb_.endpoint_out(endpoints_.out, report, kReportTimeoutMs);
@@ -233,23 +233,12 @@ void Client::start_application() {
             usb_.control_out({kSetReportRequestType, kSetReport, kOutputReport, endpoints_.interface,
                               static_cast<uint16_t>(report.size())},
                              report, kReportTimeoutMs);
-    } catch (const Error& e) {
-        // It may leave the bus before the transfer completes: the application runs either way.
-        if (e.kind() != ErrorKind::Io) throw;
-    }
+    });
 }
 
 ProtocolInfo protocol_info() {
-    ProtocolInfo info;
-    info.name = "hid-stm32";
-    info.description = "the STM32 HID bootloader (1209:beba; Klipper's hid-flash): write-only";
-    info.runs_on = link::LinkKind::Usb;
-    info.not_found_hint = kEnterBootloader;
-    info.make = [](link::Link& link, const ConnectOptions& options) {
-        return std::unique_ptr<Bootloader>(
-            std::make_unique<Client>(link::link_as<link::UsbDevice>(link, "hid-stm32"), options));
-    };
-    return info;
+    return usb_protocol_info<Client>(
+        "hid-stm32", "the STM32 HID bootloader (1209:beba; Klipper's hid-flash): write-only", kEnterBootloader);
 }
 
 }  // namespace mcuflash::protocol::hid_stm32

@@ -276,27 +276,17 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
 void Client::start_application() {
     if (!connected_) return;
     close_sector();
-    try {
+    send_as_it_leaves([&] {
         run(reboot(next_token_++, 0, 0, kRebootDelayMs), {}, kCommandTimeoutMs, "rebooting into the application",
             std::nullopt);
-    } catch (const Error& e) {
-        // It may leave the bus before the status phase: the application starts either way.
-        if (e.kind() != ErrorKind::Io) throw;
-    }
+    });
     connected_ = false;
 }
 
 ProtocolInfo protocol_info() {
-    ProtocolInfo info;
-    info.name = "picoboot";
-    info.description = "the RP2040 boot ROM's PICOBOOT USB interface (2e8a:0003; picotool, Klipper's rp2040_flash)";
-    info.runs_on = link::LinkKind::Usb;
-    info.not_found_hint = kBootselHint;
-    info.make = [](link::Link& link, const ConnectOptions& options) {
-        return std::unique_ptr<Bootloader>(
-            std::make_unique<Client>(link::link_as<link::UsbDevice>(link, "picoboot"), options));
-    };
-    return info;
+    return usb_protocol_info<Client>(
+        "picoboot", "the RP2040 boot ROM's PICOBOOT USB interface (2e8a:0003; picotool, Klipper's rp2040_flash)",
+        kBootselHint);
 }
 
 }  // namespace mcuflash::protocol::picoboot

@@ -433,12 +433,7 @@ void Client::start_application() {
 
 void Client::leave() {
     require_chip("resetting the chip");
-    try {
-        controller_->reset();
-    } catch (const Error& e) {
-        // The device may leave the bus before the host's write completes.
-        if (e.kind() != ErrorKind::Io) throw;
-    }
+    send_as_it_leaves([&] { controller_->reset(); });
 }
 
 }  // namespace mcuflash::protocol::samba
