@@ -187,7 +187,8 @@ void check_klipper_back(const device::Address& klipper_port, const std::string& 
         const auto back = device::identify_when_back(klipper_port.scheme == "serial" ? klipper_port.rest : klipper_port.text,
                                                      std::chrono::seconds(15));
         const auto& d = back.identified.dictionary;
-        const bool same = back.identified.identify_data == expected;
+        const bool same = protocol::klipper_mcu::inflate(back.identified.identify_data) ==
+                          protocol::klipper_mcu::inflate(expected);
         j["klipper_after"] = {{"version", d.version}, {"mcu", d.mcu()}, {"runs_image", same}, {"seconds", back.seconds}};
         if (same)
             human += fmt::format("the board is back after {:.1f} s running Klipper {} (the image's build)\n", back.seconds,

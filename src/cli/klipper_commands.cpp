@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "cli/reporter.hpp"
@@ -40,6 +41,10 @@ void identify_command(GlobalOptions& global, const IdentifyOptions& o) {
         if (o.device.empty())
             throw Error(ErrorKind::Usage, "give the port of the board running Klipper: -d /dev/serial/by-id/usb-Klipper_...",
                         "`mcuflash list` shows the ports; printer.cfg's [mcu] serial: names the one Klipper uses");
+        // The image first: a bad file is found before the board is touched. It carries the build's
+        // identify data (a klipper.dict is the same JSON): the same text means the same build.
+        std::optional<std::string> image_text;
+        if (!o.image.empty()) image_text = km::inflate(km::identify_data_from_file(o.image));
         const auto asked = device::identify_klipper(o.device, o.baud);
         const auto& identified = asked.identified;
         const auto took = std::chrono::milliseconds(static_cast<long>(asked.seconds * 1000));
@@ -63,11 +68,9 @@ void identify_command(GlobalOptions& global, const IdentifyOptions& o) {
                                         app, d.version, d.mcu().empty() ? "an unnamed MCU" : d.mcu(), clock_text(d),
                                         d.build_versions, d.command_count, d.response_count,
                                         identified.identify_data.size(), took.count() / 1000.0);
-        if (!o.image.empty()) {
-            // The firmware carries its identify data in flash: the same bytes mean the same build.
-            const auto expected = km::identify_data_from_file(o.image);
-            const bool same = expected == identified.identify_data;
-            const auto image_dictionary = km::Dictionary::parse(km::inflate(expected));
+        if (image_text) {
+            const bool same = *image_text == km::inflate(identified.identify_data);
+            const auto image_dictionary = km::Dictionary::parse(*image_text);
             result["image"] = o.image;
             result["image_version"] = image_dictionary.version;
             result["runs_image"] = same;
