@@ -309,7 +309,7 @@ std::string checksum_words(const protocol::Capabilities& caps) {
 }
 
 // The pages (in address order) that the device does not hold. Contiguous pages are compared in runs
-// of about kVerifyChunk. With `weak_only` (a device that can neither read nor prove), a weak
+// of about kVerifyChunk (or the device's verify_read_size). With `weak_only` (a device that can neither read nor prove), a weak
 // checksum marks differences and nothing else.
 std::vector<uint32_t> find_differences(protocol::Bootloader& device, const protocol::Capabilities& caps,
                                        const std::vector<const PageWrite*>& pages, const core::Progress& progress,
@@ -321,7 +321,8 @@ std::vector<uint32_t> find_differences(protocol::Bootloader& device, const proto
     for (size_t i = 0; i < pages.size();) {
         size_t j = i;
         uint64_t run_end = pages[i]->address + pages[i]->data.size();
-        while (j + 1 < pages.size() && pages[j + 1]->address == run_end && run_end - pages[i]->address < kVerifyChunk) {
+        const uint32_t chunk = caps.verify_read_size ? caps.verify_read_size : kVerifyChunk;
+        while (j + 1 < pages.size() && pages[j + 1]->address == run_end && run_end - pages[i]->address < chunk) {
             ++j;
             run_end += pages[j]->data.size();
         }

@@ -49,6 +49,9 @@ struct Capabilities {
     std::string checksum_name;     // in words, for messages: "CRC-16/XMODEM"
     bool erases_on_write = false;  // writing a page erases it first (optiboot)
     uint32_t write_unit = 1;       // writes are whole multiples of this, aligned to it
+    // How much one verify read asks for (0: the plan's default, 1 KiB): more where each read costs a
+    // round trip of several USB transfers (PICOBOOT).
+    uint32_t verify_read_size = 0;
     // Writes must come in ascending address order (stk500boot_v2's erase pointer, plain DFU's block
     // numbers); the client turns a step back into what the device needs (a rewind from its start).
     bool writes_in_address_order = false;

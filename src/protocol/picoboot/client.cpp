@@ -106,6 +106,7 @@ Capabilities Client::capabilities() const {
     Capabilities caps;
     caps.can_read = true;
     caps.write_unit = kPageSize;
+    caps.verify_read_size = 4 * kReadChunk;  // each READ is three USB transfers: fewer, larger ones
     // The client erases the sectors itself (keeping what the image does not cover): the plan sees
     // no erase units, and hands pages in address order, sector after sector.
     caps.writes_in_address_order = true;
