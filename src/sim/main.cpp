@@ -183,7 +183,6 @@ int serve_klipper_usb(const ServeOptions& o, const std::string& chip, const targ
     return serve_usb_model(klipper, fmt::format("klipper {} (reboots into {})", chip, bl.name), o);
 }
 
-// A board running Klipper on a pty, which reboots into its bootloader's simulator when asked to.
 // What a board's flash runs once its application starts: the identify data of the Klipper build in
 // it, or nothing (not Klipper, or erased: such a board stays silent).
 std::vector<uint8_t> klipper_build_in_flash(const sim::FlashMemory& flash) {
@@ -191,6 +190,8 @@ std::vector<uint8_t> klipper_build_in_flash(const sim::FlashMemory& flash) {
     return found ? *found : std::vector<uint8_t>{};
 }
 
+// A board running Klipper on a pty, which reboots into its bootloader's simulator when asked to and
+// comes back running what its flash then holds.
 int serve_klipper(const ServeOptions& o) {
     const auto& kb = targets::Knowledge::builtin();
     const std::string chip = kb.chip(o.chip).name;
