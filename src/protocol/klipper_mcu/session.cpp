@@ -53,8 +53,10 @@ Message Session::exchange(const MessageFormat& command, const Params& params, co
             throw Error(ErrorKind::Timeout, fmt::format("the MCU acknowledged {} but sent no {} within {} ms",
                                                         command.name, response, timeout.count()));
         }
-        // A NAK (or a block) naming another sequence: take the MCU's count and send again.
-        if (expected && *expected != ((sequence_ + 1) & kSequenceMask)) sequence_ = *expected;
+        // No response: send again with the sequence the MCU expects now. When it got the block and its
+        // answer was lost, that is the next one (the same block again would only be NAKed); after a
+        // NAK, the one it names.
+        if (expected) sequence_ = *expected;
     }
 }
 
