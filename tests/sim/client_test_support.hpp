@@ -13,6 +13,7 @@
 #include "protocol/bootloader.hpp"
 #include "sim/flash_memory.hpp"
 #include "sim/in_process_link.hpp"
+#include "sim/usb/in_process_usb.hpp"
 
 namespace mcuflash::test {
 
@@ -57,6 +58,29 @@ inline std::optional<core::ErrorKind> flash_through_plan(protocol::Bootloader& c
 inline void expect_bootloader_untouched(const sim::FlashMemory& flash) {
     EXPECT_TRUE(flash.violations().empty()) << flash.violations().front();
     EXPECT_TRUE(flash.protected_ranges_intact());
+}
+
+// A USB bootloader's client on its simulated device in process (sim/usb: waits skipped), and what
+// the client warned.
+template <class Client, class Device>
+struct UsbRun {
+    std::unique_ptr<sim::usb::InProcessUsb> usb;
+    std::unique_ptr<Client> client;
+    std::vector<std::string> warnings;
+    Device& device() { return dynamic_cast<Device&>(usb->model()); }
+    sim::FlashMemory& flash() { return usb->model().flash(); }
+};
+
+// `model` with the USB faults `faults` ("stall@3,vanish@40"), and a Client(UsbDevice&, ConnectOptions)
+// on it given `connect`.
+template <class Client, class Device>
+std::unique_ptr<UsbRun<Client, Device>> usb_run(std::unique_ptr<sim::usb::UsbDeviceModel> model,
+                                                const std::string& faults, protocol::ConnectOptions connect) {
+    auto run = std::make_unique<UsbRun<Client, Device>>();
+    run->usb = std::make_unique<sim::usb::InProcessUsb>(std::move(model), false, sim::usb::UsbFaults::parse(faults));
+    connect.warn = [r = run.get()](const std::string& w) { r->warnings.push_back(w); };
+    run->client = std::make_unique<Client>(*run->usb, connect);
+    return run;
 }
 
 }  // namespace mcuflash::test

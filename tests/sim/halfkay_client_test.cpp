@@ -18,26 +18,16 @@ using test::random_image;
 
 namespace {
 
-struct Run {
-    std::unique_ptr<sim::usb::InProcessUsb> usb;
-    std::unique_ptr<protocol::halfkay::Client> client;
-    std::vector<std::string> warnings;
-    sim::halfkay::HalfKayDevice& device() { return dynamic_cast<sim::halfkay::HalfKayDevice&>(usb->model()); }
-    sim::FlashMemory& flash() { return usb->model().flash(); }
-};
+using Run = test::UsbRun<protocol::halfkay::Client, sim::halfkay::HalfKayDevice>;
 
 // `timing`: the device's erase and program times, in skipped (simulated) time.
 std::unique_ptr<Run> open(const std::string& faults = {}, bool timing = false, const std::string& chip = {}) {
-    auto run = std::make_unique<Run>();
     sim::DeviceOptions options;
     options.timing = timing;
-    run->usb = std::make_unique<sim::usb::InProcessUsb>(sim::halfkay::make_halfkay_device("at90usb1286", options),
-                                                        false, sim::usb::UsbFaults::parse(faults));
     protocol::ConnectOptions connect;
     connect.chip = chip;
-    connect.warn = [r = run.get()](const std::string& w) { r->warnings.push_back(w); };
-    run->client = std::make_unique<protocol::halfkay::Client>(*run->usb, connect);
-    return run;
+    return test::usb_run<protocol::halfkay::Client, sim::halfkay::HalfKayDevice>(
+        sim::halfkay::make_halfkay_device("at90usb1286", options), faults, connect);
 }
 
 }  // namespace

@@ -21,13 +21,7 @@ using test::random_image;
 
 namespace {
 
-struct Run {
-    std::unique_ptr<sim::usb::InProcessUsb> usb;
-    std::unique_ptr<protocol::hid_stm32::Client> client;
-    std::vector<std::string> warnings;
-    sim::hid_stm32::HidStm32Device& device() { return dynamic_cast<sim::hid_stm32::HidStm32Device&>(usb->model()); }
-    sim::FlashMemory& flash() { return usb->model().flash(); }
-};
+using Run = test::UsbRun<protocol::hid_stm32::Client, sim::hid_stm32::HidStm32Device>;
 
 struct Setup {
     std::string sim_chip = "stm32f103xb";
@@ -38,18 +32,14 @@ struct Setup {
 };
 
 std::unique_ptr<Run> open(const Setup& s = {}) {
-    auto run = std::make_unique<Run>();
     sim::DeviceOptions options;
     options.timing = s.timing;
     options.bootloader = s.bootloader;
-    run->usb = std::make_unique<sim::usb::InProcessUsb>(sim::hid_stm32::make_hid_stm32_device(s.sim_chip, options), false,
-                                                        sim::usb::UsbFaults::parse(s.faults));
     protocol::ConnectOptions connect;
     connect.chip = s.chip;
     connect.bootloader = s.bootloader;
-    connect.warn = [r = run.get()](const std::string& w) { r->warnings.push_back(w); };
-    run->client = std::make_unique<protocol::hid_stm32::Client>(*run->usb, connect);
-    return run;
+    return test::usb_run<protocol::hid_stm32::Client, sim::hid_stm32::HidStm32Device>(
+        sim::hid_stm32::make_hid_stm32_device(s.sim_chip, options), s.faults, connect);
 }
 
 }  // namespace

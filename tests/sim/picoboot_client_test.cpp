@@ -23,23 +23,15 @@ namespace {
 
 constexpr uint32_t kBase = 0x10000000;
 
-struct Run {
-    std::unique_ptr<sim::usb::InProcessUsb> usb;
-    std::unique_ptr<pb::Client> client;
-    sim::picoboot::PicobootDevice& device() { return dynamic_cast<sim::picoboot::PicobootDevice&>(usb->model()); }
-    sim::FlashMemory& flash() { return usb->model().flash(); }
-};
+using Run = test::UsbRun<pb::Client, sim::picoboot::PicobootDevice>;
 
 std::unique_ptr<Run> open(const std::string& faults = {}, bool timing = false, const std::string& chip = {}) {
-    auto run = std::make_unique<Run>();
     sim::DeviceOptions options;
     options.timing = timing;
-    run->usb = std::make_unique<sim::usb::InProcessUsb>(sim::picoboot::make_picoboot_device("rp2040", options), false,
-                                                        sim::usb::UsbFaults::parse(faults));
     protocol::ConnectOptions connect;
     connect.chip = chip;
-    run->client = std::make_unique<pb::Client>(*run->usb, connect);
-    return run;
+    return test::usb_run<pb::Client, sim::picoboot::PicobootDevice>(sim::picoboot::make_picoboot_device("rp2040", options),
+                                                                     faults, connect);
 }
 
 std::vector<uint8_t> random_bytes(size_t n, unsigned seed) {
