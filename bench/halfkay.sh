@@ -14,6 +14,7 @@ BUILD_DIR=$(realpath "${1:-build}")
 SIZE=${2:-122880}
 export BUILD_DIR SOURCE_DIR=$PWD
 source tests/lib/common.sh
+source bench/lib.sh
 GUEST_RUN=/work/shared/tools/guest-run.sh
 [ -x "$SOURCE_DIR/../shared/tools/guest-run.sh" ] && GUEST_RUN=$SOURCE_DIR/../shared/tools/guest-run.sh
 [ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
@@ -32,19 +33,7 @@ start_usbip_sim "$WORK/sim2.log" halfkay --chip at90usb1286 --flash-file "$GUEST
 PORT2=$USBIP_PORT
 
 cd "$GUEST_DIR"
-"$GUEST_RUN" --usbip-port "$PORT1" --usbip-port "$PORT2" --timeout 300 -- sh -c "
-  attach() {
-    usbip --tcp-port \$1 attach -r \$GUEST_HOST_ADDR -b 1-1 || return 1
-    i=0; until lsusb -d 16c0:0478 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 100 ] && return 1; sleep 0.1; done
-  }
-  gone() { i=0; while lsusb -d 16c0:0478 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 50 ] && return 1; sleep 0.1; done; }
-  attach $PORT1 || exit 11
-  t0=\$(date +%s%N); teensy_loader_cli --mcu=at90usb1286 -w -v app.hex >tlc.txt 2>&1; rc=\$?; t1=\$(date +%s%N)
-  echo \"teensy_loader_cli \$t0 \$t1 \$rc\" >times.txt
-  gone; sleep 0.5; attach $PORT2 || exit 12
-  t0=\$(date +%s%N); ./mcuflash flash app.hex -d usb:16c0:0478 --json >mcuflash.json 2>mcuflash.err; rc=\$?; t1=\$(date +%s%N)
-  echo \"mcuflash \$t0 \$t1 \$rc\" >>times.txt
-" >"$WORK/guest.out" 2>"$WORK/guest.err" || { tail -20 "$WORK/guest.err" "$GUEST_DIR"/*.txt "$GUEST_DIR"/mcuflash.err; fail "guest run failed"; }
+peer_then_mcuflash 16c0:0478 "$PORT1" "$PORT2" teensy_loader_cli "teensy_loader_cli --mcu=at90usb1286 -w -v app.hex" "app.hex -d usb:16c0:0478"
 stop_background
 hex_to_bin "$GUEST_DIR/app.hex" "$GUEST_DIR/app.bin"
 

@@ -15,6 +15,7 @@ BUILD_DIR=$(realpath "${1:-build}")
 SIZE=${2:-102400}
 export BUILD_DIR SOURCE_DIR=$PWD
 source tests/lib/common.sh
+source bench/lib.sh
 GUEST_RUN=/work/shared/tools/guest-run.sh
 [ -x "$SOURCE_DIR/../shared/tools/guest-run.sh" ] && GUEST_RUN=$SOURCE_DIR/../shared/tools/guest-run.sh
 [ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
@@ -40,19 +41,7 @@ start_usbip_sim "$WORK/sim2.log" hid-stm32 --chip stm32f407xg --flash-file "$GUE
 PORT2=$USBIP_PORT
 
 cd "$GUEST_DIR"
-"$GUEST_RUN" --usbip-port "$PORT1" --usbip-port "$PORT2" --timeout 300 -- sh -c "
-  attach() {
-    usbip --tcp-port \$1 attach -r \$GUEST_HOST_ADDR -b 1-1 || return 1
-    i=0; until lsusb -d 1209:beba >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 100 ] && return 1; sleep 0.1; done
-  }
-  gone() { i=0; while lsusb -d 1209:beba >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 50 ] && return 1; sleep 0.1; done; }
-  attach $PORT1 || exit 11
-  t0=\$(date +%s%N); ./hidflash/hid-flash app.bin >hidflash.txt 2>&1; rc=\$?; t1=\$(date +%s%N)
-  echo \"hid-flash \$t0 \$t1 \$rc\" >times.txt
-  gone; sleep 0.5; attach $PORT2 || exit 12
-  t0=\$(date +%s%N); ./mcuflash flash app.bin -d usb:1209:beba --chip stm32f407xg --address 0x08004000 --json >mcuflash.json 2>mcuflash.err; rc=\$?; t1=\$(date +%s%N)
-  echo \"mcuflash \$t0 \$t1 \$rc\" >>times.txt
-" >"$WORK/guest.out" 2>"$WORK/guest.err" || { tail -20 "$WORK/guest.err" "$GUEST_DIR"/*.txt "$GUEST_DIR"/mcuflash.err; fail "guest run failed"; }
+peer_then_mcuflash 1209:beba "$PORT1" "$PORT2" hid-flash "./hidflash/hid-flash app.bin" "app.bin -d usb:1209:beba --chip stm32f407xg --address 0x08004000"
 stop_background
 
 python3 - "$GUEST_DIR" "$SIZE" <<'PY'
