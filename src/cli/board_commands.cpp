@@ -66,7 +66,8 @@ struct Plan {
         card_file = b.transform.empty() ? "out/klipper.bin" : "out/" + b.firmware_file.substr(b.firmware_file.rfind('/') + 1);
         // A USB id names the device only where the protocol talks USB itself (Katapult is a CDC serial port).
         if (const auto* p = protocol::spoken_protocol(b.flash_method);
-            bootloader && !bootloader->usb_ids.empty() && (!p || p->runs_on == link::LinkKind::Usb)) {
+            bootloader && !bootloader->usb_ids.empty() &&
+            (!p || p->runs_on == link::LinkKind::Usb || p->runs_on == link::LinkKind::Hid)) {
             device = fmt::format("usb:{:04x}:{:04x}", bootloader->usb_ids.front().first, bootloader->usb_ids.front().second);
         } else {
             device_is_serial = true;

@@ -8,6 +8,7 @@
 #include "cli/reporter.hpp"
 #include "core/error.hpp"
 #include "device/device.hpp"
+#include "protocol/bootloader.hpp"
 #include "targets/knowledge.hpp"
 
 namespace mcuflash::cli {
@@ -102,6 +103,11 @@ void udev_rules_command(GlobalOptions& global) {
                 rules += fmt::format("# {}\nSUBSYSTEM==\"usb\", ATTR{{idVendor}}==\"{:04x}\", ATTR{{idProduct}}==\"{:04x}\", "
                                      "MODE=\"0660\", TAG+=\"uaccess\"\n",
                                      bl.description, vendor, product);
+                // A HID bootloader is opened through its hidraw node: that node needs the same rights.
+                if (const auto* p = protocol::spoken_protocol(bl.protocol); p && p->runs_on == link::LinkKind::Hid)
+                    rules += fmt::format("KERNEL==\"hidraw*\", ATTRS{{idVendor}}==\"{:04x}\", ATTRS{{idProduct}}==\"{:04x}\", "
+                                         "MODE=\"0660\", TAG+=\"uaccess\"\n",
+                                         vendor, product);
                 ids.push_back(fmt::format("{:04x}:{:04x}", vendor, product));
             }
         reporter.result({{"command", "udev-rules"}, {"usb_ids", ids}, {"rules", rules}}, rules);

@@ -105,7 +105,7 @@ const protocol::ProtocolInfo& choose_protocol(const Address& address, const Tran
     // that offers what is needed.
     std::vector<const protocol::ProtocolInfo*> possible;
     for (const auto& p : protocol::protocols())
-        if ((!transport.kind || p.runs_on == *transport.kind) && offers(p, needs)) possible.push_back(&p);
+        if (transport.carries(p.runs_on) && offers(p, needs)) possible.push_back(&p);
     if (possible.size() == 1) return *possible.front();
     for (const auto* p : possible)
         if (p->default_on_serial) return *p;
@@ -301,11 +301,12 @@ Session connect_at(const Address& address, const DeviceOptions& options, const t
     if (options.protocol.empty() && known.empty() && transport.tries_bauds && needs == Needs::Bootloader)
         return auto_detect(address, transport, options, knowledge, warn, connect_options);
     const auto& proto = choose_protocol(address, transport, options, knowledge, needs);
-    if (transport.kind && *transport.kind != proto.runs_on)
+    if (!transport.carries(proto.runs_on))
         throw Error(ErrorKind::Usage,
                     fmt::format("{} is a {}, but the {} protocol runs on a {}", address.text,
                                 link::link_kind_name(*transport.kind), proto.name, link::link_kind_name(proto.runs_on)),
-                    proto.runs_on == link::LinkKind::Usb ? "give the device as usb:VID:PID (see `mcuflash list`)"
+                    proto.runs_on == link::LinkKind::Usb || proto.runs_on == link::LinkKind::Hid
+                        ? "give the device as usb:VID:PID (see `mcuflash list`)"
                                                          : "give the device as a serial port");
     return connect_protocol(address, transport, proto, options, knowledge, warn, connect_options);
 }

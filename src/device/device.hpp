@@ -73,6 +73,11 @@ struct Transport {
     std::function<std::string(const Address&, link::Link&)> stable_name;
     // How to describe it in messages (default: the link's own words, and the baud where it tries them).
     std::function<std::string(link::Link&, const protocol::ProtocolInfo*)> describe_opened;
+
+    // Whether a device of this transport can be a link of `kind` (a USB device is a HID device too).
+    bool carries(link::LinkKind wanted) const {
+        return !kind || *kind == wanted || (*kind == link::LinkKind::Usb && wanted == link::LinkKind::Hid);
+    }
 };
 
 const std::vector<Transport>& transports();

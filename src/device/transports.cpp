@@ -7,7 +7,9 @@
 #include "discover/serial_ports.hpp"
 #include "link/can_socket.hpp"
 #include "link/can_stream.hpp"
+#include "link/hidapi_device.hpp"
 #include "link/libusb_device.hpp"
+#include "link/usb_hid_device.hpp"
 #include "link/serial_port.hpp"
 #include "protocol/katapult/can_admin.hpp"
 #include "sim/open.hpp"
@@ -90,15 +92,28 @@ bool reached_as_serial_port(const targets::Bootloader& bootloader) {
     return p && p->runs_on == link::LinkKind::ByteStream;
 }
 
+// A HID bootloader: through the kernel's HID driver and its hidraw node where it has one; else (no
+// HID driver bound, no hidraw) through libusb, driven as that driver would drive it.
+std::unique_ptr<link::Link> open_hid(const link::UsbMatch& match) {
+    try {
+        return link::HidapiDevice::open(match);
+    } catch (const Error& e) {
+        if (e.kind() != ErrorKind::NotFound) throw;
+    }
+    return std::make_unique<link::UsbHidDevice>(link::LibusbDevice::open(match));
+}
+
 Transport usb_transport() {
     Transport t;
     t.scheme = "usb";
     t.prefix = "usb:";
-    t.syntax = "usb:VID:PID[:SERIAL] or usb:BUS-PORT (a USB bootloader: DFU)";
+    t.syntax = "usb:VID:PID[:SERIAL] or usb:BUS-PORT (a USB bootloader: DFU, PICOBOOT, HalfKay, the STM32 HID bootloader)";
     t.kind = link::LinkKind::Usb;
     t.open = [](const Address& address, const OpenContext& context) -> std::unique_ptr<link::Link> {
+        const auto match = link::UsbMatch::parse(address.rest);
         try {
-            return link::LibusbDevice::open(link::UsbMatch::parse(address.rest));
+            if (context.protocol && context.protocol->runs_on == link::LinkKind::Hid) return open_hid(match);
+            return link::LibusbDevice::open(match);
         } catch (Error& e) {
             if (e.kind() == ErrorKind::NotFound && context.protocol && !context.protocol->not_found_hint.empty())
                 e.with_hint(context.protocol->not_found_hint);
@@ -137,8 +152,11 @@ Transport usb_transport() {
         }
         return out;
     };
-    t.stable_name = [](const Address&, link::Link& opened) {
-        return "usb:" + link::link_as<link::UsbDevice>(opened, "usb").identity().port_path;
+    t.stable_name = [](const Address& address, link::Link& opened) {
+        std::string port;
+        if (opened.kind() == link::LinkKind::Hid) port = static_cast<link::HidDevice&>(opened).identity().port_path;
+        else port = link::link_as<link::UsbDevice>(opened, "usb").identity().port_path;
+        return port.empty() ? address.text : "usb:" + port;
     };
     return t;
 }

@@ -13,6 +13,7 @@ const char* link_kind_name(LinkKind kind) {
     switch (kind) {
         case LinkKind::ByteStream: return "serial port";
         case LinkKind::Usb: return "USB device";
+        case LinkKind::Hid: return "USB HID device";
         case LinkKind::Volume: return "card or drive (a file system)";
     }
     return "link";

@@ -25,7 +25,7 @@ using TraceSink = std::function<void(const std::string&)>;
 enum class TraceDirection { ToDevice, FromDevice, Note };
 
 // What a link carries; protocols declare which they run on (ProtocolInfo::runs_on).
-enum class LinkKind { ByteStream, Usb, Volume };
+enum class LinkKind { ByteStream, Usb, Hid, Volume };
 const char* link_kind_name(LinkKind kind);  // "serial port", "USB device"
 
 class Link {

@@ -12,6 +12,7 @@
 
 #include "core/progress.hpp"
 #include "link/byte_link.hpp"
+#include "link/hid_device.hpp"
 #include "link/usb_device.hpp"
 #include "targets/knowledge.hpp"
 
@@ -145,18 +146,23 @@ struct ProtocolInfo {
     std::function<std::unique_ptr<Bootloader>(link::Link&, const ConnectOptions&)> make;
 };
 
-// The ProtocolInfo of a USB bootloader whose client is built as Client(link::UsbDevice&, ConnectOptions).
-template <class Client>
+// The ProtocolInfo of a USB bootloader whose client is built as Client(LinkType&, ConnectOptions):
+// link::UsbDevice, or link::HidDevice for the HID bootloaders (hid_protocol_info).
+template <class Client, class LinkType = link::UsbDevice>
 ProtocolInfo usb_protocol_info(std::string name, std::string description, std::string not_found_hint = {}) {
     ProtocolInfo info;
     info.name = std::move(name);
     info.description = std::move(description);
-    info.runs_on = link::LinkKind::Usb;
+    info.runs_on = LinkType::kKind;
     info.not_found_hint = std::move(not_found_hint);
     info.make = [protocol = info.name](link::Link& link, const ConnectOptions& options) {
-        return std::unique_ptr<Bootloader>(std::make_unique<Client>(link::link_as<link::UsbDevice>(link, protocol), options));
+        return std::unique_ptr<Bootloader>(std::make_unique<Client>(link::link_as<LinkType>(link, protocol), options));
     };
     return info;
+}
+template <class Client>
+ProtocolInfo hid_protocol_info(std::string name, std::string description, std::string not_found_hint = {}) {
+    return usb_protocol_info<Client, link::HidDevice>(std::move(name), std::move(description), std::move(not_found_hint));
 }
 
 // The last command of a session that makes the device leave the bus (start the application): an

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "link/usb_hid_device.hpp"
 #include "sim/in_process_link.hpp"
 #include "sim/registry.hpp"
 #include "sim/usb/in_process_usb.hpp"
@@ -28,7 +29,7 @@ bool is_byte_simulator(const std::string& name) {
 
 std::optional<link::LinkKind> simulated_link_kind(const std::string& name) {
     if (is_byte_simulator(name)) return link::LinkKind::ByteStream;
-    if (find_usb_simulator(name)) return link::LinkKind::Usb;
+    if (const auto* usb_sim = find_usb_simulator(name)) return usb_sim->hid ? link::LinkKind::Hid : link::LinkKind::Usb;
     return std::nullopt;
 }
 
@@ -38,8 +39,10 @@ std::unique_ptr<link::Link> open_simulated(const std::string& name, const Simula
         device_options.timing = options.timing;
         device_options.bootloader = options.bootloader;
         device_options.flash_file = options.flash_file;
-        return std::make_unique<usb::InProcessUsb>(usb_sim->make(options.chip, device_options), options.timing,
-                                                   usb::UsbFaults::parse(options.faults));
+        auto device = std::make_unique<usb::InProcessUsb>(usb_sim->make(options.chip, device_options), options.timing,
+                                                          usb::UsbFaults::parse(options.faults));
+        if (usb_sim->hid) return std::make_unique<link::UsbHidDevice>(std::move(device));
+        return device;
     }
     if (!is_byte_simulator(name)) {
         std::string known;

@@ -8,4 +8,9 @@ diff -u "$SOURCE_DIR/data/udev/70-mcuflash.rules" "$WORK/rules" \
 for id in 0483:df11 1eaf:0003 1d50:6015; do
   grep -q "ATTR{idVendor}==\"${id%:*}\", ATTR{idProduct}==\"${id#*:}\"" "$WORK/rules" || fail "no rule for $id"
 done
-echo "ok: the shipped udev rules cover every USB bootloader mcuflash knows"
+# The HID bootloaders are opened through hidraw: their hidraw nodes need the rights too.
+for id in 1209:beba 16c0:0478; do
+  grep -q "KERNEL==\"hidraw\*\", ATTRS{idVendor}==\"${id%:*}\", ATTRS{idProduct}==\"${id#*:}\"" "$WORK/rules" \
+    || fail "no hidraw rule for $id"
+done
+echo "ok: the shipped udev rules cover every USB bootloader mcuflash knows, and the HID ones' hidraw nodes"

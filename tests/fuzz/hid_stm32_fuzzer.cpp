@@ -6,6 +6,7 @@
 #include <span>
 
 #include "fuzz_check.hpp"
+#include "link/hid_device.hpp"
 #include "protocol/hid_stm32/codec.hpp"
 
 using namespace mcuflash::protocol::hid_stm32;
@@ -13,7 +14,7 @@ using mcuflash::fuzz::require;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::span<const uint8_t> input(data, size);
-    if (auto endpoints = hid_endpoints(input)) {
+    if (auto endpoints = mcuflash::link::hid_endpoints(input)) {
         require(endpoints->in == 0 || (endpoints->in & 0x80), "the IN endpoint has the IN bit");
         require((endpoints->out & 0x80) == 0, "the OUT endpoint has no IN bit");
     }

@@ -7,7 +7,7 @@
 #  2. teensy_loader_cli --mcu=at90usb1286 -w -v app.hex is started first and waits ("Waiting for
 #     Teensy device"); the first Teensy is attached; it writes, boots it (the Teensy leaves the bus);
 #  3. the second Teensy is attached: `mcuflash list` names it, and mcuflash flash app2.hex
-#     -d usb:16c0:0478 writes it through usbfs (detaching usbhid), says "not verified", boots it.
+#     -d usb:16c0:0478 writes it through the kernel's hidraw node, says "not verified", boots it.
 # Each simulator's flash file must then hold its image byte for byte, 0xFF to the end of the
 # application area, and HalfKay's boot block (the top 1 KiB) untouched.
 # Skipped (77) without guest-run.sh, usbip, teensy_loader_cli, or a QEMU that guest-run.sh can install.
@@ -64,6 +64,7 @@ expect "Booting" tlc.txt
 expect "teensy_loader_cli exit 0" tlc.txt
 expect "halfkay" list.txt
 expect "not verified" mcuflash.txt
+expect "/dev/hidraw" mcuflash.txt
 grep -q "hidraw" "$GUEST_DIR/hidraw.txt" || case_fail "usbhid did not bind the simulated Teensy (no hidraw): $(cat "$GUEST_DIR/hidraw.txt")"
 stop_background
 for n in 1 2; do

@@ -4,13 +4,15 @@
 # SET_REPORT, acks on interrupt IN 0x81; and an STM32F407 with the 16 KiB F4 build: reports on the
 # interrupt OUT endpoint), through a real Linux kernel: mcuflash-sim serves four simulated boards over
 # USB/IP, guest-run.sh boots Debian's kernel, and inside it `usbip attach` makes each a USB device
-# (usbhid binds it; hid-flash and mcuflash detach it through libusb).
+# (usbhid binds it, hidraw appears: hid-flash detaches it through libusb, mcuflash writes through
+# hidraw; the last board's usbhid is unbound first, and mcuflash then drives it through libusb).
 #  1. with nothing attached, mcuflash flash -d usb:1209:beba fails (69) and says how to start the bootloader;
 #  2. the F1 board is attached: hid-flash app.bin writes it page by page and reboots it (it leaves the bus);
 #  3. the second F1 board: `mcuflash list` names it, mcuflash flash app2.bin -d usb:1209:beba writes it
 #     (the build told from endpoint 0, the chip assumed), says "not verified", reboots it;
 #  4. the F4 board: hid-flash app3.bin writes it through the interrupt OUT endpoint;
-#  5. a second F4 board: mcuflash flash app4.hex --chip stm32f407xg -d usb:1209:beba, the same way.
+#  5. a second F4 board without usbhid: mcuflash flash app4.hex --chip stm32f407xg -d usb:1209:beba
+#     goes through usbfs (libusb) instead.
 # Each simulator's flash file must then hold its image byte for byte at the application start, 0xFF up
 # to the end of its last page, and the bootloader region untouched.
 # Skipped (77) without guest-run.sh, usbip, make/cc/pkg-config/libusb-1.0 to build hid-flash, or QEMU.
@@ -68,6 +70,11 @@ set +e
   ./hidflash/hid-flash app3.bin >hidflash_f4.txt 2>&1; echo \"hid-flash exit \$?\" >>hidflash_f4.txt
   gone || exit 18
   attach $PORT4 || exit 19
+  # No HID driver on this one (as on a kernel without usbhid): no hidraw node, so libusb.
+  for interface in /sys/bus/usb/drivers/usbhid/*:*; do
+    [ -e \"\$interface\" ] && echo -n \$(basename \$interface) >/sys/bus/usb/drivers/usbhid/unbind
+  done
+  ls /dev/hidraw* >hidraw_f4.txt 2>&1
   ./mcuflash flash app4.hex --chip stm32f407xg -d usb:1209:beba >mcuflash_f4.txt 2>&1 || exit 20
   gone || exit 21
   exit 0
@@ -89,6 +96,11 @@ expect "not verified" mcuflash.txt
 expect "> Done!" hidflash_f4.txt
 expect "hid-flash exit 0" hidflash_f4.txt
 expect "not verified" mcuflash_f4.txt
+# The first F4 board went through the kernel's hidraw node; the second, with no HID driver, through usbfs.
+expect "/dev/hidraw" mcuflash.txt
+grep -q "^/dev/hidraw" "$GUEST_DIR/hidraw_f4.txt" && case_fail "usbhid still holds the second F4 board: $(cat "$GUEST_DIR/hidraw_f4.txt")"
+expect "USB 1209:beba at" mcuflash_f4.txt
+grep -q "/dev/hidraw" "$GUEST_DIR/mcuflash_f4.txt" && case_fail "mcuflash used a hidraw node for the board without usbhid"
 grep -q "hidraw" "$GUEST_DIR/hidraw.txt" || case_fail "usbhid did not bind the simulated board (no hidraw): $(cat "$GUEST_DIR/hidraw.txt")"
 stop_background
 hex_to_bin "$GUEST_DIR/app4.hex" "$GUEST_DIR/app4.bin"

@@ -6,9 +6,11 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <type_traits>
 
 #include "core/error.hpp"
 #include "image/image.hpp"
+#include "link/usb_hid_device.hpp"
 #include "plan/flash_plan.hpp"
 #include "protocol/bootloader.hpp"
 #include "sim/flash_memory.hpp"
@@ -65,6 +67,7 @@ inline void expect_bootloader_untouched(const sim::FlashMemory& flash) {
 template <class Client, class Device>
 struct UsbRun {
     std::unique_ptr<sim::usb::InProcessUsb> usb;
+    std::unique_ptr<link::UsbHidDevice> hid;  // for a client of a HID device: the HID link over `usb`
     std::unique_ptr<Client> client;
     std::vector<std::string> warnings;
     Device& device() { return dynamic_cast<Device&>(usb->model()); }
@@ -72,14 +75,19 @@ struct UsbRun {
 };
 
 // `model` with the USB faults `faults` ("stall@3,vanish@40"), and a Client(UsbDevice&, ConnectOptions)
-// on it given `connect`.
+// on it given `connect` (a Client(HidDevice&, ...) on a UsbHidDevice over it).
 template <class Client, class Device>
 std::unique_ptr<UsbRun<Client, Device>> usb_run(std::unique_ptr<sim::usb::UsbDeviceModel> model,
                                                 const std::string& faults, protocol::ConnectOptions connect) {
     auto run = std::make_unique<UsbRun<Client, Device>>();
     run->usb = std::make_unique<sim::usb::InProcessUsb>(std::move(model), false, sim::usb::UsbFaults::parse(faults));
     connect.warn = [r = run.get()](const std::string& w) { r->warnings.push_back(w); };
-    run->client = std::make_unique<Client>(*run->usb, connect);
+    if constexpr (std::is_constructible_v<Client, link::HidDevice&, protocol::ConnectOptions>) {
+        run->hid = std::make_unique<link::UsbHidDevice>(*run->usb);
+        run->client = std::make_unique<Client>(*run->hid, connect);
+    } else {
+        run->client = std::make_unique<Client>(*run->usb, connect);
+    }
     return run;
 }
 

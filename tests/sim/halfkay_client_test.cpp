@@ -90,8 +90,9 @@ TEST(HalfKayClient, RefusesAnImageReachingTheBootBlock) {
 }
 
 TEST(HalfKayClient, ALostReportIsSentAgain) {
-    // Transfer 0 is the report descriptor; 1 the first block, 2 the second: lost (never answered).
-    auto run = open("timeout@2");
+    // Transfers 0 and 1 read the configuration descriptor (the HID link finds the interface), 2 is the
+    // report descriptor; 3 the first block, 4 the second: lost (never answered).
+    auto run = open("timeout@4");
     auto img = random_image(0, 5000, 3);
     std::string error;
     EXPECT_FALSE(test::flash_through_plan(*run->client, img, {}, nullptr, &error).has_value()) << error;
@@ -101,14 +102,16 @@ TEST(HalfKayClient, ALostReportIsSentAgain) {
 }
 
 TEST(HalfKayClient, AStalledReportIsSentAgain) {
-    auto run = open("stall@1");  // the first block
+    auto run = open("stall@3");  // the first block
     auto img = random_image(0, 3000, 4);
     EXPECT_FALSE(test::flash_through_plan(*run->client, img).has_value());
     EXPECT_TRUE(flash_holds(run->flash(), img));
+    ASSERT_EQ(run->warnings.size(), 1u);
+    EXPECT_NE(run->warnings.front().find("stalled"), std::string::npos) << run->warnings.front();
 }
 
 TEST(HalfKayClient, ATeensyThatKeepsStallingFailsWithWhereItStopped) {
-    auto run = open("stall@3,stall@4,stall@5,stall@6");
+    auto run = open("stall@5,stall@6,stall@7,stall@8");  // the third block, four times
     auto img = random_image(0, 5000, 5);
     std::string error;
     auto kind = test::flash_through_plan(*run->client, img, {}, nullptr, &error);
@@ -119,7 +122,7 @@ TEST(HalfKayClient, ATeensyThatKeepsStallingFailsWithWhereItStopped) {
 }
 
 TEST(HalfKayClient, ATeensyThatLeavesTheBusMidWriteIsAnIoErrorWithTheButtonHint) {
-    auto run = open("vanish@10");
+    auto run = open("vanish@12");
     auto img = random_image(0, 20000, 6);
     try {
         auto info = run->client->connect();

@@ -53,7 +53,7 @@ TEST(HidStm32Client, TheF1BuildLeavesTheApplicationFrom0x08000800) {
     EXPECT_EQ(info.app_end, 0x08020000u);
     EXPECT_EQ(info.page_size, 1024u);
     EXPECT_FALSE(run->client->capabilities().can_read);
-    EXPECT_FALSE(run->client->uses_interrupt_out());  // the F1 build has no OUT endpoint
+    EXPECT_EQ(run->hid->output_route(), "SET_REPORT on endpoint 0");  // the F1 build has no OUT endpoint
     EXPECT_THROW(run->client->read(0x08000800, 1024), core::Error);
 }
 
@@ -105,7 +105,7 @@ TEST(HidStm32Client, TheF4BuildUsesItsOutEndpointAndStartsAt16K) {
     std::string error;
     auto info = run->client->connect();
     EXPECT_EQ(info.app_start, 0x08004000u);
-    EXPECT_TRUE(run->client->uses_interrupt_out());
+    EXPECT_EQ(run->hid->output_route(), "interrupt OUT endpoint 01");
     EXPECT_FALSE(test::flash_through_plan(*run->client, img, {}, nullptr, &error).has_value()) << error;
     EXPECT_TRUE(flash_holds(run->flash(), img));
     EXPECT_EQ(run->client->pages_sent(), 147u);
@@ -198,7 +198,8 @@ TEST(HidStm32Client, RefusesAnotherDevice) {
     EXPECT_THROW(sim::hid_stm32::make_hid_stm32_device("atmega328p", options), core::Error);
     protocol::ConnectOptions connect;
     connect.chip = "atmega328p";
-    protocol::hid_stm32::Client client(usb, connect);
+    link::UsbHidDevice hid(usb);
+    protocol::hid_stm32::Client client(hid, connect);
     try {
         client.connect();
         FAIL();

@@ -1,6 +1,7 @@
 // The STM32 HID bootloader's reports (hid-flash's commands, pages and acknowledgements), as bytes.
 #include <gtest/gtest.h>
 
+#include "link/hid_device.hpp"
 #include "protocol/hid_stm32/codec.hpp"
 
 using namespace mcuflash::protocol::hid_stm32;
@@ -50,7 +51,9 @@ TEST(HidStm32Codec, AcknowledgementsAreByte7TwoOrThree) {
     EXPECT_FALSE(decode_ack(std::vector<uint8_t>{0, 0, 0, 0, 0, 0, 0}));  // short
 }
 
+// link::hid_endpoints decides where a HID link sends output reports (link/usb_hid_device.cpp).
 TEST(HidStm32Codec, FindsTheHidInterfacesInterruptEndpoints) {
+    using mcuflash::link::hid_endpoints;
     // The F4 build: IN 0x81 (8 bytes) and OUT 0x01 (64 bytes), both interrupt.
     std::vector<uint8_t> f4{9, 2, 41, 0, 1, 1, 0, 0xC0, 0x32, 9, 4, 0, 0, 2, 3, 0, 0, 0,
                             9, 0x21, 0x11, 1, 0, 1, 0x22, 32, 0,

@@ -31,14 +31,14 @@ const char* format_words(BlockFormat f) {
 
 }  // namespace
 
-Client::Client(link::UsbDevice& usb, ConnectOptions options) : usb_(usb), options_(std::move(options)) {}
+Client::Client(link::HidDevice& hid, ConnectOptions options) : hid_(hid), options_(std::move(options)) {}
 
 DeviceInfo Client::connect() {
-    const auto id = usb_.identity();
+    const auto id = hid_.identity();
     if (id.vendor != kVendor || id.product != kProduct)
         throw Error(ErrorKind::NotFound,
                     fmt::format("{} is USB {:04x}:{:04x}, not a Teensy in its HalfKay bootloader (16c0:0478)",
-                                usb_.describe(), id.vendor, id.product),
+                                hid_.describe(), id.vendor, id.product),
                     kPressButton);
     const auto& kb = options_.knowledge_base();
     const targets::Bootloader* bootloader =
@@ -65,14 +65,11 @@ DeviceInfo Client::connect() {
                     fmt::format("Teensy chips: {}", fmt::join(names, ", ")));
     }
 
-    usb_.claim_interface(0);
-
     // The output report's size tells the block format: a Teensy of another kind is refused here,
     // before its flash is erased by a first block it would misread.
     std::optional<uint32_t> report_bytes;
     try {
-        auto descriptor = usb_.control_in({0x81, link::usb::kGetDescriptor, 0x2200, 0, 1024}, 1000);
-        report_bytes = output_report_bytes(descriptor);
+        report_bytes = output_report_bytes(hid_.report_descriptor());
     } catch (const Error& e) {
         if (e.kind() != ErrorKind::Protocol && e.kind() != ErrorKind::Timeout) throw;
     }
@@ -120,15 +117,14 @@ Capabilities Client::capabilities() const {
 void Client::send(const std::vector<uint8_t>& report, unsigned timeout_ms, const std::string& what, uint32_t address) {
     for (int attempt = 1;; ++attempt) {
         try {
-            usb_.control_out({kSetReportRequestType, kSetReport, kOutputReport, 0, static_cast<uint16_t>(report.size())},
-                             report, timeout_ms);
+            hid_.write_report(report, timeout_ms);
             return;
         } catch (Error& e) {
             const bool again = (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Protocol) && attempt < kAttempts;
             if (again) {
                 if (options_.warn)
                     options_.warn(fmt::format("{} at {}: {}; sending it again", what, hex_address(address), e.what()));
-                usb_.pause(std::chrono::milliseconds(10));
+                hid_.pause(std::chrono::milliseconds(10));
                 continue;
             }
             if (e.kind() == ErrorKind::Io)
@@ -179,14 +175,11 @@ std::vector<uint8_t> Client::read(uint32_t address, uint32_t) {
 
 void Client::start_application() {
     if (!teensy_) return;
-    send_as_it_leaves([&] {
-        usb_.control_out({kSetReportRequestType, kSetReport, kOutputReport, 0, static_cast<uint16_t>(teensy_->report_size())},
-                         boot_report(*teensy_), 500);
-    });
+    send_as_it_leaves([&] { hid_.write_report(boot_report(*teensy_), 500); });
 }
 
 ProtocolInfo protocol_info() {
-    return usb_protocol_info<Client>(
+    return hid_protocol_info<Client>(
         "halfkay", "PJRC's HalfKay on Teensy boards (16c0:0478; teensy_loader_cli): write-only", kPressButton);
 }
 

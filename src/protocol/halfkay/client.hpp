@@ -1,9 +1,10 @@
 #pragma once
 // PJRC's HalfKay bootloader on a Teensy (USB 16c0:0478), natively: what teensy_loader_cli does.
 //
-// Link: teensy_loader_cli on Linux talks to HalfKay through libusb (usbfs), not hidraw: it claims
-// interface 0 (the kernel's usbhid let go) and sends every block as a HID SET_REPORT control transfer
-// on endpoint 0. So does this client, on a link::UsbDevice (real: libusb; simulated: in process).
+// Link: a link::HidDevice. HalfKay has no OUT endpoint, so every block is a HID SET_REPORT on
+// endpoint 0, whether the kernel's hidraw node sends it or libusb does (teensy_loader_cli on Linux
+// uses libusb; the kernel bounds a report to 5 s, which the first block's erase stays within on the
+// AVR and 3.x Teensies; a report timed out is sent again).
 //
 // connect(): checks the VID:PID, claims interface 0, reads the HID report descriptor where the device
 // gives it (the output report's size tells the block format: a mismatch with the chip is refused),
@@ -16,7 +17,7 @@
 #include <span>
 #include <vector>
 
-#include "link/usb_device.hpp"
+#include "link/hid_device.hpp"
 #include "protocol/bootloader.hpp"
 #include "protocol/halfkay/codec.hpp"
 
@@ -30,7 +31,7 @@ constexpr int kAttempts = 4;  // per block: a lost report or a transient error i
 
 class Client : public Bootloader {
 public:
-    Client(link::UsbDevice& usb, ConnectOptions options);
+    Client(link::HidDevice& hid, ConnectOptions options);
 
     DeviceInfo connect() override;
     Capabilities capabilities() const override;
@@ -47,7 +48,7 @@ private:
     void send_block(uint32_t address, std::span<const uint8_t> block);
     void send(const std::vector<uint8_t>& report, unsigned timeout_ms, const std::string& what, uint32_t address);
 
-    link::UsbDevice& usb_;
+    link::HidDevice& hid_;
     ConnectOptions options_;
     const Teensy* teensy_ = nullptr;
     std::string board_;

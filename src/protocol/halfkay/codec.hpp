@@ -20,9 +20,6 @@
 namespace mcuflash::protocol::halfkay {
 
 constexpr uint16_t kVendor = 0x16C0, kProduct = 0x0478;
-// SET_REPORT (HID 1.11 section 7.2.2): class request to the interface, an output report, id 0.
-constexpr uint8_t kSetReportRequestType = 0x21, kSetReport = 0x09;
-constexpr uint16_t kOutputReport = 0x0200;
 
 enum class BlockFormat { Address16, Address8To23, Address24Padded64 };
 

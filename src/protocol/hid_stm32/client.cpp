@@ -20,9 +20,6 @@ const char* kEnterBootloader =
     "start the STM32 HID bootloader (USB 1209:beba): press reset while holding BOOT1 (or the board's "
     "BOOT button), or let Klipper reboot into it, then run the command again";
 
-constexpr uint8_t kSetReportRequestType = 0x21, kSetReport = 0x09;
-constexpr uint16_t kOutputReport = 0x0200;  // report type output, report id 0
-
 std::string chips_of(const targets::Bootloader& bootloader) {
     std::vector<std::string> names;
     for (const auto& [chip, size] : bootloader.sizes) names.push_back(fmt::format("{} ({} KiB)", chip, size / 1024));
@@ -31,13 +28,13 @@ std::string chips_of(const targets::Bootloader& bootloader) {
 
 }  // namespace
 
-Client::Client(link::UsbDevice& usb, ConnectOptions options) : usb_(usb), options_(std::move(options)) {}
+Client::Client(link::HidDevice& hid, ConnectOptions options) : hid_(hid), options_(std::move(options)) {}
 
 DeviceInfo Client::connect() {
-    const auto id = usb_.identity();
+    const auto id = hid_.identity();
     if (id.vendor != kVendor || id.product != kProduct)
         throw Error(ErrorKind::NotFound,
-                    fmt::format("{} is USB {:04x}:{:04x}, not the STM32 HID bootloader (1209:beba)", usb_.describe(),
+                    fmt::format("{} is USB {:04x}:{:04x}, not the STM32 HID bootloader (1209:beba)", hid_.describe(),
                                 id.vendor, id.product),
                     kEnterBootloader);
     if (id.bcd_device < kFirstSupportedRelease)
@@ -59,7 +56,7 @@ DeviceInfo Client::connect() {
     if (chip_name.empty()) {
         std::optional<uint8_t> packet0;
         try {
-            auto device = usb_.descriptor(link::usb::kDescriptorDevice, 0, 0, 18);
+            auto device = hid_.device_descriptor();
             if (device.size() >= 8) packet0 = device[7];
         } catch (const Error& e) {
             if (e.kind() != ErrorKind::Protocol && e.kind() != ErrorKind::Timeout) throw;
@@ -82,17 +79,6 @@ DeviceInfo Client::connect() {
                                 bootloader->name, chip.name),
                     fmt::format("chips it is built for: {}", chips_of(*bootloader)));
 
-    usb_.claim_interface(0);
-    // Where the reports go: the interrupt OUT endpoint if the interface has one (hidapi's choice).
-    try {
-        if (auto found = hid_endpoints(usb_.configuration_descriptor())) {
-            endpoints_ = *found;
-            if (!endpoints_.in) endpoints_.in = 0x81;
-        }
-    } catch (const Error& e) {
-        if (e.kind() != ErrorKind::Protocol && e.kind() != ErrorKind::Timeout) throw;
-    }
-
     app_start_ = chip.flash_base + *size;
     flash_end_ = chip.flash_base + chip.flash_size;
     next_ = app_start_;
@@ -108,8 +94,7 @@ DeviceInfo Client::connect() {
     info.app_end = flash_end_;
     info.page_size = kPageSize;
     info.details.push_back({"application", fmt::format("from {} (the bootloader keeps {} KiB)", hex_address(app_start_), *size / 1024)});
-    info.details.push_back({"reports", endpoints_.out ? fmt::format("interrupt OUT endpoint {:02X}", endpoints_.out)
-                                                      : std::string("SET_REPORT on endpoint 0")});
+    info.details.push_back({"reports", hid_.output_route()});
     info.details.push_back({"read-back", "none: the STM32 HID bootloader is write-only"});
     return info;
 }
@@ -134,12 +119,7 @@ Capabilities Client::capabilities() const {
 // the rest of the page. Failures end the session.
 void Client::send_report(const std::vector<uint8_t>& report, const std::string& what, uint32_t address) {
     try {
-        if (endpoints_.out)
-            usb_.endpoint_out(endpoints_.out, report, kReportTimeoutMs);
-        else
-            usb_.control_out({kSetReportRequestType, kSetReport, kOutputReport, endpoints_.interface,
-                              static_cast<uint16_t>(report.size())},
-                             report, kReportTimeoutMs);
+        hid_.write_report(report, kReportTimeoutMs);
     } catch (Error& e) {
         fail(e, what, address);
     }
@@ -149,7 +129,7 @@ void Client::wait_for_ack(uint32_t address) {
     try {
         // Input reports that are not acknowledgements are skipped, as hid-flash does, within the limit.
         for (int reports = 0; reports < 64; ++reports) {
-            auto input = usb_.endpoint_in(endpoints_.in, std::max<size_t>(endpoints_.in_size, kAckSize), kAckTimeoutMs);
+            auto input = hid_.read_report(kAckSize, kAckTimeoutMs);
             if (auto ack = decode_ack(input)) {
                 if (ack->wants_double_pages) double_pages_ = true;
                 return;
@@ -165,7 +145,7 @@ void Client::begin() {
     send_report(command_report(Command::ResetPages), "sending <reset pages>", app_start_);
     // The F103 build acknowledges the command itself: that ack must not be taken for the first page's.
     try {
-        usb_.endpoint_in(endpoints_.in, std::max<size_t>(endpoints_.in_size, kAckSize), kDrainTimeoutMs);
+        hid_.read_report(kAckSize, kDrainTimeoutMs);
     } catch (Error& e) {
         if (e.kind() != ErrorKind::Timeout) fail(e, "after <reset pages>", app_start_);
     }
@@ -225,19 +205,11 @@ void Client::start_application() {
         const std::vector<uint8_t> blank(kPageSize, 0xFF);
         send_page(next_, blank, "completing the last 2 KiB page");
     }
-    send_as_it_leaves([&] {
-        const auto report = command_report(Command::Reboot);
-        if (endpoints_.out)
-            usb_.endpoint_out(endpoints_.out, report, kReportTimeoutMs);
-        else
-            usb_.control_out({kSetReportRequestType, kSetReport, kOutputReport, endpoints_.interface,
-                              static_cast<uint16_t>(report.size())},
-                             report, kReportTimeoutMs);
-    });
+    send_as_it_leaves([&] { hid_.write_report(command_report(Command::Reboot), kReportTimeoutMs); });
 }
 
 ProtocolInfo protocol_info() {
-    return usb_protocol_info<Client>(
+    return hid_protocol_info<Client>(
         "hid-stm32", "the STM32 HID bootloader (1209:beba; Klipper's hid-flash): write-only", kEnterBootloader);
 }
 

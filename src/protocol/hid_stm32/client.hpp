@@ -1,10 +1,10 @@
 #pragma once
 // The STM32 HID bootloader (USB 1209:beba), natively: what Klipper's hid-flash does.
 //
-// Link: as hid-flash's libusb back end, on a link::UsbDevice: claims interface 0 (the kernel's usbhid
-// lets go), sends every 64-byte report on the interface's interrupt OUT endpoint when it has one,
-// else as a HID SET_REPORT on endpoint 0 (the F103 build has no OUT endpoint), and reads the 8-byte
-// acknowledgements on the interrupt IN endpoint (0x81).
+// Link: a link::HidDevice (the kernel's hidraw node, or libusb driving the device as the kernel
+// would): every 64-byte output report goes on the interface's interrupt OUT endpoint when it has
+// one, else as a SET_REPORT on endpoint 0 (the F103 build has no OUT endpoint); the 8-byte
+// acknowledgements are input reports.
 //
 // connect(): checks the VID:PID and the release (3.00 and later, as hid-flash), takes the chip from
 // --chip (or --board): the bootloader does not say which chip it runs on. The application starts
@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "link/usb_device.hpp"
+#include "link/hid_device.hpp"
 #include "protocol/bootloader.hpp"
 #include "protocol/hid_stm32/codec.hpp"
 
@@ -36,7 +36,7 @@ constexpr unsigned kDrainTimeoutMs = 100;
 
 class Client : public Bootloader {
 public:
-    Client(link::UsbDevice& usb, ConnectOptions options);
+    Client(link::HidDevice& hid, ConnectOptions options);
 
     DeviceInfo connect() override;
     Capabilities capabilities() const override;
@@ -48,7 +48,6 @@ public:
     uint32_t app_start() const { return app_start_; }
     uint64_t pages_sent() const { return pages_sent_; }
     uint64_t gap_pages() const { return gap_pages_; }
-    bool uses_interrupt_out() const { return endpoints_.out != 0; }
 
 private:
     void begin();
@@ -57,9 +56,8 @@ private:
     void wait_for_ack(uint32_t address);
     [[noreturn]] void fail(core::Error& e, const std::string& what, uint32_t address);
 
-    link::UsbDevice& usb_;
+    link::HidDevice& hid_;
     ConnectOptions options_;
-    HidEndpoints endpoints_{0, 0x81, 0, kAckSize, 0};
     bool connected_ = false;
     bool started_ = false;           // "reset pages" went: pages go from app_start_ up
     bool double_pages_ = false;      // the device acknowledged with 0x03 (it writes 2 KiB at a time)

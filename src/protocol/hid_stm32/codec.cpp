@@ -36,26 +36,4 @@ std::optional<PageAck> decode_ack(std::span<const uint8_t> input) {
     return PageAck{input[7] == 0x03};
 }
 
-std::optional<HidEndpoints> hid_endpoints(std::span<const uint8_t> d) {
-    std::optional<HidEndpoints> found;
-    bool in_hid_interface = false;
-    for (size_t at = 0; at + 2 <= d.size();) {
-        const uint8_t length = d[at], type = d[at + 1];
-        if (length < 2 || at + length > d.size()) break;
-        if (type == 4 && length >= 9) {  // interface
-            if (found) break;            // only the first HID interface's endpoints
-            in_hid_interface = d[at + 5] == 3;
-            if (in_hid_interface) found = HidEndpoints{d[at + 2]};
-        } else if (type == 5 && length >= 7 && in_hid_interface) {  // endpoint
-            const uint8_t address = d[at + 2];
-            const bool interrupt = (d[at + 3] & 0x03) == 0x03;
-            const uint16_t size = static_cast<uint16_t>(d[at + 4] | (d[at + 5] << 8));
-            if (interrupt && (address & 0x80) && !found->in) found->in = address, found->in_size = size;
-            if (interrupt && !(address & 0x80) && !found->out) found->out = address, found->out_size = size;
-        }
-        at += length;
-    }
-    return found;
-}
-
 }  // namespace mcuflash::protocol::hid_stm32

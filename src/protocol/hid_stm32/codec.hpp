@@ -38,14 +38,4 @@ struct PageAck {
 // for anything else, a short report included.
 std::optional<PageAck> decode_ack(std::span<const uint8_t> input);
 
-// The HID interface's interrupt endpoints, from a configuration descriptor: the first HID interface
-// (class 3) and its interrupt IN and OUT endpoints (0 = none; without an OUT endpoint reports go as
-// SET_REPORT on endpoint 0, as hidapi's libusb back end does).
-struct HidEndpoints {
-    uint8_t interface = 0;
-    uint8_t in = 0, out = 0;
-    uint16_t in_size = 0, out_size = 0;
-};
-std::optional<HidEndpoints> hid_endpoints(std::span<const uint8_t> configuration);
-
 }  // namespace mcuflash::protocol::hid_stm32

@@ -19,6 +19,7 @@ const std::vector<UsbSimulatorInfo>& usb_simulators() {
         UsbSimulatorInfo hid_stm32{"hid-stm32", "the STM32 HID bootloader (1209:beba; F1 and F4 builds)", "stm32f103xb",
                                    [](const std::string& chip, const DeviceOptions& o) { return hid_stm32::make_hid_stm32_device(chip, o); },
                                    hid_stm32::hid_stm32_simulator_chips()};
+        halfkay.hid = hid_stm32.hid = true;
         // Only the PICOBOOT interface: the ROM as reset_usb_boot starts it with the UF2 drive disabled.
         UsbSimulatorInfo picoboot{"picoboot", "the RP2040 boot ROM's PICOBOOT interface (2e8a:0003; no UF2 drive)", "rp2040",
                                   [](const std::string& chip, const DeviceOptions& o) { return picoboot::make_picoboot_device(chip, o); },

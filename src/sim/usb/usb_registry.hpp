@@ -20,6 +20,7 @@ struct UsbSimulatorInfo {
     // flash_file, trace. Throws core::Error(Usage) for a chip it cannot simulate.
     std::function<std::unique_ptr<UsbDeviceModel>(const std::string& chip, const DeviceOptions& options)> make;
     std::vector<std::string> chips{};  // for `list`; empty: not listed
+    bool hid = false;  // a HID device: in process its client gets a link::HidDevice over it
 };
 
 const std::vector<UsbSimulatorInfo>& usb_simulators();
