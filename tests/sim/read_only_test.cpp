@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "plan/flash_plan.hpp"
+#include "link/usb_hid_device.hpp"
 #include "protocol/bootloader.hpp"
 #include "sim/in_process_link.hpp"
 #include "sim/open.hpp"
@@ -20,6 +21,8 @@ namespace {
 
 sim::FlashMemory& flash_of(link::Link& link) {
     if (link.kind() == link::LinkKind::Usb) return static_cast<sim::usb::InProcessUsb&>(link).model().flash();
+    if (link.kind() == link::LinkKind::Hid)  // a HID bootloader's simulator, under its HID link
+        return static_cast<sim::usb::InProcessUsb&>(static_cast<link::UsbHidDevice&>(link).usb()).model().flash();
     return static_cast<sim::InProcessLink&>(link).flash();
 }
 
