@@ -16,6 +16,7 @@
 #include "image/loader.hpp"
 #include "plan/flash_plan.hpp"
 #include "protocol/klipper_mcu/codec.hpp"
+#include "storage/uf2_families.hpp"
 #include "targets/knowledge.hpp"
 
 namespace mcuflash::cli {
@@ -287,8 +288,8 @@ void flash_command(GlobalOptions& global, const std::string& file, const ImageOp
         std::string human = fmt::format("wrote {} bytes{} to the {} in {:.2f} s{}{}\n", report.bytes_written, pages,
                                         session.info.chip, report.seconds_write, verified,
                                         report.started ? "; application started" : "");
-        if (session.link->kind() == link::LinkKind::Volume) {
-            // A card or drive holds the file; the board's bootloader installs it at its next start.
+        if (session.bootloader->capabilities().installed_at_next_start) {
+            // A card holds the file; the board's bootloader installs it at its next start.
             j["started"] = false;
             human = fmt::format("wrote the firmware file ({} bytes) to {} in {:.2f} s{}\nput the card in the board "
                                 "and power it up (or reset it): its bootloader installs the file; `mcuflash verify-sd "
@@ -444,11 +445,35 @@ void image_info_command(GlobalOptions& global, const std::string& file, const Im
     });
 }
 
+// A UF2 family given as a chip (rp2040), a family's short name (SAMD51) or its ID (0xE48BFF56).
+uint32_t uf2_family(const std::string& text) {
+    if (auto id = storage::uf2_family_for_chip(targets::Knowledge::builtin().find_chip(text)
+                                                   ? targets::Knowledge::builtin().find_chip(text)->name
+                                                   : text))
+        return *id;
+    if (auto id = storage::uf2_family_by_name(text)) return *id;
+    if (text.size() > 2 && text.size() <= 10 && (text.rfind("0x", 0) == 0 || text.rfind("0X", 0) == 0) &&
+        text.find_first_not_of("0123456789abcdefABCDEF", 2) == std::string::npos)
+        return static_cast<uint32_t>(std::stoul(text, nullptr, 16));
+    std::string names;
+    for (const auto& f : storage::uf2_families()) names += (names.empty() ? "" : ", ") + std::string(f.name);
+    throw Error(ErrorKind::Usage, fmt::format("--family {}: no UF2 family of that chip or name", text),
+                fmt::format("give a chip (rp2040), a family ({}) or the ID in hex (0xE48BFF56)", names));
+}
+
 void image_convert_command(GlobalOptions& global, const std::string& in, const std::string& out,
-                           const ImageOptions& image_options, const std::string& to) {
+                           const ImageOptions& image_options, const std::string& to, const std::string& family) {
     run(global, [&](Reporter& reporter) {
-        const image::Image img = load_image(in, image_options, reporter);
+        image::Image img = load_image(in, image_options, reporter);
         image::Format out_format = to.empty() ? image::format_for_extension(out) : image::format_from_name(to);
+        if (!family.empty()) {
+            if (out_format != image::Format::Uf2)
+                throw Error(ErrorKind::Usage, "--family applies to UF2 output only");
+            img.family_id = uf2_family(family);
+        } else if (out_format == image::Format::Uf2 && !img.family_id) {
+            reporter.warning("the UF2 file has no family ID: the RP2040 boot ROM ignores such blocks (give --family "
+                          "rp2040, or the board's chip)");
+        }
         image::save_file(img, out, out_format);
         reporter.result({{"command", "image convert"}, {"input", in}, {"output", out},
                          {"format", image::format_name(out_format)}, {"total_bytes", img.total_bytes()}},
@@ -616,12 +641,16 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     image_info->add_option("file", file, "firmware image")->required();
     add_image_options(image_info, image_opts);
     image_info->callback([&global] { image_info_command(global, file, image_opts); });
-    auto* convert = image->add_subcommand("convert", "convert between hex, srec and bin");
+    auto* convert = image->add_subcommand("convert", "convert between hex, srec, bin and uf2");
     convert->add_option("input", file, "input image")->required();
     convert->add_option("output", out_file, "output file")->required();
     add_image_options(convert, image_opts);
-    convert->add_option("--to", to_format, "hex, srec or bin (default: from the output name)");
-    convert->callback([&global] { image_convert_command(global, file, out_file, image_opts, to_format); });
+    convert->add_option("--to", to_format, "hex, srec, bin or uf2 (default: from the output name)");
+    static std::string uf2_family_text;
+    convert->add_option("--family", uf2_family_text,
+                        "UF2 output: the family ID the board's UF2 bootloader expects, as a chip (rp2040), a family "
+                        "(SAMD51) or the ID in hex (default: the input's, if it is UF2)");
+    convert->callback([&global] { image_convert_command(global, file, out_file, image_opts, to_format, uf2_family_text); });
 
     register_avr_isp_commands(app, global);
     register_usb_commands(app, global);

@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "device/device.hpp"
 #include "storage/card_rules.hpp"
+#include "storage/drive_presence.hpp"
 #include "storage/volume_link.hpp"
 
 namespace mcuflash::device {
@@ -104,6 +105,29 @@ std::vector<Candidate> discover_cards(const targets::Knowledge& knowledge, const
     return out;
 }
 
+// What a card or drive is: a UF2 drive (INFO_UF2.TXT in its root), an MSC bootloader's drive (its USB
+// id is one of an msc bootloader in data/bootloaders.toml), else an SD card.
+std::string drive_protocol(const std::string& path, bool directory, const targets::Knowledge& knowledge) {
+    try {
+        bool uf2 = false;
+        if (directory) {
+            std::error_code ec;
+            uf2 = fs::exists(fs::path(path) / "INFO_UF2.TXT", ec);  // vfat looks names up in any case
+        } else if (storage::mounted_at(path).empty()) {
+            uf2 = storage::VolumeLink::open_unmounted(path)->find("INFO_UF2.TXT").has_value();
+        }
+        if (uf2) return std::string("uf2");
+        if (auto drive = storage::drive_behind(path); drive && drive->usb)
+            for (const auto& [name, bl] : knowledge.bootloaders())
+                if (bl.protocol == "msc" &&
+                    std::find(bl.usb_ids.begin(), bl.usb_ids.end(), *drive->usb) != bl.usb_ids.end())
+                    return std::string("msc");
+    } catch (const core::Error&) {
+        // not readable as FAT here: the sdcard client says why
+    }
+    return std::string("sdcard");
+}
+
 Transport card_transport(std::string scheme, std::string prefix, std::string syntax, bool directory, bool discover) {
     Transport t;
     t.scheme = std::move(scheme);
@@ -117,7 +141,9 @@ Transport card_transport(std::string scheme, std::string prefix, std::string syn
         if (directory) return storage::VolumeLink::open_directory(path);
         return storage::VolumeLink::open_unmounted(path);
     };
-    t.protocol_for = [](const Address&, const targets::Knowledge&) { return std::string("sdcard"); };
+    t.protocol_for = [directory, keep_prefix, prefix = t.prefix](const Address& address, const targets::Knowledge& kb) {
+        return drive_protocol(keep_prefix ? prefix + address.rest : address.rest, directory, kb);
+    };
     if (discover) t.discover = discover_cards;
     return t;
 }

@@ -59,6 +59,9 @@ struct Capabilities {
     // The device takes the whole image at once, as one file (an SD card, a USB drive, a UF2 drive):
     // write_image() instead of pages and erase units.
     bool whole_image = false;
+    // The file waits on the device until the board's next start (an SD card): nothing is installed
+    // or started now. A drive the board itself shows (MSC, UF2) installs the file at once instead.
+    bool installed_at_next_start = false;
     // Flash that must be erased (erase()) before it is written, in these units, in address order;
     // empty when writes need no separate erase.
     std::vector<EraseUnit> erase_units;

@@ -12,6 +12,7 @@
 #include "protocol/stk500v2/client.hpp"
 #include "protocol/stk500v2/isp_programmer.hpp"
 #include "protocol/stm32uart/client.hpp"
+#include "protocol/uf2drive/client.hpp"
 
 namespace mcuflash::protocol {
 
@@ -28,6 +29,8 @@ const std::vector<ProtocolInfo>& protocols() {
         picoboot::protocol_info(),
         katapult::protocol_info(),
         sdcard::protocol_info(),
+        sdcard::msc_protocol_info(),
+        uf2drive::protocol_info(),
     };
     return all;
 }

@@ -12,8 +12,10 @@
 #include "core/error.hpp"
 #include "protocol/klipper_mcu/codec.hpp"
 #include "sim/fault_injector.hpp"
+#include "sim/gs_usb/gs_usb_bridge.hpp"
 #include "sim/katapult/can_server.hpp"
 #include "sim/katapult/katapult_device.hpp"
+#include "sim/msc/card_reader.hpp"
 #include "sim/klipper/klipper_usb.hpp"
 #include "sim/klipper/mcu_responder.hpp"
 #include "sim/klipper/running_klipper.hpp"
@@ -46,6 +48,9 @@ struct ServeOptions {
     std::string can_uuid;        // katapult --can: the node's UUID (12 hex digits)
     bool can_klipper = false;    // katapult --can: the node starts as a running Klipper
     std::string firmware;        // klipper: what it runs (a klipper.dict or a Klipper image): answers identify
+    std::vector<std::string> can_nodes;  // gs-usb: --node KIND:CHIP[:UUID[:FLASH_FILE]]
+    std::string chip_id;                 // gs-usb: the bridge's chip id (hex): its USB serial and CAN UUID
+    std::string card_image;              // card-reader, sd-boot: the SD card (an image file)
 };
 
 void print_list() {
@@ -255,14 +260,42 @@ int serve_klipper(const ServeOptions& o) {
     return 0;
 }
 
+// A Klipper USB-to-CAN bridge with simulated nodes behind it, over USB/IP: the guest's gs_usb makes it can0.
+int serve_gs_usb(const ServeOptions& o) {
+    sim::gs_usb::GsUsbBridgeOptions options;
+    if (!o.chip.empty()) options.chip = targets::Knowledge::builtin().chip(o.chip).name;
+    if (!o.chip_id.empty()) {
+        if (o.chip_id.size() % 2 || o.chip_id.size() > 32 || o.chip_id.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+            throw core::Error(core::ErrorKind::Usage, fmt::format("--chip-id {}: give the chip id as hex bytes (an STM32's is 24 digits)", o.chip_id));
+        for (size_t i = 0; i < o.chip_id.size(); i += 2)
+            options.chip_id.push_back(static_cast<uint8_t>(std::stoul(o.chip_id.substr(i, 2), nullptr, 16)));
+    }
+    options.timing = !o.no_timing;
+    for (const auto& text : o.can_nodes) options.nodes.push_back(sim::gs_usb::BridgeNodeSpec::parse(text));
+    options.log = log_line;  // bit timing, mode, node ids, reboots: few and worth seeing
+    sim::gs_usb::GsUsbBridge bridge(options);
+    if (o.verbose) bridge.set_trace(log_line);
+    log_line(fmt::format("bridge: USB serial {}, CAN uuid {:012x}", bridge.serial(), bridge.uuid()));
+    for (size_t i = 0; i < bridge.node_count(); ++i)
+        log_line(fmt::format("node {:012x}: {} on a {}{}", bridge.node(i).uuid(),
+                             bridge.node(i).runs_klipper() ? "Klipper" : "Katapult", bridge.node(i).device().describe(),
+                             !options.nodes[i].flash_file.empty() ? ", flash file " + options.nodes[i].flash_file : ""));
+    const int rc = serve_usb_model(bridge, "gs-usb bridge", o);
+    for (const auto& line : bridge.summary()) log_line(line);
+    return rc;
+}
+
 // A USB simulator behind a USB/IP server: `usbip attach -r HOST -b 1-1` makes it a device of that kernel.
 int serve_usb(const sim::usb::UsbSimulatorInfo& info, const ServeOptions& o) {
+    if (info.protocol == "gs-usb") return serve_gs_usb(o);
     sim::DeviceOptions device_options;
     device_options.bootloader = o.bootloader;
     device_options.timing = !o.no_timing;
     if (!o.flash_file.empty()) device_options.flash_file = o.flash_file;
     if (o.verbose) device_options.trace = log_line;
-    auto model = info.make(o.chip, device_options);
+    // The card reader's card is no flash file: it comes with --card-image.
+    auto model = info.protocol == "card-reader" ? sim::msc::make_card_reader(o.card_image, device_options)
+                                                : info.make(o.chip, device_options);
     if (o.verbose) model->set_trace(log_line);
     return serve_usb_model(*model, fmt::format("{} {}", info.protocol, o.chip.empty() ? info.default_chip : o.chip), o);
 }
@@ -382,7 +415,37 @@ int main(int argc, char** argv) {
                         "bootloader to impersonate where the chip could have several (default: the chip's)");
         cmd->add_flag("--no-timing", options.no_timing, "flash operations take no time");
         cmd->add_flag("-v,--verbose", options.verbose, "log every control transfer and device event");
+        if (info.protocol == "gs-usb") {
+            cmd->add_option("--node", options.can_nodes,
+                            "a simulated CAN node behind the bridge, KIND:CHIP[:UUID[:FLASH_FILE]]: KIND katapult (in "
+                            "its bootloader) or klipper (running Klipper, reboots into Katapult on request); UUID 12 hex "
+                            "digits (default: derived from the chip); repeat for more nodes")
+                ->take_all();
+            cmd->add_option("--chip-id", options.chip_id,
+                            "the bridge MCU's chip id in hex: its USB serial number, and (hashed as Klipper does) its "
+                            "own CAN UUID");
+        }
+        if (info.protocol == "card-reader")
+            cmd->add_option("--card-image", options.card_image,
+                            "the SD card in the reader: an image file (written through); `sd-boot` then plays the "
+                            "board taking firmware.bin from it")
+                ->required();
         cmd->callback([&chosen_usb, &info] { chosen_usb = &info; });
+    }
+    bool sd_boot = false;
+    {
+        auto* cmd = app.add_subcommand(
+            "sd-boot", "the board's SD-card bootloader at power-on (LPC176x, BTT): takes firmware.bin from the card "
+                       "image into its flash after itself and renames it FIRMWARE.CUR, then exits");
+        cmd->add_option("--card-image", options.card_image, "the SD card (an image file, as card-reader serves it)")
+            ->required();
+        cmd->add_option("--chip", options.chip, "the board's chip (lpc1768, lpc1769, or an STM32 with an SD bootloader)")
+            ->required();
+        cmd->add_option("--bootloader", options.bootloader,
+                        "the SD bootloader (data/bootloaders.toml; default: the chip's one, lpc176x_sd on LPC176x)");
+        cmd->add_option("--flash-file", options.flash_file,
+                        "raw image of the whole flash: loaded if it exists, else created; kept current");
+        cmd->callback([&sd_boot] { sd_boot = true; });
     }
 
     try {
@@ -398,6 +461,12 @@ int main(int argc, char** argv) {
 
     try {
         if (chosen_usb) return serve_usb(*chosen_usb, options);
+        if (sd_boot) {
+            sim::DeviceOptions device_options;
+            if (!options.flash_file.empty()) device_options.flash_file = options.flash_file;
+            const auto result = sim::msc::sd_boot(options.card_image, options.chip, options.bootloader, device_options, log_line);
+            return result.outcome == sim::msc::SdBootResult::Outcome::TooLarge ? core::exit_code(core::ErrorKind::BadInput) : 0;
+        }
         if (klipper) return serve_klipper(options);
         if (!chosen) {
             print_list();

@@ -602,6 +602,24 @@ std::vector<uint8_t> FatVolume::read_file(const std::string& path) {
     return out;
 }
 
+std::vector<uint64_t> FatVolume::file_sectors(const std::string& path) {
+    auto entry = find(path);
+    if (!entry) throw Error(ErrorKind::NotFound, fmt::format("{}: there is no file {}", device_.describe(), path));
+    std::vector<uint64_t> out;
+    if (entry->size == 0 || entry->directory) return out;
+    const uint64_t cb = uint64_t(per_cluster_) * kSectorSize;
+    const uint64_t needed = (entry->size + cb - 1) / cb;
+    const uint64_t sectors = (entry->size + kSectorSize - 1) / kSectorSize;
+    for (uint32_t c : chain(entry->first_cluster, needed))
+        for (uint32_t s = 0; s < per_cluster_ && out.size() < sectors; ++s) out.push_back(cluster_sector(c) + s);
+    if (out.size() < sectors)
+        throw Error(ErrorKind::BadInput,
+                    fmt::format("{}: {} is {} bytes but its clusters hold only {}", device_.describe(), path,
+                                entry->size, out.size() * kSectorSize),
+                    kFsckHint);
+    return out;
+}
+
 VolumeInfo FatVolume::info() {
     VolumeInfo v;
     v.type = type_;
@@ -835,6 +853,109 @@ bool FatVolume::remove(const std::string& path) {
         return true;
     }
     return false;
+}
+
+void format_fat(BlockDevice& device, const FatFormat& format) {
+    const uint64_t total = device.sector_count();
+    const uint32_t per_cluster = format.cluster_bytes / kSectorSize;
+    if (per_cluster == 0 || per_cluster > 64 || (per_cluster & (per_cluster - 1)))
+        throw Error(ErrorKind::Usage, fmt::format("a FAT cluster of {} bytes: give a power of two from 512 to 32768",
+                                                  format.cluster_bytes));
+    if (total > 0xFFFFFFFFull) throw Error(ErrorKind::Usage, "a FAT volume holds at most 2^32 sectors");
+    // The type follows from the cluster count, which depends on the FAT's size: settle both together.
+    FatType type = FatType::Fat12;
+    uint32_t reserved = 1, root_sectors = 0, fat_sectors = 1, clusters = 0;
+    for (FatType candidate : {FatType::Fat12, FatType::Fat16, FatType::Fat32}) {
+        const bool fat32 = candidate == FatType::Fat32;
+        reserved = fat32 ? 32 : 1;
+        root_sectors = fat32 ? 0 : (format.root_entries * uint32_t(kEntry) + kSectorSize - 1) / kSectorSize;
+        const uint64_t bits = candidate == FatType::Fat12 ? 12 : candidate == FatType::Fat16 ? 16 : 32;
+        fat_sectors = 1;
+        for (int round = 0; round < 8; ++round) {
+            const uint64_t meta = reserved + 2ull * fat_sectors + root_sectors;
+            if (meta >= total) throw Error(ErrorKind::Usage, fmt::format("{} sectors are too few for FAT", total));
+            clusters = uint32_t((total - meta) / per_cluster);
+            fat_sectors = uint32_t(((clusters + 2ull) * bits / 8 + kSectorSize - 1) / kSectorSize);
+        }
+        const uint64_t meta = reserved + 2ull * fat_sectors + root_sectors;
+        clusters = uint32_t((total - meta) / per_cluster);
+        type = candidate;
+        if (candidate == FatType::Fat12 && clusters < 4085) break;
+        if (candidate == FatType::Fat16 && clusters >= 4085 && clusters < 65525) break;
+        if (fat32 && clusters < 65525)
+            throw Error(ErrorKind::Usage, fmt::format("{} sectors with {}-byte clusters fit no FAT type: use smaller "
+                                                      "clusters", total, format.cluster_bytes));
+    }
+    std::vector<uint8_t> boot(kSectorSize, 0);
+    uint8_t* b = boot.data();
+    b[0] = 0xEB, b[1] = type == FatType::Fat32 ? 0x58 : 0x3C, b[2] = 0x90;
+    std::memcpy(b + 3, "MCUFLASH", 8);
+    put16(b + 11, kSectorSize);
+    b[13] = uint8_t(per_cluster);
+    put16(b + 14, uint16_t(reserved));
+    b[16] = 2;
+    put16(b + 17, type == FatType::Fat32 ? 0 : uint16_t(format.root_entries));
+    put16(b + 19, total < 65536 ? uint16_t(total) : 0);
+    b[21] = format.media;
+    put16(b + 22, type == FatType::Fat32 ? 0 : uint16_t(fat_sectors));
+    put16(b + 24, 63);  // sectors per track and heads: only for CHS, which nothing uses now
+    put16(b + 26, 255);
+    put32(b + 28, format.hidden_sectors);
+    put32(b + 32, total < 65536 ? 0 : uint32_t(total));
+    std::string label = format.label.substr(0, 11);
+    for (auto& c : label) c = upper(c);
+    label.resize(11, ' ');
+    const size_t ext = type == FatType::Fat32 ? 64 : 36;  // the extended BPB's place
+    if (type == FatType::Fat32) {
+        put32(b + 36, fat_sectors);
+        put32(b + 44, 2);  // the root directory's cluster
+        put16(b + 48, 1);  // FSInfo
+        put16(b + 50, 6);  // the backup boot sector
+    }
+    b[ext] = 0x80;
+    b[ext + 2] = 0x29;
+    put32(b + ext + 3, format.serial);
+    std::memcpy(b + ext + 7, label.data(), 11);
+    std::memcpy(b + ext + 18, type == FatType::Fat12 ? "FAT12   " : type == FatType::Fat16 ? "FAT16   " : "FAT32   ", 8);
+    b[510] = 0x55, b[511] = 0xAA;
+
+    const std::vector<uint8_t> zero(kSectorSize, 0);
+    for (uint64_t s = 0; s < uint64_t(reserved) + 2ull * fat_sectors + root_sectors; ++s) device.write(s, zero);
+    device.write(0, boot);
+    std::vector<uint8_t> fat(kSectorSize, 0);
+    if (type == FatType::Fat12) {
+        fat[0] = format.media, fat[1] = 0xFF, fat[2] = 0xFF;
+    } else if (type == FatType::Fat16) {
+        put16(fat.data(), uint16_t(0xFF00 | format.media));
+        put16(fat.data() + 2, 0xFFFF);
+    } else {
+        put32(fat.data(), 0x0FFFFF00 | format.media);
+        put32(fat.data() + 4, 0x0FFFFFFF);
+        put32(fat.data() + 8, 0x0FFFFFFF);  // the root directory's one cluster
+    }
+    for (uint32_t copy = 0; copy < 2; ++copy) device.write(reserved + uint64_t(copy) * fat_sectors, fat);
+    std::vector<uint8_t> root(kSectorSize, 0);
+    if (format.label != "NO NAME" && !format.label.empty()) {
+        std::memcpy(root.data(), label.data(), 11);
+        root[11] = kAttrVolume;
+    }
+    if (type == FatType::Fat32) {
+        const uint64_t data_start = reserved + 2ull * fat_sectors;
+        for (uint32_t s = 0; s < per_cluster; ++s) device.write(data_start + s, zero);
+        device.write(data_start, root);
+        std::vector<uint8_t> info(kSectorSize, 0);
+        put32(info.data(), 0x41615252);
+        put32(info.data() + 484, 0x61417272);
+        put32(info.data() + 488, clusters - 1);
+        put32(info.data() + 492, 3);
+        info[510] = 0x55, info[511] = 0xAA;
+        device.write(1, info);
+        device.write(6, boot);
+        device.write(7, info);
+    } else {
+        device.write(reserved + 2ull * fat_sectors, root);
+    }
+    device.flush();
 }
 
 }  // namespace mcuflash::storage

@@ -53,6 +53,9 @@ public:
     // The file or directory at a path, compared as FAT does (case-insensitive, long or 8.3 name).
     std::optional<FileEntry> find(const std::string& path);
     std::vector<uint8_t> read_file(const std::string& path);
+    // The device sectors (of this volume) holding a file's bytes, in file order: the clusters of its
+    // chain, cut to its size. A simulated drive uses it to tell which sectors make up a file.
+    std::vector<uint64_t> file_sectors(const std::string& path);
 
     struct WriteResult {
         bool replaced = false;       // a file of that name was there and is gone now
@@ -100,6 +103,19 @@ private:
     };
     std::map<uint32_t, CachedSector> fat_cache_;  // by sector within the FAT
 };
+
+// An empty FAT file system over the whole device (what mkfs.fat does, in the layout the FAT spec
+// gives): a simulated drive's disk, a card image for tests. The type follows from the size and the
+// cluster size (FAT12 below 4085 clusters, FAT16 below 65525, else FAT32).
+struct FatFormat {
+    std::string label = "NO NAME";  // up to 11 characters
+    uint32_t cluster_bytes = 4096;  // a power of two, 512 to 32768
+    uint32_t root_entries = 512;    // FAT12/16's fixed root
+    uint8_t media = 0xF8;           // 0xF8 fixed disk, 0xF0 removable
+    uint32_t hidden_sectors = 0;    // the partition's first sector when behind an MBR
+    uint32_t serial = 0x4D434653;   // the volume serial number
+};
+void format_fat(BlockDevice& device, const FatFormat& format);
 
 // Checks a name the card will hold (one path component): throws core::Error(Usage) for what FAT
 // cannot store.

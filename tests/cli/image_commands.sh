@@ -23,3 +23,31 @@ assert a["format"] == "ihex" and c["format"] == "srec", (a["format"], c["format"
 PY
 "$MCUFLASH" image info "$WORK/app.hex" | grep -q "0x00001000-0x00002387" || fail "human range line missing"
 echo ok
+# UF2 for a UF2 drive: the family ID the board's bootloader expects, from --family (a chip, a name or hex).
+"$MCUFLASH" image convert "$WORK/app.bin" "$WORK/app.uf2" --address 0x10000000 --family rp2040 >/dev/null \
+  || fail "convert to UF2 with --family rp2040 failed"
+"$MCUFLASH" image convert "$WORK/app.bin" "$WORK/samd.uf2" --address 0x4000 --family 0x55114460 >/dev/null \
+  || fail "convert to UF2 with a hex family failed"
+python3 - "$WORK" <<'PY'
+import struct, sys
+w = sys.argv[1]
+raw = open(f"{w}/app.bin", "rb").read()
+for name, family, base in (("app.uf2", 0xE48BFF56, 0x10000000), ("samd.uf2", 0x55114460, 0x4000)):
+    data = open(f"{w}/{name}", "rb").read()
+    blocks = [data[i:i + 512] for i in range(0, len(data), 512)]
+    got = bytearray()
+    for n, b in enumerate(blocks):
+        magic0, magic1, flags, addr, size, no, count, fam = struct.unpack("<8I", b[:32])
+        assert (magic0, magic1) == (0x0A324655, 0x9E5D5157) and struct.unpack("<I", b[508:])[0] == 0x0AB16F30
+        assert flags & 0x2000 and fam == family, (name, hex(flags), hex(fam))
+        assert addr == base + 256 * n and no == n and count == len(blocks) and size == 256
+        got += b[32:32 + size]
+    assert bytes(got[:len(raw)]) == raw and set(got[len(raw):]) <= {0xFF}, name
+PY
+set +e
+"$MCUFLASH" image convert "$WORK/app.bin" "$WORK/bad.uf2" --family nosuchchip >"$WORK/out" 2>&1; rc=$?
+set -e
+[ $rc -eq 64 ] && grep -q "no UF2 family" "$WORK/out" || fail "an unknown --family: exit $rc: $(cat "$WORK/out")"
+"$MCUFLASH" image convert "$WORK/app.bin" "$WORK/nofamily.uf2" 2>"$WORK/err" >/dev/null
+grep -q "no family ID" "$WORK/err" || fail "UF2 without a family ID gave no warning: $(cat "$WORK/err")"
+echo "ok: UF2 output carries the --family ID in every block"

@@ -17,6 +17,8 @@ chip_for() {
 }
 for p in $protocols; do
   if [ "$p" = sdcard ]; then echo "skip: sdcard: a card image, not a sim: device (tests/cli/storage_card_image.sh)"; continue; fi
+  # A drive is the kernel's (usb-storage, vfat): its simulators are USB mass-storage devices over USB/IP.
+  case $p in msc|uf2) echo "skip: $p: a drive the kernel mounts, not a sim: device (tests/interop/msc_guest.sh)"; continue ;; esac
   chip=$(chip_for "$p")
   dev="sim:$p:$chip"
   "$MCUFLASH" info -d "$dev" --sim-fast --json >"$WORK/$p.info" || fail "$p: info failed: $(cat "$WORK/$p.info")"

@@ -30,7 +30,8 @@ std::string only_card_bootloader(const targets::Knowledge& kb, const std::string
 
 }  // namespace
 
-Client::Client(storage::VolumeLink& card, const ConnectOptions& options) : card_(card), options_(options) {}
+Client::Client(storage::VolumeLink& card, const ConnectOptions& options, bool drive)
+    : card_(card), options_(options), drive_(drive) {}
 
 DeviceInfo Client::connect() {
     const auto& kb = options_.knowledge_base();
@@ -44,6 +45,22 @@ DeviceInfo Client::connect() {
         rules_ = storage::card_rules(kb, board);
         if (chip_name.empty()) chip_name = board.chip;
         if (!options_.bootloader.empty()) rules_.bootloader = options_.bootloader;
+    } else if (drive_) {
+        // An MSC bootloader's drive takes the build's output as it is: klipper.bin.
+        std::string bootloader = options_.bootloader;
+        if (bootloader.empty() && !chip_name.empty()) {
+            const auto found = kb.bootloaders_for("msc", kb.chip(chip_name).name);
+            if (found.size() == 1) bootloader = found.front()->name;
+        }
+        if (bootloader.empty() || chip_name.empty())
+            throw Error(ErrorKind::Usage,
+                        fmt::format("{}: say which board the MSC bootloader's drive is (--board), or its chip (--chip, "
+                                    "and --bootloader where the chip has several)",
+                                    card_.describe()),
+                        "e.g. --chip stm32f103xb (its MSC bootloader, stm32_msc, leaves the application at 8 KiB)");
+        rules_ = storage::default_card_rules(bootloader);
+        rules_.file = "klipper.bin";
+        rules_.installed_name.clear();
     } else if (!options_.bootloader.empty() && !chip_name.empty()) {
         rules_ = storage::default_card_rules(options_.bootloader);
     } else if (const auto only = only_card_bootloader(kb, chip_name); !only.empty()) {
@@ -71,6 +88,8 @@ DeviceInfo Client::connect() {
                     fmt::format("the {} bootloader's size on a {} is not known: mcuflash cannot tell where the "
                                 "application starts",
                                 bootloader->name, chip.name));
+    if (bootloader->protocol == "msc") drive_ = true;
+    if (drive_) device_ = storage::drive_behind(card_.path());
     info_ = DeviceInfo{};
     info_.chip = chip.name;
     info_.bootloader = bootloader->name;
@@ -81,13 +100,14 @@ DeviceInfo Client::connect() {
     info_.app_end = chip.flash_base + chip.flash_size;
     info_.page_size = 512;
     const auto card = card_.summary();
-    info_.details.emplace_back("card", card_.describe());
+    info_.details.emplace_back(drive_ ? "drive" : "card", card_.describe());
+    if (device_) info_.details.emplace_back("drive device", device_->describe());
     if (card.file_system != "mounted")
         info_.details.emplace_back("file system", fmt::format("{}{}, {} free of {}", card.file_system,
                                                               card.label.empty() ? "" : " \"" + card.label + "\"",
                                                               size_words(card.free_bytes), size_words(card.size_bytes)));
     info_.details.emplace_back("card file", rules_.file + (rules_.transform.empty() ? "" : " (" + rules_.transform + ")"));
-    if (options_.warn) {
+    if (options_.warn && !drive_) {
         if (card.file_system == "FAT12" || card.file_system == "FAT16")
             options_.warn(fmt::format("the card is {}: most board bootloaders read FAT32 (FAT16 is read by many, "
                                       "FAT12 by few); if the board does not take the file, format the card FAT32",
@@ -104,7 +124,8 @@ DeviceInfo Client::connect() {
 Capabilities Client::capabilities() const {
     Capabilities c;
     c.whole_image = true;
-    c.can_read = true;
+    c.can_read = !drive_;  // a drive's copy of the file is not the flash it was written into
+    c.installed_at_next_start = !drive_;
     return c;
 }
 
@@ -120,11 +141,35 @@ void Client::write_image(uint32_t address, std::span<const uint8_t> bytes) {
     const auto file = storage::apply_transform(rules_.transform, info_.app_start, firmware);
     written_name_ = storage::file_for_update(rules_);
     read_back_.reset();
-    card_.write_file(written_name_, file);
+    try {
+        card_.write_file(written_name_, file);
+    } catch (const Error& e) {
+        // An MSC bootloader may take the file and reset as soon as its last sector is in, before the
+        // host has flushed everything: an I/O error with the drive gone is that.
+        if (!drive_ || !device_ || drive_present(*device_) || e.kind() == ErrorKind::Usage) throw;
+        left_while_writing_ = true;
+        if (options_.warn)
+            options_.warn(fmt::format("the drive left while the file was being flushed ({}): the board took it", e.what()));
+        return;
+    }
     for (const auto& extra : rules_.extra_files) card_.write_file(extra, {});
 }
 
+void Client::start_application() {
+    if (!drive_ || !device_ || left_while_writing_) return;
+    using namespace std::chrono_literals;
+    constexpr auto limit = 20s;
+    if (!storage::wait_until_drive_leaves(*device_, limit, [this](std::chrono::milliseconds d) { card_.pause(d); }))
+        throw Error(ErrorKind::Timeout,
+                    fmt::format("the drive is still there {} s after {} was written: the MSC bootloader did not take it",
+                                limit.count(), written_name_),
+                    "check that the file is for this board (linked for its application offset) and not too large; "
+                    "unplug the board and try again");
+}
+
 std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {
+    if (drive_)
+        throw Error(ErrorKind::Usage, "an MSC bootloader's drive takes a file; it cannot give its flash back");
     if (written_name_.empty())
         throw Error(ErrorKind::Usage, "a card holds files, not flash: only the file just written can be read back");
     if (!read_back_)
@@ -145,6 +190,17 @@ ProtocolInfo protocol_info() {
     info.runs_on = link::LinkKind::Volume;
     info.make = [](link::Link& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
         return std::make_unique<Client>(link::link_as<storage::VolumeLink>(link, "sdcard"), options);
+    };
+    return info;
+}
+
+ProtocolInfo msc_protocol_info() {
+    ProtocolInfo info;
+    info.name = "msc";
+    info.description = "a USB mass-storage bootloader: the board shows a drive and installs the file copied onto it";
+    info.runs_on = link::LinkKind::Volume;
+    info.make = [](link::Link& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
+        return std::make_unique<Client>(link::link_as<storage::VolumeLink>(link, "msc"), options, true);
     };
     return info;
 }

@@ -89,6 +89,9 @@ public:
     // that rebooted into its bootloader); front ends serve it from the next plug-in on.
     virtual UsbDeviceModel* successor() { return nullptr; }
     virtual void tick(Clock::time_point now) { (void)now; }
+    // When the device next has something to do by itself (a CAN frame finishes on its bus): the USB/IP
+    // server wakes then instead of at its next 10 ms tick. nullopt: nothing scheduled.
+    virtual std::optional<Clock::time_point> next_event() const { return std::nullopt; }
     virtual std::string describe() const = 0;
     virtual FlashMemory& flash() = 0;
 

@@ -1,8 +1,12 @@
 #include "sim/usb/usb_registry.hpp"
 
 #include "sim/dfu/simulator.hpp"
+#include "sim/gs_usb/gs_usb_bridge.hpp"
 #include "sim/halfkay/halfkay_device.hpp"
 #include "sim/hid_stm32/hid_stm32_device.hpp"
+#include "sim/msc/card_reader.hpp"
+#include "sim/msc/msc_bootloader_device.hpp"
+#include "sim/msc/uf2_bootloader_device.hpp"
 #include "sim/picoboot/picoboot_device.hpp"
 
 namespace mcuflash::sim::usb {
@@ -24,7 +28,25 @@ const std::vector<UsbSimulatorInfo>& usb_simulators() {
         UsbSimulatorInfo picoboot{"picoboot", "the RP2040 boot ROM's PICOBOOT interface (2e8a:0003; no UF2 drive)", "rp2040",
                                   [](const std::string& chip, const DeviceOptions& o) { return picoboot::make_picoboot_device(chip, o); },
                                   {"rp2040"}};
-        return std::vector<UsbSimulatorInfo>{dfu, halfkay, hid_stm32, picoboot};
+        // A Klipper USB-to-CAN bridge; `mcuflash-sim gs-usb --node ...` puts simulated CAN nodes behind it.
+        UsbSimulatorInfo gs_usb{"gs-usb", "a Klipper USB-to-CAN bridge board (gs_usb, 1d50:606f) with CAN nodes behind it",
+                                "stm32f072xb", [](const std::string& chip, const DeviceOptions& o) {
+                                    gs_usb::GsUsbBridgeOptions options;
+                                    if (!chip.empty()) options.chip = chip;
+                                    options.timing = o.timing;
+                                    options.log = o.trace;
+                                    return std::unique_ptr<UsbDeviceModel>(std::make_unique<gs_usb::GsUsbBridge>(options));
+                                }};
+        // USB mass storage (src/sim/msc): an MSC bootloader, UF2 drives, a card reader (needs --card-image).
+        UsbSimulatorInfo msc{"msc", "an MSC bootloader: a USB drive that flashes the .bin copied onto it, then leaves (0483:5720)",
+                             "stm32f103xb", [](const std::string& chip, const DeviceOptions& o) { return msc::make_msc_bootloader(chip, o); },
+                             msc::msc_bootloader_chips()};
+        UsbSimulatorInfo uf2{"uf2", "a UF2 bootloader's drive: RPI-RP2 of the RP2040 ROM, Adafruit's SAMD51 (FEATHERBOOT)", "rp2040",
+                             [](const std::string& chip, const DeviceOptions& o) { return msc::make_uf2_bootloader(chip, o); },
+                             msc::uf2_bootloader_chips()};
+        UsbSimulatorInfo card_reader{"card-reader", "a USB SD-card reader holding a card image (--card-image F)", "",
+                                     [](const std::string&, const DeviceOptions& o) { return msc::make_card_reader("", o); }};
+        return std::vector<UsbSimulatorInfo>{dfu, halfkay, hid_stm32, picoboot, gs_usb, msc, uf2, card_reader};
     }();
     return simulators;
 }

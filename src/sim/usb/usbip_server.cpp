@@ -219,7 +219,12 @@ void UsbipServer::run() {
         fds.push_back({signals_ ? signals_->fd : -1, POLLIN, 0});
         fds.push_back({listen_fd_, POLLIN, 0});
         for (auto& c : connections_) fds.push_back({c->fd, POLLIN, 0});
-        if (::poll(fds.data(), fds.size(), kTickMs) < 0 && errno != EINTR) fail_errno("poll");
+        int wait_ms = kTickMs;
+        if (auto next = model().next_event()) {
+            const auto until = std::chrono::ceil<std::chrono::milliseconds>(*next - Clock::now()).count();
+            wait_ms = static_cast<int>(std::clamp<long long>(until, 0, kTickMs));
+        }
+        if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) fail_errno("poll");
         if (fds[0].revents & POLLIN) return;
         if (fds[1].revents & POLLIN) {
             signalfd_siginfo info{};
