@@ -11,6 +11,9 @@
 # Both flash files start as random bytes (old firmware): each must then hold the image byte for byte,
 # and the old bytes after the last 4 KiB sector the image touches. In that last sector rp2040_flash
 # leaves 0xFF after the image; mcuflash writes back the pages the image does not cover.
+#  4. two simulated RP2350 boot ROMs (2e8a:000f): rp2040_flash flashes the first (its RP2040-family UF2
+#     blocks: the tool takes no others) and mcuflash a raw image into the second; both are rebooted by
+#     REBOOT2, which the RP2350's ROM takes instead of REBOOT.
 # Skipped (77) without guest-run.sh, usbip, gcc, libusb-1.0 (pkg-config), the Klipper sources or
 # gcc-arm-none-eabi (for the Klipper image), or a QEMU that guest-run.sh can install.
 source "$(dirname "$0")/../lib/common.sh"
@@ -51,12 +54,19 @@ start_usbip_sim "$WORK/sim1.log" picoboot --chip rp2040 --flash-file "$GUEST_DIR
 PORT1=$USBIP_PORT
 start_usbip_sim "$WORK/sim2.log" picoboot --chip rp2040 --flash-file "$GUEST_DIR/flash2.bin"
 PORT2=$USBIP_PORT
+# The RP2350's ROM (2e8a:000f): rp2040_flash takes the UF2's RP2040-family blocks whatever the chip, and
+# reboots it with REBOOT2; mcuflash flashes a second one with a raw image.
+head -c 30000 /dev/urandom >"$GUEST_DIR/app2350.bin"
+start_usbip_sim "$WORK/sim3.log" picoboot --chip rp2350 --flash-file "$GUEST_DIR/flash3.bin" -v
+PORT3=$USBIP_PORT
+start_usbip_sim "$WORK/sim4.log" picoboot --chip rp2350 --flash-file "$GUEST_DIR/flash4.bin" -v
+PORT4=$USBIP_PORT
 
 cd "$GUEST_DIR"
 started=$(date +%s%N)
 set +e
-"$GUEST_RUN" --usbip-port "$PORT1" --usbip-port "$PORT2" --timeout 200 -- sh -c "
-  present() { lsusb -d 2e8a:0003 >/dev/null 2>&1; }
+"$GUEST_RUN" --usbip-port "$PORT1" --usbip-port "$PORT2" --usbip-port "$PORT3" --usbip-port "$PORT4" --timeout 260 -- sh -c "
+  present() { lsusb -d 2e8a:0003 >/dev/null 2>&1 || lsusb -d 2e8a:000f >/dev/null 2>&1; }
   attach() {
     usbip --tcp-port \$1 attach -r \$GUEST_HOST_ADDR -b 1-1 || return 1
     i=0; until present; do i=\$((i+1)); [ \$i -gt 100 ] && return 1; sleep 0.1; done
@@ -75,12 +85,18 @@ set +e
   ./mcuflash flash klipper.uf2 -d usb:2e8a:0003 >mcuflash.txt 2>&1 || exit 15
   echo \"mcuflash ms \$(( (\$(date +%s%N) - t0) / 1000000 ))\" >>mcuflash.txt
   gone || exit 16
+  attach $PORT3 || exit 17
+  ./rp2040_flash klipper.uf2 >rp2040_flash_2350.txt 2>&1; echo \"rp2040_flash exit \$?\" >>rp2040_flash_2350.txt
+  gone || exit 18
+  attach $PORT4 || exit 19
+  ./mcuflash flash app2350.bin -d usb:2e8a:000f >mcuflash_2350.txt 2>&1 || exit 20
+  gone || exit 21
   exit 0
 " >"$WORK/guest.out" 2>"$WORK/guest.err"
 rc=$?
 set -e
 took_ms=$((($(date +%s%N) - started) / 1000000))
-guest_succeeded "$rc" "11 attach, 12 still on the bus after rp2040_flash, 13 attach 2, 14 mcuflash list, 15 mcuflash flash, 16 still on the bus after mcuflash"
+guest_succeeded "$rc" "11 attach, 12 still on the bus after rp2040_flash, 13 attach 2, 14 mcuflash list, 15 mcuflash flash, 16 still on the bus after mcuflash, 17-21 the same on the RP2350s"
 
 expect "exit 69" absent.txt
 expect "BOOTSEL" absent.txt
@@ -90,7 +106,25 @@ expect "rp2040_flash exit 0" rp2040_flash.txt
 expect "bInterfaceClass       255" lsusb.txt
 expect "RP2040 boot ROM" list.txt
 expect "verified" mcuflash.txt
+expect "Rebooting device" rp2040_flash_2350.txt  # (it says "Found rp2040 device" for either chip)
+expect "rp2040_flash exit 0" rp2040_flash_2350.txt
+expect "RP2350 boot ROM" mcuflash_2350.txt
+expect "verified" mcuflash_2350.txt
 stop_background
+for n in 3 4; do
+  grep -q "REBOOT2 flags 0x0" "$WORK/sim$n.log" || case_fail "RP2350 simulator $n was not rebooted by REBOOT2"
+done
+cmp -n 30000 "$GUEST_DIR/app2350.bin" "$GUEST_DIR/flash4.bin" || case_fail "mcuflash: the RP2350's flash does not hold the image"
+python3 - "$GUEST_DIR" <<'PY' || case_fail "rp2040_flash: the RP2350's flash does not hold the UF2's blocks"
+import struct, sys
+d = sys.argv[1]
+raw = open(f"{d}/klipper.uf2", "rb").read()
+flash = open(f"{d}/flash3.bin", "rb").read()
+for at in range(0, len(raw), 512):
+    magic0, magic1, flags, addr, size = struct.unpack("<IIIII", raw[at:at + 20])
+    if magic0 == 0x0A324655 and not flags & 1:
+        assert flash[addr - 0x10000000:addr - 0x10000000 + size] == raw[at + 32:at + 32 + size], hex(addr)
+PY
 for n in 1 2; do
   grep -q "PICOBOOT" "$WORK/sim$n.log" || case_fail "simulator $n log"
 done

@@ -25,12 +25,13 @@ constexpr uint32_t kBase = 0x10000000;
 
 using Run = test::UsbRun<pb::Client, sim::picoboot::PicobootDevice>;
 
-std::unique_ptr<Run> open(const std::string& faults = {}, bool timing = false, const std::string& chip = {}) {
+std::unique_ptr<Run> open(const std::string& faults = {}, bool timing = false, const std::string& chip = {},
+                          const std::string& sim_chip = "rp2040") {
     sim::DeviceOptions options;
     options.timing = timing;
     protocol::ConnectOptions connect;
     connect.chip = chip;
-    return test::usb_run<pb::Client, sim::picoboot::PicobootDevice>(sim::picoboot::make_picoboot_device("rp2040", options),
+    return test::usb_run<pb::Client, sim::picoboot::PicobootDevice>(sim::picoboot::make_picoboot_device(sim_chip, options),
                                                                      faults, connect);
 }
 
@@ -220,4 +221,40 @@ TEST(PicobootSimulator, ShowsOnlyThePicobootInterface) {
     EXPECT_EQ(found->in_endpoint, 0x84);
     EXPECT_EQ(run->usb->string_descriptor(1), "Raspberry Pi");
     EXPECT_EQ(run->usb->string_descriptor(2), "RP2 Boot");
+}
+
+TEST(PicobootClient, FlashesAnRp2350AndRebootsItWithReboot2) {
+    auto run = open({}, true, {}, "rp2350");
+    EXPECT_EQ(run->usb->identity().product, 0x000Fu);
+    auto info = run->client->connect();
+    EXPECT_EQ(info.chip, "rp2350");
+    EXPECT_EQ(info.bootloader, "rp2350_rom");
+    EXPECT_EQ(info.app_end, kBase + 4 * 1024 * 1024);
+    auto img = random_image(kBase, 20000, 7);
+    plan::FlashReport report;
+    std::string error;
+    EXPECT_FALSE(test::flash_through_plan(*run->client, img, {}, &report, &error).has_value()) << error;
+    EXPECT_TRUE(flash_holds(run->flash(), img));
+    EXPECT_TRUE(report.verified);
+    EXPECT_TRUE(report.started);  // REBOOT2: the RP2350's ROM refuses REBOOT (below)
+    EXPECT_TRUE(run->device().rebooted());
+    run->usb->pause(std::chrono::milliseconds(600));
+    EXPECT_FALSE(run->usb->present());
+}
+
+TEST(PicobootSimulator, EachRomRebootsOnlyByItsOwnCommand) {
+    for (const char* chip : {"rp2040", "rp2350"}) {
+        SCOPED_TRACE(chip);
+        auto run = open({}, false, {}, chip);
+        auto& usb = *run->usb;
+        const bool rp2350 = std::string(chip) == "rp2350";
+        // The other ROM's reboot command is unknown here (status 1), and the chip stays.
+        usb.endpoint_out(0x03, rp2350 ? pb::reboot(1, 0, 0, 10) : pb::reboot2(1, 0, 10), 1000);
+        EXPECT_THROW(usb.endpoint_in(0x84, 64, 1000), core::Error);
+        auto status = pb::decode_status(usb.control_in({0xC1, 0x42, 0, 0, 16}, 1000));
+        ASSERT_TRUE(status);
+        EXPECT_EQ(status->code, 1u);
+        EXPECT_FALSE(run->device().rebooted());
+        EXPECT_THROW(sim::picoboot::make_picoboot_device("stm32f103xb", {}), core::Error);
+    }
 }

@@ -17,8 +17,9 @@ using core::hex_address;
 namespace {
 
 const char* kBootselHint =
-    "start the RP2040's boot ROM: hold the BOOTSEL button while plugging the board in (or while pressing "
-    "reset); it then shows up as USB 2e8a:0003. The boot ROM is in ROM: a failed flash cannot damage it";
+    "start the boot ROM: hold the BOOTSEL button while plugging the board in (or while pressing reset); it "
+    "then shows up as USB 2e8a:0003 (RP2040) or 2e8a:000f (RP2350). The boot ROM is in ROM: a failed flash "
+    "cannot damage it";
 
 bool blank(std::span<const uint8_t> bytes) {
     return std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0xFF; });
@@ -39,20 +40,24 @@ Client::~Client() {
 
 DeviceInfo Client::connect() {
     const auto id = usb_.identity();
-    if (id.vendor != kVendor || id.product != kProduct)
+    if (id.vendor != kVendor || (id.product != kProduct && id.product != kProductRp2350))
         throw Error(ErrorKind::NotFound,
-                    fmt::format("{} is USB {:04x}:{:04x}, not an RP2040 in its boot ROM (2e8a:0003)", usb_.describe(),
-                                id.vendor, id.product),
+                    fmt::format("{} is USB {:04x}:{:04x}, not an RP2040 or RP2350 in its boot ROM (2e8a:0003, "
+                                "2e8a:000f)",
+                                usb_.describe(), id.vendor, id.product),
                     kBootselHint);
+    rp2350_ = id.product == kProductRp2350;
+    const std::string rom_chip = rp2350_ ? "rp2350" : "rp2040";
     const auto& kb = options_.knowledge_base();
     const targets::Bootloader* bootloader =
         options_.bootloader.empty() ? kb.bootloader_by_usb_id(id.vendor, id.product) : kb.find_bootloader(options_.bootloader);
     if (bootloader && bootloader->protocol != "picoboot") bootloader = nullptr;
-    const targets::Chip& chip = kb.chip(options_.chip.empty() ? "rp2040" : options_.chip);
-    if (chip.family != "rp2040")
+    const targets::Chip& chip = kb.chip(options_.chip.empty() ? rom_chip : options_.chip);
+    if (chip.family != rom_chip)
         throw Error(ErrorKind::Usage,
-                    fmt::format("2e8a:0003 is the RP2040's boot ROM, but --chip says {} (a {})", chip.name, chip.family),
-                    "leave --chip out, or give --chip rp2040");
+                    fmt::format("{:04x}:{:04x} is the {}'s boot ROM, but --chip says {} (a {})", id.vendor, id.product,
+                                rom_chip, chip.name, chip.family),
+                    fmt::format("leave --chip out, or give --chip {}", rom_chip));
 
     const auto found = find_interface(usb_.configuration_descriptor());
     if (!found)
@@ -81,7 +86,7 @@ DeviceInfo Client::connect() {
     DeviceInfo info;
     info.chip = chip.name;
     info.bootloader = bootloader ? bootloader->name : "";
-    info.bootloader_text = fmt::format("RP2040 boot ROM (PICOBOOT, {:04x}:{:04x})", id.vendor, id.product);
+    info.bootloader_text = fmt::format("{} boot ROM (PICOBOOT, {:04x}:{:04x})", rp2350_ ? "RP2350" : "RP2040", id.vendor, id.product);
     info.signature = {static_cast<uint8_t>(id.vendor >> 8), static_cast<uint8_t>(id.vendor),
                       static_cast<uint8_t>(id.product >> 8), static_cast<uint8_t>(id.product)};
     info.flash_base = chip.flash_base;
@@ -157,7 +162,7 @@ std::vector<uint8_t> Client::run(const std::vector<uint8_t>& command, std::span<
         return data;
     } catch (Error& e) {
         if (e.kind() == ErrorKind::Io) {
-            e.with_hint(fmt::format("the RP2040 left the bus. {}", kBootselHint));
+            e.with_hint(fmt::format("the board left the bus. {}", kBootselHint));
             if (address) e.at_address(*address);
             throw e.during(what);
         }
@@ -175,7 +180,7 @@ std::vector<uint8_t> Client::run(const std::vector<uint8_t>& command, std::span<
         std::string where = address ? " at " + hex_address(*address) : std::string();
         std::string message;
         if (status && status->code != 0)
-            message = fmt::format("the RP2040 boot ROM refused {}{}: {} (status {})", command_name(id), where,
+            message = fmt::format("the boot ROM refused {}{}: {} (status {})", command_name(id), where,
                                   status_words(status->code), status->code);
         else
             message = fmt::format("{}{}: {}{}", command_name(id), where, e.what(),
@@ -239,7 +244,7 @@ void Client::write(uint32_t address, std::span<const uint8_t> data) {
         throw std::logic_error(fmt::format("picoboot: write at {} of {} bytes is not whole {}-byte pages",
                                            hex_address(address), data.size(), kPageSize));
     if (address < flash_base_ || uint64_t(address) + data.size() > flash_end_)
-        throw Error(ErrorKind::Unsafe, fmt::format("{}+{} is outside the RP2040's flash ({}-{})", hex_address(address),
+        throw Error(ErrorKind::Unsafe, fmt::format("{}+{} is outside the flash ({}-{})", hex_address(address),
                                                    data.size(), hex_address(flash_base_), hex_address(flash_end_ - 1)))
             .at_address(address);
     for (uint32_t offset = 0; offset < data.size(); offset += kPageSize) {
@@ -278,15 +283,16 @@ void Client::start_application() {
     if (!connected_) return;
     close_sector();
     send_as_it_leaves([&] {
-        run(reboot(next_token_++, 0, 0, kRebootDelayMs), {}, kCommandTimeoutMs, "rebooting into the application",
-            std::nullopt);
+        run(rp2350_ ? reboot2(next_token_++, 0, kRebootDelayMs) : reboot(next_token_++, 0, 0, kRebootDelayMs), {},
+            kCommandTimeoutMs, "rebooting into the application", std::nullopt);
     });
     connected_ = false;
 }
 
 ProtocolInfo protocol_info() {
     return usb_protocol_info<Client>(
-        "picoboot", "the RP2040 boot ROM's PICOBOOT USB interface (2e8a:0003; picotool, Klipper's rp2040_flash)",
+        "picoboot",
+        "the RP2040 and RP2350 boot ROMs' PICOBOOT USB interface (2e8a:0003, 2e8a:000f; picotool, Klipper's rp2040_flash)",
         kBootselHint);
 }
 

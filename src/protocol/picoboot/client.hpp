@@ -1,18 +1,20 @@
 #pragma once
-// The RP2040 boot ROM's PICOBOOT interface (USB 2e8a:0003, BOOTSEL mode), natively: what Klipper's
-// rp2040_flash and picotool do, through libusb (codec.hpp has the wire format).
+// The RP2040 and RP2350 boot ROMs' PICOBOOT interface (USB 2e8a:0003 and 2e8a:000f, BOOTSEL mode),
+// natively: what Klipper's rp2040_flash and picotool do, through libusb (codec.hpp has the wire format).
 //
 // connect(): checks the VID:PID, finds the vendor interface and its two bulk endpoints in the
 // configuration descriptor, claims it, clears both halts and resets the interface (INTERFACE_RESET),
 // takes EXCLUSIVE_ACCESS (the UF2 drive, where the ROM shows one, is locked out meanwhile) and leaves
-// XIP (EXIT_XIP) so the flash takes commands. The chip is the rp2040 (the ROM does not say more).
+// XIP (EXIT_XIP) so the flash takes commands. The chip is the rp2040 or the rp2350, told by the
+// product id (the ROM does not say more).
 //
 // write(): the plan hands 256-byte pages in address order. Flash erases in 4 KiB sectors, so the
 // first page into a sector reads that sector, erases it (unless it is blank already), and every page
 // of it the plan does not write gets its old content back: only the sectors the image touches are
 // erased, and bytes outside the image in those sectors are kept (page by page; the plan fills the
 // gaps of a partly used page with 0xFF, as for every protocol). read() is READ in 4 KiB pieces.
-// start_application(): REBOOT with pc = 0, sp = 0 (the ROM's normal boot from flash) after 500 ms.
+// start_application(): REBOOT with pc = 0, sp = 0 (the ROM's normal boot from flash) after 500 ms;
+// on the RP2350, REBOOT2 with the normal reboot type, as rp2040_flash does.
 //
 // A command the ROM refuses halts its endpoints: the error gives GET_COMMAND_STATUS's code in words,
 // and the interface is reset (INTERFACE_RESET, clear halts) so the next command can go.
@@ -77,6 +79,7 @@ private:
     ConnectOptions options_;
     Interface interface_;
     bool connected_ = false;
+    bool rp2350_ = false;  // the RP2350's ROM: REBOOT2 instead of REBOOT
     uint32_t next_token_ = 1;
     uint32_t flash_base_ = kFlashBase, flash_end_ = kFlashBase;
     std::optional<OpenSector> open_;

@@ -28,6 +28,7 @@ std::string command_name(uint8_t id) {
     switch (static_cast<Command>(id)) {
         case Command::ExclusiveAccess: return "EXCLUSIVE_ACCESS";
         case Command::Reboot: return "REBOOT";
+        case Command::Reboot2: return "REBOOT2";
         case Command::FlashErase: return "FLASH_ERASE";
         case Command::Read: return "READ";
         case Command::Write: return "WRITE";
@@ -88,6 +89,10 @@ std::vector<uint8_t> exclusive_access(uint32_t token, Exclusive mode) {
 
 std::vector<uint8_t> reboot(uint32_t token, uint32_t pc, uint32_t sp, uint32_t delay_ms) {
     return encode_command(token, Command::Reboot, words({pc, sp, delay_ms}), 0);
+}
+
+std::vector<uint8_t> reboot2(uint32_t token, uint32_t flags, uint32_t delay_ms, uint32_t param0, uint32_t param1) {
+    return encode_command(token, Command::Reboot2, words({flags, delay_ms, param0, param1}), 0);
 }
 
 std::vector<uint8_t> flash_erase(uint32_t token, uint32_t address, uint32_t length) {

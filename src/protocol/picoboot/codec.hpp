@@ -19,6 +19,7 @@
 namespace mcuflash::protocol::picoboot {
 
 constexpr uint16_t kVendor = 0x2E8A, kProduct = 0x0003;  // the RP2040 boot ROM
+constexpr uint16_t kProductRp2350 = 0x000F;             // the RP2350 boot ROM
 constexpr uint32_t kMagic = 0x431FD10B;
 constexpr size_t kCommandSize = 32, kStatusSize = 16, kArgsSize = 16;
 
@@ -32,6 +33,7 @@ enum class Command : uint8_t {
     EnterCmdXip = 0x07,
     Exec = 0x08,
     VectorizeFlash = 0x09,
+    Reboot2 = 0x0A,  // the RP2350's (REBOOT is the RP2040's)
 };
 constexpr bool data_is_in(Command c) { return static_cast<uint8_t>(c) & 0x80; }
 // "FLASH_ERASE", or "command 0x1A" for an id this table lacks.
@@ -81,6 +83,8 @@ std::vector<uint8_t> encode_command(uint32_t token, Command command, std::span<c
 std::vector<uint8_t> exclusive_access(uint32_t token, Exclusive mode);
 // pc = 0 (and sp = 0): a normal boot from flash, after delay_ms.
 std::vector<uint8_t> reboot(uint32_t token, uint32_t pc, uint32_t sp, uint32_t delay_ms);
+// REBOOT2 (RP2350): flags (0: a normal boot), the delay, and two parameters of the reboot type.
+std::vector<uint8_t> reboot2(uint32_t token, uint32_t flags, uint32_t delay_ms, uint32_t param0 = 0, uint32_t param1 = 0);
 std::vector<uint8_t> flash_erase(uint32_t token, uint32_t address, uint32_t length);
 std::vector<uint8_t> read(uint32_t token, uint32_t address, uint32_t length);
 std::vector<uint8_t> write(uint32_t token, uint32_t address, uint32_t length);

@@ -16,7 +16,7 @@ using namespace std::chrono_literals;
 // The device side's own constants, from the datasheet and picoboot.h.
 constexpr uint32_t kMagic = 0x431FD10B;
 constexpr uint8_t kExclusiveAccess = 0x01, kReboot = 0x02, kFlashErase = 0x03, kRead = 0x84, kWrite = 0x05,
-                  kExitXip = 0x06, kEnterCmdXip = 0x07, kExec = 0x08, kVectorizeFlash = 0x09;
+                  kExitXip = 0x06, kEnterCmdXip = 0x07, kExec = 0x08, kVectorizeFlash = 0x09, kReboot2 = 0x0A;
 constexpr uint8_t kInterfaceReset = 0x41, kCommandStatus = 0x42;
 enum : uint32_t {
     kOk = 0,
@@ -47,6 +47,7 @@ constexpr CommandShape kShapes[] = {
     {kExclusiveAccess, 1, false}, {kReboot, 12, false},  {kFlashErase, 8, false},
     {kRead, 8, true},             {kWrite, 8, true},     {kExitXip, 0, false},
     {kEnterCmdXip, 0, false},     {kExec, 4, false},     {kVectorizeFlash, 4, false},
+    {kReboot2, 16, false},
 };
 
 }  // namespace
@@ -61,11 +62,13 @@ PicobootDevice::PicobootDevice(const targets::Chip& chip, const DeviceOptions& o
     if (options.flash_file) flash_.attach_file(*options.flash_file);
 }
 
-std::string PicobootDevice::describe() const { return fmt::format("RP2040 boot ROM (PICOBOOT) on the {}", chip_.name); }
+std::string PicobootDevice::describe() const {
+    return fmt::format("{} boot ROM (PICOBOOT) on the {}", rp2350() ? "RP2350" : "RP2040", chip_.name);
+}
 
 std::vector<uint8_t> PicobootDevice::device_descriptor() const {
-    auto d = usb::device_descriptor_bytes(0x2E8A, 0x0003, 0x0100, 1, 2, 3, 64);
-    d[2] = 0x10, d[3] = 0x01;  // bcdUSB 1.10: the RP2040 is a full-speed device
+    auto d = usb::device_descriptor_bytes(0x2E8A, rp2350() ? 0x000F : 0x0003, 0x0100, 1, 2, 3, 64);
+    d[2] = 0x10, d[3] = 0x01;  // bcdUSB 1.10: a full-speed device
     return d;
 }
 
@@ -137,7 +140,9 @@ void PicobootDevice::start(std::span<const uint8_t> c, Clock::time_point now) {
     const CommandShape* shape = nullptr;
     for (const auto& s : kShapes)
         if (s.id == command_id_) shape = &s;
-    if (!shape) return refuse(kUnknownCommand, fmt::format("command 0x{:02X} unknown", command_id_));
+    // Each ROM reboots by its own command: REBOOT on the RP2040, REBOOT2 on the RP2350.
+    if (!shape || (command_id_ == kReboot2 && !rp2350()) || (command_id_ == kReboot && rp2350()))
+        return refuse(kUnknownCommand, fmt::format("command 0x{:02X} unknown to the {}", command_id_, chip_.name));
     if (args != shape->args)
         return refuse(kInvalidCommandLength,
                       fmt::format("command 0x{:02X} with bCmdSize {} (takes {})", command_id_, args, shape->args));
@@ -156,6 +161,15 @@ void PicobootDevice::start(std::span<const uint8_t> c, Clock::time_point now) {
             const uint32_t delay_ms = get32(c, 24);
             reboot_at_ = now + std::chrono::milliseconds(delay_ms);
             trace(fmt::format("REBOOT pc 0x{:08X} sp 0x{:08X} in {} ms", address, get32(c, 20), delay_ms));
+            break;
+        }
+        case kReboot2: {
+            // dFlags (the reboot type in bits 0-3: 0 a normal boot, the only one simulated), dDelayMS.
+            const uint32_t flags = get32(c, 16), delay_ms = get32(c, 20);
+            if ((flags & 0x0F) != 0)
+                return refuse(kUnknownError, fmt::format("REBOOT2 type {}: only a normal boot is simulated", flags & 0x0F));
+            reboot_at_ = now + std::chrono::milliseconds(delay_ms);
+            trace(fmt::format("REBOOT2 flags 0x{:X} in {} ms", flags, delay_ms));
             break;
         }
         case kFlashErase: {
@@ -296,8 +310,9 @@ void PicobootDevice::tick(Clock::time_point now) {
 std::unique_ptr<usb::UsbDeviceModel> make_picoboot_device(const std::string& chip_name, const DeviceOptions& options) {
     const std::string wanted = chip_name.empty() ? "rp2040" : chip_name;
     const targets::Chip* chip = targets::Knowledge::builtin().find_chip(wanted);
-    if (!chip || chip->family != "rp2040")
-        throw core::Error(core::ErrorKind::Usage, fmt::format("no PICOBOOT simulator for '{}' (chips: rp2040)", wanted));
+    if (!chip || (chip->family != "rp2040" && chip->family != "rp2350"))
+        throw core::Error(core::ErrorKind::Usage,
+                          fmt::format("no PICOBOOT simulator for '{}' (chips: rp2040, rp2350)", wanted));
     auto device = std::make_unique<PicobootDevice>(*chip, options);
     if (options.trace) device->set_trace(options.trace);
     return device;

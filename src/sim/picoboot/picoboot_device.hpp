@@ -23,6 +23,10 @@
 //   is not simulated: it is refused with "unknown error"; VECTORIZE_FLASH, EXCLUSIVE_ACCESS,
 //   EXIT_XIP and ENTER_CMD_XIP are accepted (their state is kept, not otherwise modelled);
 // - REBOOT: the status phase completes, then after dDelayMS the chip resets and leaves the bus.
+// - --chip rp2350: the RP2350's ROM (2e8a:000f), the same commands, but it reboots by REBOOT2 (0x0A:
+//   dFlags, dDelayMS, two parameters; only the normal reboot type is simulated) and refuses REBOOT,
+//   as Klipper's rp2040_flash and picotool use REBOOT2 there. Its other new commands (GET_INFO, OTP)
+//   are not simulated; its 520 KiB of SRAM are not either (the RP2040's 264 KiB stand for it).
 #include <optional>
 
 #include "sim/device.hpp"
@@ -67,6 +71,7 @@ private:
     bool in_flash(uint32_t address, uint64_t length) const { return flash_.contains(address, length); }
     bool in_sram(uint32_t address, uint64_t length) const;
 
+    bool rp2350() const { return chip_.family == "rp2350"; }  // its ROM: 2e8a:000f, REBOOT2 only
     const targets::Chip chip_;
     FlashMemory flash_;
     std::vector<uint8_t> sram_;
@@ -87,7 +92,7 @@ private:
     std::optional<Clock::time_point> reboot_at_;
 };
 
-// Throws core::Error(Usage) for a chip other than the rp2040.
+// Throws core::Error(Usage) for a chip other than the rp2040 and the rp2350.
 std::unique_ptr<usb::UsbDeviceModel> make_picoboot_device(const std::string& chip, const DeviceOptions& options);
 
 }  // namespace mcuflash::sim::picoboot

@@ -25,9 +25,9 @@ const std::vector<UsbSimulatorInfo>& usb_simulators() {
                                    hid_stm32::hid_stm32_simulator_chips()};
         halfkay.hid = hid_stm32.hid = true;
         // Only the PICOBOOT interface: the ROM as reset_usb_boot starts it with the UF2 drive disabled.
-        UsbSimulatorInfo picoboot{"picoboot", "the RP2040 boot ROM's PICOBOOT interface (2e8a:0003; no UF2 drive)", "rp2040",
+        UsbSimulatorInfo picoboot{"picoboot", "the RP2040/RP2350 boot ROM's PICOBOOT interface (2e8a:0003, 2e8a:000f; no UF2 drive)", "rp2040",
                                   [](const std::string& chip, const DeviceOptions& o) { return picoboot::make_picoboot_device(chip, o); },
-                                  {"rp2040"}};
+                                  {"rp2040", "rp2350"}};
         // A Klipper USB-to-CAN bridge; `mcuflash-sim gs-usb --node ...` puts simulated CAN nodes behind it.
         UsbSimulatorInfo gs_usb{"gs-usb", "a Klipper USB-to-CAN bridge board (gs_usb, 1d50:606f) with CAN nodes behind it",
                                 "stm32f072xb", [](const std::string& chip, const DeviceOptions& o) {
