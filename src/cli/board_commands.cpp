@@ -295,6 +295,13 @@ void guide_command(GlobalOptions& global, const std::string& name) {
                                                needs_p ? " -p " + b.flash_method : "", b.id);
                 steps.push_back(fmt::format("Flash it: {}{}", mcuflash_command,
                                             plan.device.ends_with("...") ? "\n   (the port `ls /dev/serial/by-id/` shows for the board)" : ""));
+                // A bootloader that also shows a UF2 drive takes the file there too (no read-back).
+                if (plan.bootloader && !plan.bootloader->uf2_drive.empty())
+                    steps.push_back(fmt::format(
+                        "Or through its {} drive (UF2): mcuflash flash {} -d dir:/media/$USER/{} --board {}\n   (mcuflash "
+                        "writes the UF2 file and waits for the board to restart; the drive cannot be read back, so "
+                        "this is not verified)",
+                        plan.bootloader->uf2_drive, plan.built, plan.bootloader->uf2_drive, b.id));
                 if (!classic.empty()) steps.push_back("Or with the classic tool: " + classic);
             } else {
                 steps.push_back(fmt::format("Flash it with the classic tool ({}): {}", plan.reason, classic));

@@ -49,7 +49,30 @@ std::string firmware_signs(storage::VolumeLink& card, const targets::Knowledge& 
     return out;
 }
 
-// Removable disks (USB card readers, the SD slot), each partition that holds FAT.
+// What a card or drive is: a UF2 drive (INFO_UF2.TXT in its root), an MSC bootloader's drive (its USB
+// id is one of an msc bootloader in data/bootloaders.toml), else an SD card.
+std::string drive_protocol(const std::string& path, bool directory, const targets::Knowledge& knowledge) {
+    try {
+        bool uf2 = false;
+        if (directory) {
+            std::error_code ec;
+            uf2 = fs::exists(fs::path(path) / "INFO_UF2.TXT", ec);  // vfat looks names up in any case
+        } else if (storage::mounted_at(path).empty()) {
+            uf2 = storage::VolumeLink::open_unmounted(path)->find("INFO_UF2.TXT").has_value();
+        }
+        if (uf2) return std::string("uf2");
+        if (auto drive = storage::drive_behind(path); drive && drive->usb)
+            for (const auto& [name, bl] : knowledge.bootloaders())
+                if (bl.protocol == "msc" &&
+                    std::find(bl.usb_ids.begin(), bl.usb_ids.end(), *drive->usb) != bl.usb_ids.end())
+                    return std::string("msc");
+    } catch (const core::Error&) {
+        // not readable as FAT here: the sdcard client says why
+    }
+    return std::string("sdcard");
+}
+
+// Removable disks and USB disks (card readers, the SD slot, boards' drives), each partition that holds FAT.
 std::vector<Candidate> discover_cards(const targets::Knowledge& knowledge, const link::WarningSink&) {
     std::vector<Candidate> out;
     std::error_code ec;
@@ -57,7 +80,9 @@ std::vector<Candidate> discover_cards(const targets::Knowledge& knowledge, const
         const std::string name = disk.path().filename().string();
         const bool mmc = name.rfind("mmcblk", 0) == 0;
         if (!mmc && name.rfind("sd", 0) != 0) continue;
-        if (!mmc && read_line(disk.path() / "removable") != "1") continue;
+        // Removable media, or any disk on USB: a board's own drive (the RP2040 ROM's) says it is fixed.
+        const bool on_usb = fs::canonical(disk.path(), ec).string().find("/usb") != std::string::npos;
+        if (!mmc && !on_usb && read_line(disk.path() / "removable") != "1") continue;
         if (read_line(disk.path() / "size") == "0") continue;  // a reader without a card
         std::vector<std::string> paths;
         for (const auto& part : fs::directory_iterator(disk.path(), ec))
@@ -99,33 +124,18 @@ std::vector<Candidate> discover_cards(const targets::Knowledge& knowledge, const
                     c.detail = fmt::format("a removable disk ({})", e.what());
                 }
             }
+            // A UF2 drive or an MSC bootloader's drive: the board itself, in its bootloader.
+            const bool mounted = c.device.rfind("dir:", 0) == 0;
+            const std::string drive = drive_protocol(mounted ? c.device.substr(4) : path, mounted, knowledge);
+            if (drive != "sdcard") {
+                c.facts["protocol"] = drive;
+                c.detail += drive == "uf2" ? "; a UF2 drive: a board in its bootloader (mcuflash flash FILE -d " + c.device + ")"
+                                           : "; an MSC bootloader's drive (mcuflash flash FILE -p msc -d " + c.device + ")";
+            }
             out.push_back(std::move(c));
         }
     }
     return out;
-}
-
-// What a card or drive is: a UF2 drive (INFO_UF2.TXT in its root), an MSC bootloader's drive (its USB
-// id is one of an msc bootloader in data/bootloaders.toml), else an SD card.
-std::string drive_protocol(const std::string& path, bool directory, const targets::Knowledge& knowledge) {
-    try {
-        bool uf2 = false;
-        if (directory) {
-            std::error_code ec;
-            uf2 = fs::exists(fs::path(path) / "INFO_UF2.TXT", ec);  // vfat looks names up in any case
-        } else if (storage::mounted_at(path).empty()) {
-            uf2 = storage::VolumeLink::open_unmounted(path)->find("INFO_UF2.TXT").has_value();
-        }
-        if (uf2) return std::string("uf2");
-        if (auto drive = storage::drive_behind(path); drive && drive->usb)
-            for (const auto& [name, bl] : knowledge.bootloaders())
-                if (bl.protocol == "msc" &&
-                    std::find(bl.usb_ids.begin(), bl.usb_ids.end(), *drive->usb) != bl.usb_ids.end())
-                    return std::string("msc");
-    } catch (const core::Error&) {
-        // not readable as FAT here: the sdcard client says why
-    }
-    return std::string("sdcard");
 }
 
 Transport card_transport(std::string scheme, std::string prefix, std::string syntax, bool directory, bool discover) {

@@ -142,7 +142,7 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
                             const std::map<std::string, Chip>& chips, const std::map<std::string, std::string>& protocols) {
     check_keys(t,
                {"protocol", "description", "placement", "baud", "other_bauds", "sw_major", "reports_signature", "usb",
-                "dfu_alt", "sizes", "install"},
+                "dfu_alt", "sizes", "install", "uf2_drive"},
                where);
     Bootloader b;
     b.name = name;
@@ -184,6 +184,7 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
             b.usb_ids.emplace_back(static_cast<uint16_t>(vendor), static_cast<uint16_t>(product));
         }
     if (t.contains("dfu_alt")) b.dfu_alt = static_cast<uint8_t>(required_u32(t, "dfu_alt", where));
+    b.uf2_drive = t["uf2_drive"].value_or(std::string{});
     auto* sizes = t["sizes"].as_table();
     if (!sizes) bad_data(where, "missing table 'sizes'");
     for (auto&& [chip_name, value] : *sizes) {

@@ -92,6 +92,8 @@ struct Bootloader {
     // that writes the application.
     std::vector<std::pair<uint16_t, uint16_t>> usb_ids;
     std::optional<uint8_t> dfu_alt;
+    // A bootloader that also shows a UF2 drive: its volume label ("RPI-RP2"); "" = none.
+    std::string uf2_drive;
     std::map<std::string, uint32_t> sizes;  // chip name -> reserved bytes (0: in ROM, keeps no flash)
     std::map<std::string, BootloaderInstall> installs;  // chip name -> how to install it there
 

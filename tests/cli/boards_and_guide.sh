@@ -54,6 +54,12 @@ guide_has melzi-v2.0 "mcuflash flash out/klipper.elf.hex -d /dev/serial/by-id/us
   "avrdude -p atmega1284p -c arduino -b 57600"
 echo "ok: AVR boards: mcuflash and avrdude commands, the ISP install"
 
+# An RP2040 board: PICOBOOT, or the boot ROM's RPI-RP2 UF2 drive (uf2_drive in data/bootloaders.toml).
+guide_has "skr pico" "mcuflash flash out/klipper.uf2 -d usb:2e8a:0003 --board btt-skr-pico-v1.0" \
+  "Or through its RPI-RP2 drive (UF2): mcuflash flash out/klipper.uf2 -d dir:/media/\$USER/RPI-RP2 --board btt-skr-pico-v1.0" \
+  "this is not verified"
+echo "ok: RP2040 boards: PICOBOOT and the UF2 drive"
+
 # SAM-BA: a SAM3X board mcuflash flashes; a SAME54 with a 16 KiB bootloader it does not know yet.
 guide_has archim2 "Micro-controller Architecture: SAM3/SAM4/SAM E70" \
   "mcuflash flash out/klipper.bin -d /dev/serial/by-id/usb-... -p samba --board archim2" "bossac -U -p"

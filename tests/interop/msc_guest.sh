@@ -8,7 +8,8 @@
 #     block device (-d /dev/sdX -p msc), each waiting for the drive to leave, "not verified";
 #  c. UF2 (RP2040 ROM's RPI-RP2): `cp app.uf2 MOUNT/ && sync`, the .uf2 written by this script from
 #     the UF2 spec (Debian packages no UF2 writer: no picotool, no elf2uf2);
-#     then `mcuflash flash app.bin -d dir:MOUNT --chip rp2040` (INFO_UF2.TXT read, waits for the reset);
+#     then `mcuflash list` names the drive and `mcuflash flash app.bin -d dir:MOUNT --board
+#     btt-skr-pico-v1.0` (INFO_UF2.TXT read, waits for the reset);
 #  d. a card reader holding an FAT32 SD-card image: mcuflash writes firmware.bin through the kernel's
 #     block device (--chip lpc1768), then `mcuflash-sim sd-boot` plays the LPC176x bootloader at
 #     power-on: the file goes into its flash at 0x4000 and is renamed FIRMWARE.CUR; fsck.fat -n passes.
@@ -108,7 +109,9 @@ set +e
 
   attach $PE || exit 51
   mkdir -p /tmp/me && mount -t vfat \$(dev \$DISK) /tmp/me || exit 52
-  ./mcuflash flash app_flash.bin -d dir:/tmp/me --chip rp2040 >uf2_dir.txt 2>&1; echo \"exit \$?\" >>uf2_dir.txt
+  ./mcuflash list >list_uf2.txt 2>&1
+  # As \`mcuflash guide 'skr pico'\` says: the board decides the chip.
+  ./mcuflash flash app_flash.bin -d dir:/tmp/me --board btt-skr-pico-v1.0 >uf2_dir.txt 2>&1; echo \"exit \$?\" >>uf2_dir.txt
   gone \$DISK || exit 53
   umount -l /tmp/me
 
@@ -129,6 +132,7 @@ expect '"not_verified"' msc_block.txt
 expect "Board-ID: RPI-RP2" info_uf2.txt
 expect "INDEX.HTM" info_uf2.txt
 expect "exit 0" uf2_dir.txt
+expect "a UF2 drive: a board in its bootloader (mcuflash flash FILE -d dir:/tmp/me)" list_uf2.txt
 expect "not verified" uf2_dir.txt
 expect "UF2 Bootloader v3.0 (Raspberry Pi RP2)" uf2_dir.txt
 expect "exit 0" card.txt

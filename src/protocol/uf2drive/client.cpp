@@ -29,12 +29,12 @@ std::string lower(std::string s) {
     return s;
 }
 
-// The bootloader row of data/bootloaders.toml a UF2 drive on a chip family is (its size is the
-// application offset).
-std::string bootloader_for_family(const std::string& family) {
-    if (family == "rp2040") return "rp2040_rom";
-    if (family == "samd51") return "adafruit_samd51";
-    return "";
+// The bootloader row of data/bootloaders.toml that shows a UF2 drive on this chip (its size there is
+// the application offset).
+const targets::Bootloader* uf2_bootloader_on(const std::string& chip, const targets::Knowledge& kb) {
+    for (const auto& [name, bootloader] : kb.bootloaders())
+        if (!bootloader.uf2_drive.empty() && bootloader.size_on(chip)) return &bootloader;
+    return nullptr;
 }
 
 // The chip a Board-ID names: "RPI-RP2" is the RP2040 ROM; Adafruit's start with the part
@@ -99,9 +99,8 @@ DeviceInfo Client::connect() {
     if (!family)
         throw Error(ErrorKind::Unsupported, fmt::format("no UF2 family ID is known for the {}", chip.name));
     family_ = *family;
-    const std::string bootloader_name =
-        !options_.bootloader.empty() ? options_.bootloader : bootloader_for_family(chip.family);
-    const auto* bootloader = kb.find_bootloader(bootloader_name);
+    const auto* bootloader =
+        !options_.bootloader.empty() ? kb.find_bootloader(options_.bootloader) : uf2_bootloader_on(chip.name, kb);
     const auto size = bootloader ? bootloader->size_on(chip.name) : std::nullopt;
     if (!size)
         throw Error(ErrorKind::Unsupported,
