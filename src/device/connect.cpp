@@ -317,7 +317,13 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
                 Needs needs) {
     std::optional<Address> klipper_port;
     const Address address = device_address(options, knowledge, warn, needs, &klipper_port);
-    Session session = connect_at(address, options, knowledge, warn, needs);
+    // A board that was running Klipper named its chip (its USB product string); the bootloader it
+    // rebooted into may not say (the HID bootloader, HalfKay), so that name goes on as --chip would.
+    DeviceOptions effective = options;
+    if (klipper_port && effective.chip.empty())
+        if (const auto* chip = knowledge.find_chip(discover::identify_port(klipper_port->rest).mcu))
+            effective.chip = chip->name;
+    Session session = connect_at(address, effective, knowledge, warn, needs);
     // A CAN node named by its UUID answers as Klipper on the same address once its application runs.
     if (!klipper_port && address.scheme == "can" && std::count(address.rest.begin(), address.rest.end(), ':') == 1)
         klipper_port = address;

@@ -103,6 +103,8 @@ grep -q "1200 baud with DTR clear" "$WORK/sim.log" || case_fail "the simulator s
 expect_match "asking it to reboot into its bootloader" flash_hid.txt
 expect_match "came back after [0-9.]+ s as usb:" flash_hid.txt
 expect_match "/dev/hidraw" flash_hid.txt
+# Klipper's port named the chip: the HID bootloader, which does not say, is not guessed at.
+grep -q "assuming" "$GUEST_DIR/flash_hid.txt" && case_fail "the chip Klipper's port names was not passed on"
 expect_match "not verified" flash_hid.txt
 expect_match "exit 0" flash_hid.txt
 expect_match "asking it to reboot into its bootloader" flash_pico.txt
