@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "discover/serial_ports.hpp"
 #include "device/device.hpp"
+#include "protocol/katapult/can_admin.hpp"
 
 namespace mcuflash::device {
 
@@ -224,6 +225,18 @@ Address device_address(const DeviceOptions& options, const targets::Knowledge& k
                        Needs needs, std::optional<Address>* klipper_port) {
     Address address = options.device.empty() ? discover_one(options, knowledge, warn, needs)
                                              : parse_address(options.device);
+    if (address.scheme == "can" && !options.no_reset) {
+        // can:IFACE:UUID of the USB-to-CAN bridge board itself: it cannot be flashed over its own CAN
+        // bus, so it is asked to reboot into its bootloader, which is flashed over USB instead.
+        const auto colon = address.rest.find(':');
+        const auto uuid = colon == std::string::npos ? std::nullopt
+                                                     : protocol::katapult::can::parse_uuid(address.rest.substr(colon + 1));
+        if (uuid)
+            if (auto bridge = local_can_bridge(*uuid))
+                return enter_bootloader_from_bridge(address, address.rest.substr(0, colon), *uuid, *bridge, knowledge,
+                                                    warn, kBootloaderReappearTime);
+        return address;
+    }
     if (address.scheme != "serial") return address;
     const auto port = discover::identify_port(address.rest);
     if (port.kind != discover::PortIdentity::Kind::Klipper) return address;

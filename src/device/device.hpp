@@ -123,6 +123,17 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
 Address enter_bootloader_from_klipper(const Address& port, const std::string& mcu, const targets::Knowledge& knowledge,
                                       const link::WarningSink& warn, std::chrono::milliseconds wait);
 
+// Klipper's USB-to-CAN bridge (gs_usb 1d50:606f): its USB serial number is its chip id, from which
+// Klipper derives its CAN UUID. The bridge present here whose UUID is `uuid`, if any.
+constexpr uint16_t kCanBridgeVendor = 0x1D50, kCanBridgeProduct = 0x606F;
+std::optional<link::UsbIdentity> local_can_bridge(uint64_t uuid);
+// `can:IFACE:UUID` names that bridge: asks its Klipper over CAN to reboot into its bootloader, waits
+// for the bootloader to appear on USB (or as a serial port), and returns its address. The interface
+// and every node behind the bridge leave the bus meanwhile.
+Address enter_bootloader_from_bridge(const Address& address, const std::string& interface, uint64_t uuid,
+                                     const link::UsbIdentity& bridge, const targets::Knowledge& knowledge,
+                                     const link::WarningSink& warn, std::chrono::milliseconds wait);
+
 // What runs on a board running Klipper (or Kalico): Klipper's identify exchange, as its host connects.
 struct KlipperIdentity {
     protocol::klipper_mcu::Identified identified;

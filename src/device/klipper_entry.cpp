@@ -11,6 +11,9 @@
 #include "discover/device_events.hpp"
 #include "discover/serial_ports.hpp"
 #include "entry/klipper_request.hpp"
+#include "link/can_socket.hpp"
+#include "link/libusb_device.hpp"
+#include "protocol/katapult/can_admin.hpp"
 
 namespace mcuflash::device {
 
@@ -69,6 +72,57 @@ std::string family_hint(const std::string& mcu) {
     return "start the bootloader by hand as `mcuflash guide BOARD` says, then run `mcuflash list`";
 }
 
+// After a board was asked to reboot: waits until a bootloader mcuflash knows appears (a device not in
+// `before`, or `same_path` again once `gone` said the board had left) and returns it. Else says
+// whether the board left, and whether it came back as it was (nothing new, `gone` false again).
+struct Watched {
+    std::optional<Address> found;
+    bool left = false, back_as_before = false;
+};
+Watched watch_for_bootloader(const std::map<std::string, Candidate>& before, const std::string& folder,
+                             discover::DeviceEvents& events, const std::function<bool()>& gone,
+                             const std::string& same_path, std::chrono::milliseconds wait,
+                             const targets::Knowledge& knowledge, const link::WarningSink& warn) {
+    std::error_code ec;
+    Watched watched;
+    const auto asked = std::chrono::steady_clock::now();
+    const auto give_up = asked + wait;
+    for (;;) {
+        core::throw_if_interrupted();
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= give_up) return watched;
+        auto slice = std::chrono::ceil<std::chrono::milliseconds>(give_up - now);
+        // Without any event source (no inotify, no udev), look again every quarter second.
+        if (!events.watching()) slice = std::min<std::chrono::milliseconds>(slice, std::chrono::milliseconds(250));
+        events.wait(slice);
+        if (gone()) watched.left = true;
+        std::vector<Candidate> newcomers;
+        for (auto& [key, c] : present_devices(folder, knowledge))
+            if (!before.count(key) || (watched.left && !same_path.empty() && c.device == same_path)) newcomers.push_back(c);
+        const Candidate* found = best_newcomer(newcomers);
+        if (!found && watched.left && !gone()) {
+            watched.back_as_before = true;  // nothing else is coming: the board runs its application again
+            return watched;
+        }
+        if (!found) continue;
+        Candidate chosen = *found;
+        if (chosen.protocol.empty() && chosen.device.find("/usb-") == std::string::npos) {
+            // A bare /dev/ttyACMn: its by-id name follows in a moment; take that if it comes.
+            events.wait(std::chrono::milliseconds(300));
+            for (auto& [key, c] : present_devices(folder, knowledge))
+                if (!before.count(key) && c.device.find("/usb-") != std::string::npos &&
+                    fs::canonical(c.device, ec) == fs::canonical(chosen.device, ec))
+                    chosen = c;
+        }
+        if (warn)
+            warn(fmt::format("the board came back after {:.1f} s as {}{}",
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(),
+                             chosen.device, chosen.detail.empty() ? "" : " (" + chosen.detail + ")"));
+        watched.found = parse_address(chosen.device);
+        return watched;
+    }
+}
+
 }  // namespace
 
 Address enter_bootloader_from_klipper(const Address& port, const std::string& mcu, const targets::Knowledge& knowledge,
@@ -95,42 +149,10 @@ Address enter_bootloader_from_klipper(const Address& port, const std::string& mc
                          port.text, mcu, std::chrono::duration_cast<std::chrono::seconds>(wait).count()));
     entry::request_bootloader_by_1200_baud(port.rest, {});  // a pty's missing DTR is no news here
 
-    const auto asked = std::chrono::steady_clock::now();
-    const auto give_up = asked + wait;
-    bool left = false, came_back_as_klipper = false;
-    for (;;) {
-        core::throw_if_interrupted();
-        const auto now = std::chrono::steady_clock::now();
-        if (now >= give_up) break;
-        auto slice = std::chrono::ceil<std::chrono::milliseconds>(give_up - now);
-        // Without any event source (no inotify, no udev), look again every quarter second.
-        if (!events.watching()) slice = std::min<std::chrono::milliseconds>(slice, std::chrono::milliseconds(250));
-        events.wait(slice);
-        if (!fs::exists(port.rest, ec)) left = true;
-        std::vector<Candidate> newcomers;
-        for (auto& [key, c] : present_devices(folder, knowledge))
-            if (!before.count(key) || (left && c.device == port.rest)) newcomers.push_back(c);
-        const Candidate* found = best_newcomer(newcomers);
-        if (!found && left && fs::exists(port.rest, ec)) {
-            came_back_as_klipper = true;  // nothing else is coming: the board runs Klipper again
-            break;
-        }
-        if (!found) continue;
-        Candidate chosen = *found;
-        if (chosen.protocol.empty() && chosen.device.find("/usb-") == std::string::npos) {
-            // A bare /dev/ttyACMn: its by-id name follows in a moment; take that if it comes.
-            events.wait(std::chrono::milliseconds(300));
-            for (auto& [key, c] : present_devices(folder, knowledge))
-                if (!before.count(key) && c.device.find("/usb-") != std::string::npos &&
-                    fs::canonical(c.device, ec) == fs::canonical(chosen.device, ec))
-                    chosen = c;
-        }
-        if (warn)
-            warn(fmt::format("the board came back after {:.1f} s as {}{}",
-                             std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count(),
-                             chosen.device, chosen.detail.empty() ? "" : " (" + chosen.detail + ")"));
-        return parse_address(chosen.device);
-    }
+    const auto watched = watch_for_bootloader(before, folder, events, [&] { return !fs::exists(port.rest, ec); },
+                                              port.rest, wait, knowledge, warn);
+    if (watched.found) return *watched.found;
+    const bool left = watched.left, came_back_as_klipper = watched.back_as_before;
     const auto waited = std::chrono::duration_cast<std::chrono::seconds>(wait).count();
     if (!left)
         throw Error(ErrorKind::NotFound,
@@ -145,6 +167,58 @@ Address enter_bootloader_from_klipper(const Address& port, const std::string& mc
                 fmt::format("the {} left Klipper, but no bootloader mcuflash knows appeared within {} s", mcu, waited),
                 "if its bootloader shows as a USB drive (UF2), copy the .uf2 file there, or `mcuflash flash "
                 "klipper.uf2 -d dir:MOUNTPOINT`; otherwise " + family_hint(mcu));
+}
+
+std::optional<link::UsbIdentity> local_can_bridge(uint64_t uuid) {
+    try {
+        for (const auto& id : link::LibusbDevice::enumerate())
+            if (id.vendor == kCanBridgeVendor && id.product == kCanBridgeProduct)
+                if (protocol::katapult::can::klipper_uuid_from_usb_serial(id.serial) == uuid) return id;
+    } catch (const Error&) {
+        // no USB access here: no bridge is known
+    }
+    return std::nullopt;
+}
+
+Address enter_bootloader_from_bridge(const Address& address, const std::string& interface, uint64_t uuid,
+                                     const link::UsbIdentity& bridge, const targets::Knowledge& knowledge,
+                                     const link::WarningSink& warn, std::chrono::milliseconds wait) {
+    const std::string folder = "/dev/serial/by-id";
+    const auto before = present_devices(folder, knowledge);
+    discover::DeviceEvents events({folder, "/dev"});
+    if (warn)
+        warn(fmt::format("{} is the USB-to-CAN bridge board itself (USB {:04x}:{:04x} at {}, serial {}): asking its "
+                         "Klipper to reboot into its bootloader and waiting up to {} s for it. {} and every node behind "
+                         "it leave the bus until the bridge runs Klipper again: flash those nodes first",
+                         address.text, bridge.vendor, bridge.product, bridge.port_path, bridge.serial,
+                         std::chrono::duration_cast<std::chrono::seconds>(wait).count(), interface));
+    {
+        link::CanSocket bus(interface);
+        protocol::katapult::can::CanAdmin(bus).request_bootloader(uuid);
+    }
+    const auto gone = [&] {
+        try {
+            for (const auto& id : link::LibusbDevice::enumerate())
+                if (id.port_path == bridge.port_path && id.vendor == bridge.vendor && id.product == bridge.product)
+                    return false;
+        } catch (const Error&) {
+        }
+        return true;
+    };
+    const auto watched = watch_for_bootloader(before, folder, events, gone, "", wait, knowledge, warn);
+    if (watched.found) return *watched.found;
+    const auto waited = std::chrono::duration_cast<std::chrono::seconds>(wait).count();
+    if (!watched.left)
+        throw Error(ErrorKind::NotFound,
+                    fmt::format("the bridge board did not reboot within {} s of the bootloader request", waited),
+                    "its Klipper reboots on it only when built with a bootloader to return to (Katapult, or the "
+                    "ROM DFU on STM32F0/F4); else start its bootloader by hand and flash it over USB");
+    throw Error(ErrorKind::NotFound,
+                watched.back_as_before
+                    ? std::string("the bridge board rebooted into Klipper again, not into a bootloader")
+                    : fmt::format("the bridge board left the bus, but no bootloader mcuflash knows appeared within {} s",
+                                  waited),
+                "start its bootloader by hand (`mcuflash guide BOARD`), then `mcuflash list` shows it");
 }
 
 }  // namespace mcuflash::device

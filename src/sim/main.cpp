@@ -164,8 +164,9 @@ int serve_katapult_can(const ServeOptions& o) {
     return 0;
 }
 
-// A board running Klipper on USB/IP: a CDC-ACM device that reboots into a USB bootloader's simulator.
-int serve_klipper_usb(const ServeOptions& o, const std::string& chip, const targets::Bootloader& bl, const std::string& mcu) {
+// The USB simulator of bootloader `bl` on `chip`: what a board running Klipper reboots into.
+std::unique_ptr<sim::usb::UsbDeviceModel> usb_bootloader_model(const ServeOptions& o, const std::string& chip,
+                                                               const targets::Bootloader& bl) {
     const sim::usb::UsbSimulatorInfo* simulator = nullptr;
     for (const auto& info : sim::usb::usb_simulators())
         if (info.protocol == bl.protocol) simulator = &info;
@@ -180,6 +181,12 @@ int serve_klipper_usb(const ServeOptions& o, const std::string& chip, const targ
     if (o.verbose) device_options.trace = log_line;
     auto bootloader = simulator->make(chip, device_options);
     if (o.verbose) bootloader->set_trace(log_line);
+    return bootloader;
+}
+
+// A board running Klipper on USB/IP: a CDC-ACM device that reboots into a USB bootloader's simulator.
+int serve_klipper_usb(const ServeOptions& o, const std::string& chip, const targets::Bootloader& bl, const std::string& mcu) {
+    auto bootloader = usb_bootloader_model(o, chip, bl);
     std::vector<uint8_t> identify_data;
     if (!o.firmware.empty()) identify_data = protocol::klipper_mcu::identify_data_from_file(o.firmware);
     sim::klipper::KlipperUsbDevice klipper(mcu, o.serial, std::move(bootloader),
@@ -273,13 +280,19 @@ int serve_gs_usb(const ServeOptions& o) {
     options.timing = !o.no_timing;
     for (const auto& text : o.can_nodes) options.nodes.push_back(sim::gs_usb::BridgeNodeSpec::parse(text));
     options.log = log_line;  // bit timing, mode, node ids, reboots: few and worth seeing
-    sim::gs_usb::GsUsbBridge bridge(options);
+    if (!o.bootloader.empty()) {
+        const auto* bl = targets::Knowledge::builtin().find_bootloader(o.bootloader);
+        if (!bl) throw core::Error(core::ErrorKind::Usage, fmt::format("--bootloader {}: no such bootloader", o.bootloader));
+        options.bootloader = usb_bootloader_model(o, options.chip, *bl);
+    }
+    const std::vector<sim::gs_usb::BridgeNodeSpec> nodes = options.nodes;
+    sim::gs_usb::GsUsbBridge bridge(std::move(options));
     if (o.verbose) bridge.set_trace(log_line);
     log_line(fmt::format("bridge: USB serial {}, CAN uuid {:012x}", bridge.serial(), bridge.uuid()));
     for (size_t i = 0; i < bridge.node_count(); ++i)
         log_line(fmt::format("node {:012x}: {} on a {}{}", bridge.node(i).uuid(),
                              bridge.node(i).runs_klipper() ? "Klipper" : "Katapult", bridge.node(i).device().describe(),
-                             !options.nodes[i].flash_file.empty() ? ", flash file " + options.nodes[i].flash_file : ""));
+                             !nodes[i].flash_file.empty() ? ", flash file " + nodes[i].flash_file : ""));
     const int rc = serve_usb_model(bridge, "gs-usb bridge", o);
     for (const auto& line : bridge.summary()) log_line(line);
     return rc;
@@ -412,7 +425,10 @@ int main(int argc, char** argv) {
         cmd->add_option("--flash-file", options.flash_file,
                         "raw image of the whole flash: loaded if it exists, else created; kept current");
         cmd->add_option("--bootloader", options.bootloader,
-                        "bootloader to impersonate where the chip could have several (default: the chip's)");
+                        info.protocol == "gs-usb"
+                            ? "the bridge board's own bootloader (a USB one: st_rom_dfu, hid_stm32, ...), which it "
+                              "reboots into on a bootloader request to its UUID; its flash is --flash-file"
+                            : "bootloader to impersonate where the chip could have several (default: the chip's)");
         cmd->add_flag("--no-timing", options.no_timing, "flash operations take no time");
         cmd->add_flag("-v,--verbose", options.verbose, "log every control transfer and device event");
         if (info.protocol == "gs-usb") {

@@ -9,7 +9,10 @@
 #  2. flashtool.py -i can0 -u UUID_A -f app.bin flashes node A (SHA-1 verified);
 #  3. mcuflash flash app2.bin -d can:can0:UUID_B --chip rp2040 asks the Klipper on node B to reboot
 #     into Katapult, writes and verifies by read-back;
-# and the node flash files hold each image at the application start, bootloader regions intact.
+#  4. mcuflash flash bridge.bin -d can:can0:BRIDGE_UUID: mcuflash knows the bridge by its USB serial,
+#     asks it over can0 to reboot into its bootloader (the simulator's --bootloader st_rom_dfu), waits
+#     for the DFU device and flashes it there;
+# and the flash files hold each image at the application start, bootloader regions intact.
 # Skipped (77) without guest-run.sh, usbip, QEMU, python3 or candump.
 source "$(dirname "$0")/../lib/common.sh"
 source "$(dirname "$0")/../lib/guest.sh"
@@ -25,7 +28,8 @@ head -c 20011 /dev/urandom >"$GUEST_DIR/app2.bin"
 UUID_A=0a1b2c3d4e5f
 UUID_B=112233445566
 
-start_usbip_sim "$WORK/sim.log" gs-usb --chip stm32f072xb \
+head -c 18000 /dev/urandom >"$GUEST_DIR/bridge.bin"
+start_usbip_sim "$WORK/sim.log" gs-usb --chip stm32f072xb --bootloader st_rom_dfu --flash-file "$GUEST_DIR/flashBridge.bin" \
   --node "katapult:stm32f103xe:$UUID_A:$GUEST_DIR/flashA.bin" \
   --node "klipper:rp2040:$UUID_B:$GUEST_DIR/flashB.bin"
 PORT=$USBIP_PORT
@@ -53,6 +57,17 @@ set +e
   echo \"mcuflash ms \$(ms \$t0)\" >>flashB.txt
   ip -details -statistics link show can0 >>link.txt 2>&1
   kill \$dump
+  # The bridge itself, in one step: asked over can0 to reboot into its bootloader (ST's ROM DFU here),
+  # which mcuflash then flashes over USB. The board re-enumerates by itself; here a loop plugs in
+  # what the simulator now is once the bridge has left.
+  (
+    i=0; while lsusb -d 1d50:606f >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 300 ] && exit 0; sleep 0.05; done
+    i=0; until usbip --tcp-port $PORT attach -r \$GUEST_HOST_ADDR -b 1-1 >/dev/null 2>&1; do
+      i=\$((i+1)); [ \$i -gt 50 ] && exit 0; sleep 0.2; done
+  ) &
+  ./mcuflash flash bridge.bin -d can:can0:$BRIDGE_UUID --chip stm32f072xb --address 0x08000000 --write-boot-area >bridge.txt 2>&1
+  echo \"exit \$?\" >>bridge.txt
+  wait
   exit 0
 " >"$WORK/guest.out" 2>"$WORK/guest.err"
 rc=$?
@@ -72,6 +87,11 @@ expect "Verification Complete" flashtool.txt
 expect "Programming Complete" flashtool.txt
 expect "runs Klipper: asking it to reboot into Katapult" flashB.txt
 expect "verified (read back)" flashB.txt
+expect "is the USB-to-CAN bridge board itself" bridge.txt
+expect "the board came back after" bridge.txt
+expect "0483:df11" bridge.txt
+expect "verified" bridge.txt
+expect "exit 0" bridge.txt
 # The bus as candump saw it: the query, the nodes' answers, Katapult's frames on a node id.
 expect "can0 3F0#00" candump.txt
 expect "can0 3F1#20$(echo $UUID_A | tr a-f A-F)11" candump.txt
@@ -97,6 +117,8 @@ def check(flash_name, app_name, offset, who):
     if not flash[:offset].startswith(b"[mcuflash-sim placeholder: katapult]"): problems.append(f"{who}: the bootloader area changed")
 check("flashA.bin", "app.bin", 0x2000, "flashtool.py on node A")
 check("flashB.bin", "app2.bin", 0x4000, "mcuflash on node B")
+bridge = open(f"{d}/flashBridge.bin", "rb").read()
+if not bridge.startswith(open(f"{d}/bridge.bin", "rb").read()): problems.append("mcuflash on the bridge: the image is not at 0x08000000")
 if problems: sys.exit("\n".join(problems))
 PY
 grep -ah "ms " "$GUEST_DIR/flashtool.txt" "$GUEST_DIR/flashB.txt"

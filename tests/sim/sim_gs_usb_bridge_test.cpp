@@ -9,6 +9,7 @@
 #include "core/crc.hpp"
 #include "core/error.hpp"
 #include "link/can_stream.hpp"
+#include "protocol/katapult/can_admin.hpp"
 #include "protocol/katapult/client.hpp"
 #include "sim/gs_usb/can_bit_timing.hpp"
 #include "sim/gs_usb/gs_usb_bridge.hpp"
@@ -294,3 +295,19 @@ TEST(GsUsbBridge, WithoutTimingFramesTakeNoTime) {
 }
 
 }  // namespace
+
+// mcuflash knows a bridge by its USB serial number: the client's UUID of a chip id (its own fasthash64)
+// must be the one the simulated bridge gives itself, for ids of every length around the 8-byte words.
+TEST(GsUsbBridge, TheClientKnowsTheBridgesUuidFromItsUsbSerial) {
+    for (size_t length : {1u, 7u, 8u, 9u, 12u, 16u, 17u}) {
+        Bytes id(length);
+        for (size_t i = 0; i < length; ++i) id[i] = static_cast<uint8_t>(0x5A + 37 * i);
+        EXPECT_EQ(protocol::katapult::can::klipper_uuid_from_chip_id(id), klipper_canbus_uuid(id)) << length;
+    }
+    GsUsbBridgeOptions options;
+    options.timing = false;
+    GsUsbBridge bridge(std::move(options));
+    EXPECT_EQ(protocol::katapult::can::klipper_uuid_from_usb_serial(bridge.serial()), bridge.uuid());
+    EXPECT_FALSE(protocol::katapult::can::klipper_uuid_from_usb_serial("not hex!"));
+    EXPECT_FALSE(protocol::katapult::can::klipper_uuid_from_usb_serial("ABC"));
+}

@@ -24,6 +24,42 @@ std::optional<uint64_t> parse_uuid(std::string_view text) {
     return uuid;
 }
 
+uint64_t klipper_uuid_from_chip_id(std::span<const uint8_t> chip_id) {
+    // fasthash64 (Zilong Tan): 8-byte little-endian words, then the rest, each mixed in.
+    constexpr uint64_t kMultiplier = 0x880355f21e6d1965ull, kSeed = 0xA16231A7;
+    const auto mix = [](uint64_t h) {
+        h ^= h >> 23;
+        h *= 0x2127599bf4325c37ull;
+        return h ^ (h >> 47);
+    };
+    uint64_t hash = kSeed ^ (chip_id.size() * kMultiplier);
+    for (size_t at = 0; at < chip_id.size(); at += 8) {
+        uint64_t word = 0;
+        for (size_t b = 0; b < 8 && at + b < chip_id.size(); ++b) word |= uint64_t{chip_id[at + b]} << (8 * b);
+        hash = (hash ^ mix(word)) * kMultiplier;
+    }
+    hash = mix(hash);
+    uint64_t uuid = 0;  // its first six bytes in memory order, as the UUID is sent and printed
+    for (size_t i = 0; i < kUuidBytes; ++i) uuid = uuid << 8 | ((hash >> (8 * i)) & 0xFF);
+    return uuid;
+}
+
+std::optional<uint64_t> klipper_uuid_from_usb_serial(std::string_view serial) {
+    if (serial.empty() || serial.size() % 2) return std::nullopt;
+    std::vector<uint8_t> id;
+    for (size_t i = 0; i < serial.size(); i += 2) {
+        auto digit = [](char c) -> int {
+            if (std::isdigit(static_cast<unsigned char>(c))) return c - '0';
+            if (std::isxdigit(static_cast<unsigned char>(c))) return std::tolower(c) - 'a' + 10;
+            return -1;
+        };
+        const int high = digit(serial[i]), low = digit(serial[i + 1]);
+        if (high < 0 || low < 0) return std::nullopt;
+        id.push_back(static_cast<uint8_t>(high << 4 | low));
+    }
+    return klipper_uuid_from_chip_id(id);
+}
+
 const char* app_name(NodeApp app) {
     switch (app) {
         case NodeApp::Klipper: return "Klipper";

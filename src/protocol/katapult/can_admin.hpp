@@ -51,6 +51,13 @@ std::string uuid_text(uint64_t uuid);
 // 12 hex digits (either case) -> the UUID; nullopt for anything else.
 std::optional<uint64_t> parse_uuid(std::string_view text);
 
+// The CAN UUID Klipper gives itself from its chip's unique id (canserial.c: the first six bytes, in
+// memory order, of fasthash64(id, seed 0xA16231A7)). A USB-to-CAN bridge's USB serial number is that
+// id in hex, so the bridge is known from it.
+uint64_t klipper_uuid_from_chip_id(std::span<const uint8_t> chip_id);
+// The same from the USB serial number (hex digits); nullopt when it is not hex.
+std::optional<uint64_t> klipper_uuid_from_usb_serial(std::string_view serial);
+
 enum class NodeApp { Klipper, Katapult, Unknown };
 const char* app_name(NodeApp app);  // "Klipper", "Katapult", "unknown firmware"
 

@@ -312,7 +312,6 @@ void GsUsbBridge::on_bus_transmitted(const BusFrame& frame, uint64_t echo_id, Cl
 }
 
 void GsUsbBridge::local_frame(const BusFrame& frame, Clock::time_point now) {
-    (void)now;
     if (frame.id != kAdminId || frame.length == 0) return;  // Klipper's protocol on its id: not simulated
     auto names_bridge = [&] {
         if (frame.length < 7) return false;
@@ -342,6 +341,7 @@ void GsUsbBridge::local_frame(const BusFrame& frame, Clock::time_point now) {
         log("bootloader request to the bridge itself: it reboots and leaves the USB bus (can0 vanishes, and the nodes "
             "behind it with it)");
         attached_ = false;
+        left_at_ = now;
     }
 }
 
@@ -363,6 +363,11 @@ void GsUsbBridge::bus_reset(Clock::time_point now) {
 
 void GsUsbBridge::tick(Clock::time_point now) {
     advance(now);
+    const auto reboot_time = options_.timing ? std::chrono::milliseconds(500) : std::chrono::milliseconds(50);
+    if (left_at_ && !rebooted_ && options_.bootloader && now >= *left_at_ + reboot_time) {
+        rebooted_ = true;
+        options_.bootloader->bus_reset(now);
+    }
 }
 
 std::optional<Clock::time_point> GsUsbBridge::next_event() const {

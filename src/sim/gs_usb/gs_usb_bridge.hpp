@@ -87,6 +87,9 @@ struct GsUsbBridgeOptions {
     uint32_t default_bitrate = 1'000'000;  // until the host sends BITTIMING
     std::vector<BridgeNodeSpec> nodes;
     std::function<void(const std::string&)> log;  // node and bridge events
+    // The bootloader the bridge board reboots into on a bootloader request to its own UUID (a USB
+    // simulator: the device that takes its place on the bus); none: it just leaves.
+    std::unique_ptr<usb::UsbDeviceModel> bootloader;
 };
 
 class GsUsbBridge : public usb::UsbDeviceModel {
@@ -104,6 +107,9 @@ public:
     usb::EndpointIn bulk_in(uint8_t address, size_t max_length, Clock::time_point now) override;
     void bus_reset(Clock::time_point now) override;
     bool attached() const override { return attached_; }
+    // The bootloader, once the reboot time after the request has passed (the bridge is off the bus
+    // meanwhile, so the host sees it leave before anything new appears).
+    UsbDeviceModel* successor() override { return rebooted_ ? options_.bootloader.get() : nullptr; }
     void tick(Clock::time_point now) override;
     std::string describe() const override;
     FlashMemory& flash() override { return flash_; }  // the bridge board's own (Klipper's) flash
@@ -144,6 +150,8 @@ private:
     uint32_t assigned_id_ = 0;  // the bridge's own node id (0x100 + 2n); 0: none
     bool started_ = false;
     bool attached_ = true;
+    std::optional<Clock::time_point> left_at_;  // the bootloader request to the bridge itself
+    bool rebooted_ = false;
     uint64_t host_frames_ = 0, echoes_ = 0, frames_to_host_ = 0;
 };
 

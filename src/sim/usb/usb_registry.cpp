@@ -35,7 +35,7 @@ const std::vector<UsbSimulatorInfo>& usb_simulators() {
                                     if (!chip.empty()) options.chip = chip;
                                     options.timing = o.timing;
                                     options.log = o.trace;
-                                    return std::unique_ptr<UsbDeviceModel>(std::make_unique<gs_usb::GsUsbBridge>(options));
+                                    return std::unique_ptr<UsbDeviceModel>(std::make_unique<gs_usb::GsUsbBridge>(std::move(options)));
                                 }};
         // USB mass storage (src/sim/msc): an MSC bootloader, UF2 drives, a card reader (needs --card-image).
         UsbSimulatorInfo msc{"msc", "an MSC bootloader: a USB drive that flashes the .bin copied onto it, then leaves (0483:5720)",
