@@ -13,15 +13,10 @@ BUILD_DIR=$(realpath "${1:-build}")
 SIZE=${2:-204800}
 export BUILD_DIR SOURCE_DIR=$PWD
 source tests/lib/common.sh
-GUEST_RUN=/work/shared/tools/guest-run.sh
-[ -x "$SOURCE_DIR/../shared/tools/guest-run.sh" ] && GUEST_RUN=$SOURCE_DIR/../shared/tools/guest-run.sh
-[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
-command -v dfu-util >/dev/null && command -v usbip >/dev/null || skip "dfu-util and usbip are needed"
+source tests/lib/guest.sh
+use_guest dfu-util usbip
 
-GUEST_DIR=$(mktemp -d "$BUILD_DIR/bench-dfu.XXXXXX")
-trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
-# The guest cannot see the host's /tmp, where a checkout may live: mcuflash runs from the shared cwd.
-cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+make_guest_dir bench-dfu  # mcuflash copied into it (the guest cannot see the host's /tmp)
 head -c "$SIZE" /dev/urandom >"$GUEST_DIR/app.bin"
 start_usbip_sim "$WORK/sim.log" dfu --chip stm32f407xg --flash-file "$GUEST_DIR/flash.bin"
 PORT=$USBIP_PORT

@@ -15,15 +15,10 @@ SIZE=${2:-122880}
 export BUILD_DIR SOURCE_DIR=$PWD
 source tests/lib/common.sh
 source bench/lib.sh
-GUEST_RUN=/work/shared/tools/guest-run.sh
-[ -x "$SOURCE_DIR/../shared/tools/guest-run.sh" ] && GUEST_RUN=$SOURCE_DIR/../shared/tools/guest-run.sh
-[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
-command -v teensy_loader_cli >/dev/null && command -v usbip >/dev/null || skip "teensy_loader_cli and usbip are needed"
+source tests/lib/guest.sh
+use_guest teensy_loader_cli usbip
 
-GUEST_DIR=$(mktemp -d "$BUILD_DIR/bench-halfkay.XXXXXX")
-trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
-# The guest cannot see the host's /tmp, where a checkout may live: mcuflash runs from the shared cwd.
-cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+make_guest_dir bench-halfkay  # mcuflash copied into it (the guest cannot see the host's /tmp)
 random_hex "$GUEST_DIR/app.hex" "$SIZE" 0
 # Two simulators, one per tool: HalfKay erases the application area on the first block of a session,
 # and a Teensy that booted its application has left the bus.

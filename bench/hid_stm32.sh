@@ -16,20 +16,14 @@ SIZE=${2:-102400}
 export BUILD_DIR SOURCE_DIR=$PWD
 source tests/lib/common.sh
 source bench/lib.sh
-GUEST_RUN=/work/shared/tools/guest-run.sh
-[ -x "$SOURCE_DIR/../shared/tools/guest-run.sh" ] && GUEST_RUN=$SOURCE_DIR/../shared/tools/guest-run.sh
-[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
-command -v usbip >/dev/null && command -v make >/dev/null && command -v cc >/dev/null || skip "usbip, make and cc are needed"
+source tests/lib/guest.sh
+use_guest usbip make cc
 pkg-config --exists libusb-1.0 || skip "libusb-1.0-0-dev not installed (scripts/setup.sh installs it)"
 HIDFLASH_SRC=${HIDFLASH_SRC:-$SOURCE_DIR/../shared/peers/klipper/lib/hidflash}
 [ -d "$HIDFLASH_SRC" ] || HIDFLASH_SRC=/work/shared/peers/klipper/lib/hidflash
 [ -f "$HIDFLASH_SRC/main.c" ] || skip "Klipper's lib/hidflash not found"
 
-GUEST_DIR=$(mktemp -d "$BUILD_DIR/bench-hid-stm32.XXXXXX")
-trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
-# The guest cannot see the host's /tmp, where a checkout may live: mcuflash and hid-flash run from the
-# shared cwd (hid-flash built there).
-cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+make_guest_dir bench-hid-stm32  # mcuflash copied into it (the guest cannot see the host's /tmp)
 cp -r "$HIDFLASH_SRC" "$GUEST_DIR/" && make -C "$GUEST_DIR/hidflash" >"$WORK/hidflash-build.log" 2>&1 \
   || fail "hid-flash did not build: $(tail -5 "$WORK/hidflash-build.log")"
 [ -x "$GUEST_DIR/hidflash/hid-flash" ] || fail "hid-flash did not build (no binary)"

@@ -14,16 +14,12 @@ BUILD_DIR=$(realpath "${1:-build}")
 SIZE=${2:-65536}
 export BUILD_DIR SOURCE_DIR=$PWD
 source tests/lib/common.sh
-GUEST_RUN=/work/shared/tools/guest-run.sh
-[ -x "$SOURCE_DIR/../shared/tools/guest-run.sh" ] && GUEST_RUN=$SOURCE_DIR/../shared/tools/guest-run.sh
-[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
-command -v usbip >/dev/null || skip "usbip is needed"
+source tests/lib/guest.sh
+use_guest usbip
 PEER=$SOURCE_DIR/../shared/peers/katapult/scripts/flashtool.py
 [ -f "$PEER" ] || skip "flashtool.py not found"
 
-GUEST_DIR=$(mktemp -d "$BUILD_DIR/bench-katapult-can.XXXXXX")
-trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
-cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+make_guest_dir bench-katapult-can  # mcuflash copied into it (the guest cannot see the host's /tmp)
 cp "$PEER" "$GUEST_DIR/"
 head -c "$SIZE" /dev/urandom >"$GUEST_DIR/app.bin"
 A=0a1b2c3d4e5f B=0b1b2c3d4e5f C=0c1b2c3d4e5f

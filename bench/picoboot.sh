@@ -15,10 +15,8 @@ SIZE=${2:-102400}
 export BUILD_DIR SOURCE_DIR=$PWD
 source tests/lib/common.sh
 source bench/lib.sh
-GUEST_RUN=/work/shared/tools/guest-run.sh
-[ -x "$SOURCE_DIR/../shared/tools/guest-run.sh" ] && GUEST_RUN=$SOURCE_DIR/../shared/tools/guest-run.sh
-[ -x "$GUEST_RUN" ] || skip "guest-run.sh not found"
-command -v usbip >/dev/null && command -v make >/dev/null && command -v gcc >/dev/null || skip "usbip, make and gcc are needed"
+source tests/lib/guest.sh
+use_guest usbip make gcc
 pkg-config --exists libusb-1.0 || skip "libusb-1.0-0-dev not installed (scripts/setup.sh installs it)"
 peers="$SOURCE_DIR/../shared/peers/klipper"
 [ -d "$peers/lib/rp2040_flash" ] || peers=/work/shared/peers/klipper
@@ -30,10 +28,7 @@ mkdir -p "$WORK/lib"
 cp -r "$peers/lib/rp2040_flash" "$peers/lib/pico-sdk" "$WORK/lib/"
 make -C "$WORK/lib/rp2040_flash" >"$WORK/rp2040_flash-build.log" 2>&1 || fail "building rp2040_flash: $(tail -20 "$WORK/rp2040_flash-build.log")"
 
-GUEST_DIR=$(mktemp -d "$BUILD_DIR/bench-picoboot.XXXXXX")
-trap 'rm -rf "$GUEST_DIR"; cleanup' EXIT
-# The guest cannot see the host's /tmp, where a checkout may live: the tools run from the shared cwd.
-cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+make_guest_dir bench-picoboot  # mcuflash copied into it (the guest cannot see the host's /tmp)
 cp "$WORK/lib/rp2040_flash/rp2040_flash" "$GUEST_DIR/"
 # A UF2 of SIZE random bytes at 0x10000000: 256-byte payloads, RP2040 family id (what rp2040_flash
 # requires), the last block padded with 0xFF.

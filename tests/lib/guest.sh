@@ -16,6 +16,7 @@ use_guest() {
 # make_guest_dir NAME: GUEST_DIR, a folder the guest shares with mcuflash copied into it. It is inside
 # the build folder: the guest cannot see the host's /tmp. Removed at exit (kept with KEEP_GUEST_DIR=1).
 make_guest_dir() {
+  mkdir -p "$BUILD_DIR/tests/interop"
   GUEST_DIR=$(mktemp -d "$BUILD_DIR/tests/interop/$1.XXXXXX")
   trap '[ -n "${KEEP_GUEST_DIR:-}" ] || rm -rf "$GUEST_DIR"; cleanup' EXIT
   cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
