@@ -447,10 +447,8 @@ void image_info_command(GlobalOptions& global, const std::string& file, const Im
 
 // A UF2 family given as a chip (rp2040), a family's short name (SAMD51) or its ID (0xE48BFF56).
 uint32_t uf2_family(const std::string& text) {
-    if (auto id = storage::uf2_family_for_chip(targets::Knowledge::builtin().find_chip(text)
-                                                   ? targets::Knowledge::builtin().find_chip(text)->name
-                                                   : text))
-        return *id;
+    const auto* chip = targets::Knowledge::builtin().find_chip(text);
+    if (auto id = storage::uf2_family_for_chip(chip ? chip->name : text)) return *id;
     if (auto id = storage::uf2_family_by_name(text)) return *id;
     if (text.size() > 2 && text.size() <= 10 && (text.rfind("0x", 0) == 0 || text.rfind("0X", 0) == 0) &&
         text.find_first_not_of("0123456789abcdefABCDEF", 2) == std::string::npos)

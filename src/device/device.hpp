@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "link/libusb_device.hpp"
 #include "link/link.hpp"
 #include "protocol/bootloader.hpp"
 #include "protocol/klipper_mcu/session.hpp"
@@ -122,6 +123,9 @@ Session connect(const DeviceOptions& options, const targets::Knowledge& knowledg
 // Refuses while another program (Klipper's host) holds the port.
 Address enter_bootloader_from_klipper(const Address& port, const std::string& mcu, const targets::Knowledge& knowledge,
                                       const link::WarningSink& warn, std::chrono::milliseconds wait);
+
+// The first USB device present that `match` names (nullopt also when USB cannot be listed here).
+std::optional<link::UsbIdentity> present_usb_device(const link::UsbMatch& match);
 
 // Klipper's USB-to-CAN bridge (gs_usb 1d50:606f): its USB serial number is its chip id, from which
 // Klipper derives its CAN UUID. The bridge present here whose UUID is `uuid`, if any.

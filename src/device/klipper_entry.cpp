@@ -196,15 +196,8 @@ Address enter_bootloader_from_bridge(const Address& address, const std::string& 
         link::CanSocket bus(interface);
         protocol::katapult::can::CanAdmin(bus).request_bootloader(uuid);
     }
-    const auto gone = [&] {
-        try {
-            for (const auto& id : link::LibusbDevice::enumerate())
-                if (id.port_path == bridge.port_path && id.vendor == bridge.vendor && id.product == bridge.product)
-                    return false;
-        } catch (const Error&) {
-        }
-        return true;
-    };
+    const link::UsbMatch same_bridge{bridge.vendor, bridge.product, "", bridge.port_path};
+    const auto gone = [&] { return !present_usb_device(same_bridge); };
     const auto watched = watch_for_bootloader(before, folder, events, gone, "", wait, knowledge, warn);
     if (watched.found) return *watched.found;
     const auto waited = std::chrono::duration_cast<std::chrono::seconds>(wait).count();

@@ -75,17 +75,6 @@ Transport serial_transport() {
     return t;
 }
 
-// The identity of the USB device an address names, when it is present.
-std::optional<link::UsbIdentity> present_usb_device(const link::UsbMatch& match) {
-    try {
-        for (const auto& id : link::LibusbDevice::enumerate())
-            if (match.matches(id)) return id;
-    } catch (const Error&) {
-        // no USB access here: nothing is known
-    }
-    return std::nullopt;
-}
-
 // A USB bootloader that mcuflash speaks through its serial port (Katapult's USB-CDC), not over libusb.
 bool reached_as_serial_port(const targets::Bootloader& bootloader) {
     const auto* p = protocol::spoken_protocol(bootloader.protocol);
@@ -231,6 +220,16 @@ Transport can_transport() {
 }
 
 }  // namespace
+
+std::optional<link::UsbIdentity> present_usb_device(const link::UsbMatch& match) {
+    try {
+        for (const auto& id : link::LibusbDevice::enumerate())
+            if (match.matches(id)) return id;
+    } catch (const Error&) {
+        // no USB access here: nothing is known
+    }
+    return std::nullopt;
+}
 
 std::vector<Candidate> can_nodes(const std::string& interface) {
     namespace can = protocol::katapult::can;
