@@ -83,11 +83,32 @@ SamFacts parse_sam(const toml::table& t, const std::string& where) {
     return f;
 }
 
+SwdFacts parse_swd(const toml::table& t, const std::string& where) {
+    check_keys(t, {"flash_controller", "dpidr", "cpuid", "sram", "openocd_target"}, where);
+    SwdFacts f;
+    f.flash_controller = required_string(t, "flash_controller", where);
+    if (f.flash_controller != "stm32f1" && f.flash_controller != "stm32f4" && f.flash_controller != "samd21" &&
+        f.flash_controller != "samd51")
+        bad_data(where, fmt::format("flash_controller '{}' is none of stm32f1, stm32f4, samd21, samd51",
+                                    f.flash_controller));
+    f.dpidr = required_u32(t, "dpidr", where);
+    f.cpuid = required_u32(t, "cpuid", where);
+    auto* sram = t["sram"].as_array();
+    auto base = sram && sram->size() == 2 ? sram->at(0).value_exact<int64_t>() : std::nullopt;
+    auto size = sram && sram->size() == 2 ? sram->at(1).value_exact<int64_t>() : std::nullopt;
+    if (!base || !size || *base < 0 || *size <= 0 || *base + *size > 0x100000000ll)
+        bad_data(where, "sram must be [address, size] inside 4 GiB");
+    f.sram_base = static_cast<uint32_t>(*base);
+    f.sram_size = static_cast<uint32_t>(*size);
+    f.openocd_target = required_string(t, "openocd_target", where);
+    return f;
+}
+
 Chip parse_chip(const std::string& name, const toml::table& t, const std::string& where) {
     check_keys(t,
                {"family", "description", "signature", "flash_base", "flash_size", "page_size", "eeprom_size",
                 "max_boot_size", "fuses", "install_bootloader", "product_id", "flash_size_register", "sectors", "sam",
-                "klipper_offsets"},
+                "swd", "klipper_offsets"},
                where);
     Chip c;
     c.name = name;
@@ -134,6 +155,12 @@ Chip parse_chip(const std::string& name, const toml::table& t, const std::string
         c.sam = parse_sam(*sam, where + ".sam");
         if (c.sam->erase_unit && (c.sam->erase_unit % c.page_size || c.flash_size % c.sam->erase_unit))
             bad_data(where, "sam.erase_unit must be whole pages and divide flash_size");
+    }
+    if (auto* swd = t["swd"].as_table()) {
+        c.swd = parse_swd(*swd, where + ".swd");
+        bool stm32 = c.swd->flash_controller.starts_with("stm32");
+        if (stm32 && !c.product_id) bad_data(where, "an STM32 with swd facts needs product_id (its DBGMCU_IDCODE)");
+        if (!stm32 && c.signature.size() != 4) bad_data(where, "a SAM chip with swd facts needs its DSU DID as signature");
     }
     return c;
 }

@@ -32,6 +32,17 @@ struct SamFacts {
     std::vector<std::pair<uint32_t, uint32_t>> sram;  // (address, size)
 };
 
+// What a debug probe sees of an ARM chip over SWD (data/chips.toml [chips.X.swd]). The chip is told
+// by its DBGMCU_IDCODE (STM32: product_id) or its DSU DID (SAMD/SAMC: signature).
+struct SwdFacts {
+    std::string flash_controller;  // "stm32f1", "stm32f4", "samd21" (SAMD21 and SAMC21) or "samd51"
+    uint32_t dpidr = 0;            // the SW-DP's DPIDR
+    uint32_t cpuid = 0;            // SCB CPUID
+    uint32_t sram_base = 0x20000000;
+    uint32_t sram_size = 0;
+    std::string openocd_target;    // OpenOCD's target script: "target/stm32f1x.cfg"
+};
+
 struct Chip {
     std::string name;
     std::string family;  // "avr", ...
@@ -52,6 +63,7 @@ struct Chip {
     std::optional<uint32_t> flash_size_register;
     std::vector<uint32_t> sectors;
     std::optional<SamFacts> sam;
+    std::optional<SwdFacts> swd;
     // Klipper's menuconfig "Bootloader offset" choices for this chip, in menu order (the first is
     // the default); [0] where the application always starts at the flash base (AVR, SAM3/SAM4).
     std::vector<uint32_t> klipper_offsets;
