@@ -33,6 +33,7 @@ test_packages=(
   python3-serial  # Katapult's flashtool.py
   python3-greenlet python3-cffi  # Klipper's klippy/console.py (tests/interop/klipper_identify_console.sh)
   teensy-loader-cli  # HalfKay's peer (tests/interop/halfkay_guest.sh)
+  openocd python3-pyocd gdb-multiarch  # SWD peers: OpenOCD, pyOCD and gdb against the probe simulator (tests/interop/openocd_guest.sh)
   can-utils  # candump in the CAN guest tests' logs (tests/interop/gs_usb_guest.sh)
   # the real kernel for the USB tests (../shared/tools/guest-run.sh installs these too on first use)
   qemu-system-x86 busybox-static usbutils xz-utils

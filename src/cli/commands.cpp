@@ -654,6 +654,7 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     register_usb_commands(app, global);
     register_board_commands(app, global);
     register_klipper_commands(app, global);
+    register_openocd_commands(app, global);
 }
 
 }  // namespace mcuflash::cli

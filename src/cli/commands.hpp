@@ -24,6 +24,8 @@ void register_usb_commands(CLI::App& app, GlobalOptions& global);
 void register_board_commands(CLI::App& app, GlobalOptions& global);
 // `identify` (klipper_commands.cpp).
 void register_klipper_commands(CLI::App& app, GlobalOptions& global);
+// `openocd config|run` (openocd_commands.cpp).
+void register_openocd_commands(CLI::App& app, GlobalOptions& global);
 
 // Runs a command body with a Reporter, turning errors into messages and the exit code.
 void run(GlobalOptions& global, const std::function<void(Reporter&)>& body);

@@ -84,7 +84,8 @@ SamFacts parse_sam(const toml::table& t, const std::string& where) {
 }
 
 SwdFacts parse_swd(const toml::table& t, const std::string& where) {
-    check_keys(t, {"flash_controller", "dpidr", "cpuid", "sram", "openocd_target"}, where);
+    check_keys(t, {"flash_controller", "dpidr", "cpuid", "sram", "openocd_target", "openocd_erase", "openocd_bootprot"},
+               where);
     SwdFacts f;
     f.flash_controller = required_string(t, "flash_controller", where);
     if (f.flash_controller != "stm32f1" && f.flash_controller != "stm32f4" && f.flash_controller != "samd21" &&
@@ -101,6 +102,10 @@ SwdFacts parse_swd(const toml::table& t, const std::string& where) {
     f.sram_base = static_cast<uint32_t>(*base);
     f.sram_size = static_cast<uint32_t>(*size);
     f.openocd_target = required_string(t, "openocd_target", where);
+    f.openocd_erase = required_string(t, "openocd_erase", where);
+    f.openocd_bootprot = t["openocd_bootprot"].value_or(std::string{});
+    if (f.flash_controller.starts_with("sam") && f.openocd_bootprot.empty())
+        bad_data(where, "a SAMD chip needs openocd_bootprot (BOOTPROT guards its bootloader)");
     return f;
 }
 
@@ -169,7 +174,7 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
                             const std::map<std::string, Chip>& chips, const std::map<std::string, std::string>& protocols) {
     check_keys(t,
                {"protocol", "description", "placement", "baud", "other_bauds", "sw_major", "reports_signature", "usb",
-                "dfu_alt", "sizes", "install", "uf2_drive"},
+                "dfu_alt", "sizes", "install", "uf2_drive", "source"},
                where);
     Bootloader b;
     b.name = name;
@@ -212,6 +217,7 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
         }
     if (t.contains("dfu_alt")) b.dfu_alt = static_cast<uint8_t>(required_u32(t, "dfu_alt", where));
     b.uf2_drive = t["uf2_drive"].value_or(std::string{});
+    b.source = t["source"].value_or(std::string{});
     auto* sizes = t["sizes"].as_table();
     if (!sizes) bad_data(where, "missing table 'sizes'");
     for (auto&& [chip_name, value] : *sizes) {

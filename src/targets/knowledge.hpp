@@ -41,6 +41,8 @@ struct SwdFacts {
     uint32_t sram_base = 0x20000000;
     uint32_t sram_size = 0;
     std::string openocd_target;    // OpenOCD's target script: "target/stm32f1x.cfg"
+    std::string openocd_erase;     // its whole-chip erase: "stm32f1x mass_erase 0", "at91samd chip-erase"
+    std::string openocd_bootprot;  // SAMD: its BOOTPROT command, given the bytes: "at91samd bootloader"
 };
 
 struct Chip {
@@ -106,6 +108,8 @@ struct Bootloader {
     std::optional<uint8_t> dfu_alt;
     // A bootloader that also shows a UF2 drive: its volume label ("RPI-RP2"); "" = none.
     std::string uf2_drive;
+    // Where its binary comes from, for `bootloader install` over SWD (a URL, or how to build it).
+    std::string source;
     std::map<std::string, uint32_t> sizes;  // chip name -> reserved bytes (0: in ROM, keeps no flash)
     std::map<std::string, BootloaderInstall> installs;  // chip name -> how to install it there
 
