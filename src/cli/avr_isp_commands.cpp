@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "cli/device.hpp"
 #include "cli/reporter.hpp"
+#include "cli/swd_commands.hpp"
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
 #include "image/loader.hpp"
@@ -29,12 +30,14 @@ struct IspOptions {
     plan::FuseSafety safety;
 };
 
-void add_isp_options(CLI::App* cmd, IspOptions& o) {
-    cmd->add_option("-d,--device", o.device.device,
-                    "the programmer's serial port, or sim:stk500v2-isp[:CHIP] for a simulated one")
-        ->required();
-    cmd->add_option("--chip", o.device.chip, "the target chip (atmega2560, atmega1280, atmega1284p, atmega168, ...)")
-        ->required();
+// `required`: false where --probe (SWD) is the other way (bootloader install).
+void add_isp_options(CLI::App* cmd, IspOptions& o, bool required = true) {
+    auto* device = cmd->add_option("-d,--device", o.device.device,
+                                   "the programmer's serial port, or sim:stk500v2-isp[:CHIP] for a simulated one");
+    auto* chip = cmd->add_option("--chip", o.device.chip,
+                                 "the target chip (atmega2560, atmega1280, atmega1284p, atmega168, ...; with --probe: "
+                                 "stm32f103xb, samd21g18a, ...)");
+    if (required) device->required(), chip->required();
     std::string types;
     for (const auto& p : protocol::programmers()) types += fmt::format("\n  {}: {}", p.name, p.description);
     cmd->add_option("--programmer", o.device.protocol, "programmer type (default: the first):" + types);
@@ -126,6 +129,8 @@ void fuses_write_command(GlobalOptions& global, const IspOptions& o) {
 struct InstallOptions {
     std::string hex;
     std::string bootloader;
+    std::string board, backup;  // --probe
+    ProbeOptions probe;
 };
 
 void bootloader_install_command(GlobalOptions& global, const IspOptions& o, const InstallOptions& io) {
@@ -215,21 +220,45 @@ void register_avr_isp_commands(CLI::App& app, GlobalOptions& global) {
     static IspOptions isp;
     static InstallOptions install_options;
 
-    auto* bootloader = app.add_subcommand("bootloader", "install a bootloader (AVR, through an ISP programmer)");
+    auto* bootloader = app.add_subcommand(
+        "bootloader", "install a bootloader: an AVR's through an ISP programmer, an ARM chip's through an SWD probe");
     bootloader->require_subcommand(1);
     bootloader->fallthrough();
     auto* install = bootloader->add_subcommand(
         "install",
-        "erase the whole chip (application included), write the bootloader's fuses, write and verify the "
-        "bootloader, then the lock bits; every fuse and lock byte is read back");
-    add_isp_options(install, isp);
+        "erase the whole chip (application included), then: AVR (-d ISP programmer): write the bootloader's fuses, "
+        "write and verify the bootloader, then the lock bits, every fuse and lock byte read back; ARM (--probe): "
+        "open BOOTPROT (SAMD), write and verify the bootloader at the flash base, protect it again");
+    add_isp_options(install, isp, false);
     install->add_option("--hex", install_options.hex,
-                        "the bootloader image (default: the one Debian's Arduino packages ship for the chip)");
+                        "the bootloader image (AVR default: the one Debian's Arduino packages ship for the chip; ARM: "
+                        "required, `mcuflash guide BOARD` says where to get it)");
+    install->add_option("--board", install_options.board, "--probe: the board (`mcuflash boards`): its chip and bootloader");
+    install->add_option("--backup", install_options.backup,
+                        "--probe: first read the whole flash, the old bootloader included, into this file");
+    add_probe_options(install, install_options.probe);
     install->add_option("--bootloader", install_options.bootloader,
                         "which bootloader (default: the chip's usual one: `mcuflash chips`)");
     install->add_option("fuses", isp.assignments, "override a fuse or the final lock byte: lfuse=0xFF hfuse=0xD8 ...");
     add_safety_options(install, isp);
-    install->callback([&global] { bootloader_install_command(global, isp, install_options); });
+    install->callback([&global] {
+        if (!install_options.probe.probe.empty()) {
+            if (!isp.device.device.empty())
+                throw CLI::ValidationError("--probe", "give either -d (an AVR ISP programmer) or --probe (an SWD probe)");
+            ProbeOptions o = install_options.probe;
+            o.board = install_options.board;
+            o.chip = isp.device.chip;
+            o.bootloader = install_options.bootloader;
+            o.sim_faults = isp.device.sim_faults;
+            o.sim_fast = isp.device.sim_fast;
+            return swd_install_command(global, o, install_options.hex, install_options.backup);
+        }
+        if (isp.device.device.empty() || isp.device.chip.empty())
+            throw CLI::RequiredError("-d and --chip (an AVR's ISP programmer), or --probe (an ARM chip's SWD probe)");
+        if (!install_options.board.empty() || !install_options.backup.empty())
+            throw CLI::ValidationError("--board/--backup", "apply to --probe only");
+        bootloader_install_command(global, isp, install_options);
+    });
 
     auto* fuses = app.add_subcommand("fuses", "read or write an AVR's fuses and lock bits through an ISP programmer");
     fuses->require_subcommand(1);

@@ -118,6 +118,7 @@ struct Plan {
         if (board.flash_method == "sdcard")
             return "SD card: " + board.firmware_file + (board.transform.empty() ? "" : " (" + board.transform + ")");
         if (board.flash_method == "none") return "nothing to flash";
+        if (board.flash_method == "swd" && chip.swd) return "mcuflash (swd, a debug probe) or OpenOCD";
         return supported ? "mcuflash (" + board.flash_method + ")" : board.flash_method + " (classic tool)";
     }
 };
@@ -231,6 +232,20 @@ Menu menuconfig_of(const Plan& plan) {
     return menu;
 }
 
+// How a lost or replaced bootloader goes back in over SWD: natively with a CMSIS-DAP probe, or with
+// OpenOCD on a Raspberry Pi's GPIO (Klipper's Bootloaders.md).
+std::string swd_install_text(const Plan& plan) {
+    const auto& bootloader = *plan.bootloader;
+    return fmt::format("through the chip's SWD port with a CMSIS-DAP probe: mcuflash bootloader install --probe "
+                       "cmsis-dap --board {} --bootloader {} --hex BOOTLOADER.bin --backup backup.bin (the whole chip "
+                       "is erased{}). Or with OpenOCD on a Raspberry Pi's GPIO: mcuflash openocd run --board {} "
+                       "--bootloader {} --install BOOTLOADER.bin (docs/swd.md).{}",
+                       plan.board.id, bootloader.name,
+                       plan.chip.swd->openocd_bootprot.empty() ? "" : "; BOOTPROT protects the bootloader again after",
+                       plan.board.id, bootloader.name,
+                       bootloader.source.empty() ? "" : " The bootloader: " + bootloader.source);
+}
+
 void guide_command(GlobalOptions& global, const std::string& name) {
     run(global, [&](Reporter& reporter) {
         const auto& kb = Knowledge::builtin();
@@ -245,6 +260,8 @@ void guide_command(GlobalOptions& global, const std::string& name) {
                                   "header: mcuflash bootloader install --chip {} -d PROGRAMMER (fuses and lock bits "
                                   "included). Or: {}",
                                   plan.chip.name, install);
+        else if (plan.bootloader && plan.chip.swd)
+            install = swd_install_text(plan) + (install.empty() ? "" : " Or: " + install);
         std::string transform;
         for (const auto& t : targets::transforms())
             if (t.name == b.transform) transform = fill(t.command, values);
@@ -303,6 +320,14 @@ void guide_command(GlobalOptions& global, const std::string& name) {
                         "this is not verified)",
                         plan.bootloader->uf2_drive, plan.built, plan.bootloader->uf2_drive, b.id));
                 if (!classic.empty()) steps.push_back("Or with the classic tool: " + classic);
+            } else if (b.flash_method == "swd" && plan.chip.swd) {
+                mcuflash_command = fmt::format("mcuflash flash {} --probe cmsis-dap --board {} --erase-chip", plan.built, b.id);
+                steps.push_back(fmt::format(
+                    "Flash it through SWD with a CMSIS-DAP probe: {}\n   (--erase-chip: the board has no bootloader; "
+                    "the whole chip is erased and BOOTPROT cleared first, as Klipper's docs do)\n   Or with OpenOCD on "
+                    "a Raspberry Pi's GPIO (SWCLK GPIO25, SWDIO GPIO24, nRST GPIO18): mcuflash openocd run --board {} "
+                    "--program {}\n   (docs/swd.md; `mcuflash openocd config` prints the configuration)",
+                    mcuflash_command, b.id, plan.built));
             } else {
                 steps.push_back(fmt::format("Flash it with the classic tool ({}): {}", plan.reason, classic));
             }
@@ -335,7 +360,7 @@ void guide_command(GlobalOptions& global, const std::string& name) {
                   {"entry", b.entry},
                   {"firmware", plan.built},
                   {"transform", transform.empty() ? json(nullptr) : json(transform)},
-                  {"mcuflash", {{"supported", plan.supported},
+                  {"mcuflash", {{"supported", plan.supported || !mcuflash_command.empty()},
                                 {"command", mcuflash_command.empty() ? json(nullptr) : json(mcuflash_command)},
                                 {"reason", plan.reason}}},
                   {"classic", classic},

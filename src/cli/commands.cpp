@@ -9,6 +9,7 @@
 #include "cli/build_target.hpp"
 #include "cli/device.hpp"
 #include "cli/reporter.hpp"
+#include "cli/swd_commands.hpp"
 #include "core/crc.hpp"
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
@@ -569,6 +570,20 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
 
     static TargetOptions target;
     static std::optional<unsigned> time_limit;
+    // --probe: the same commands through an SWD debug probe (swd_commands.cpp).
+    static ProbeOptions probe;
+    static bool erase_chip = false;
+    auto with_probe = [] {
+        if (!device.device.empty())
+            throw CLI::ValidationError("--probe", "give either -d (a bootloader) or --probe (a debug probe), not both");
+        ProbeOptions o = probe;
+        o.board = target.board;
+        o.chip = device.chip;
+        o.bootloader = device.bootloader;
+        o.sim_faults = device.sim_faults;
+        o.sim_fast = device.sim_fast;
+        return o;
+    };
     auto* flash = app.add_subcommand("flash", "write an image to the device, verify it and start it");
     flash->add_option("file", file, "firmware image (Intel HEX, S-record, ELF, raw .bin, UF2)")->required();
     add_device_options(flash, device);
@@ -586,7 +601,13 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     flash->add_option("--time-limit", time_limit,
                       "stop after this many seconds (default: far above what the flash and the link need)")
         ->check(CLI::Range(1u, 86400u));
-    flash->callback([&global] {
+    add_probe_options(flash, probe);
+    flash->add_flag("--erase-chip", erase_chip,
+                    "--probe, a board without a bootloader (Duet 3 1LC): erase the whole chip and clear BOOTPROT first");
+    flash->callback([&global, with_probe] {
+        if (!probe.probe.empty())
+            return swd_flash_command(global, with_probe(), file, load_options(image_opts), erase_chip, !no_verify);
+        if (erase_chip) throw CLI::ValidationError("--erase-chip", "applies to --probe only");
         plan_opts.verify = !no_verify;
         plan_opts.start_application = !no_start;
         plan_opts.skip_unchanged = !rewrite_unchanged;
@@ -600,7 +621,11 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     read->add_option("--output-format", format, "hex, srec or bin (default: from the file name)");
     read->add_option("--address", address, "first address (default: start of flash)");
     read->add_option("--length", length, "bytes to read (default: to the end of flash)");
-    read->callback([&global] { read_command(global, target, device, out_file, format, address, length); });
+    add_probe_options(read, probe);
+    read->callback([&global, with_probe] {
+        if (!probe.probe.empty()) return swd_read_command(global, with_probe(), out_file, format, address, length);
+        read_command(global, target, device, out_file, format, address, length);
+    });
 
     auto* verify = app.add_subcommand("verify", "compare the device's flash with an image");
     verify->add_option("file", file, "firmware image")->required();
@@ -621,7 +646,11 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     auto* info = app.add_subcommand("info", "connect and show what the device says about itself");
     add_device_options(info, device);
     add_target_options(info, target, false);
-    info->callback([&global] { info_command(global, target, device); });
+    add_probe_options(info, probe);
+    info->callback([&global, with_probe] {
+        if (!probe.probe.empty()) return swd_info_command(global, with_probe());
+        info_command(global, target, device);
+    });
 
     auto* verify_sd = app.add_subcommand(
         "verify-sd", "after an SD-card update: tell whether the board's bootloader took the file (renamed or removed it)");

@@ -51,6 +51,7 @@ struct ServeOptions {
     std::vector<std::string> can_nodes;  // gs-usb: --node KIND:CHIP[:UUID[:FLASH_FILE]]
     std::string chip_id;                 // gs-usb: the bridge's chip id (hex): its USB serial and CAN UUID
     std::string card_image;              // card-reader, sd-boot: the SD card (an image file)
+    bool v1 = false;                     // cmsis-dap: serve the v1 (HID) probe instead of v2
 };
 
 void print_list() {
@@ -441,6 +442,9 @@ int main(int argc, char** argv) {
                             "the bridge MCU's chip id in hex: its USB serial number, and (hashed as Klipper does) its "
                             "own CAN UUID");
         }
+        if (info.protocol == "cmsis-dap")
+            cmd->add_flag("--v1", options.v1,
+                          "a CMSIS-DAP v1 probe (HID reports) instead of v2 (bulk endpoints); the same as cmsis-dap-v1");
         if (info.protocol == "card-reader")
             cmd->add_option("--card-image", options.card_image,
                             "the SD card in the reader: an image file (written through); `sd-boot` then plays the "
@@ -476,6 +480,9 @@ int main(int argc, char** argv) {
     }
 
     try {
+        if (chosen_usb && chosen_usb->protocol == "cmsis-dap" && options.v1)
+            for (const auto& info : sim::usb::usb_simulators())
+                if (info.protocol == "cmsis-dap-v1") chosen_usb = &info;
         if (chosen_usb) return serve_usb(*chosen_usb, options);
         if (sd_boot) {
             sim::DeviceOptions device_options;

@@ -1,5 +1,6 @@
 #include "sim/usb/usb_registry.hpp"
 
+#include "sim/cmsis_dap/simulator.hpp"
 #include "sim/dfu/simulator.hpp"
 #include "sim/gs_usb/gs_usb_bridge.hpp"
 #include "sim/halfkay/halfkay_device.hpp"
@@ -46,7 +47,18 @@ const std::vector<UsbSimulatorInfo>& usb_simulators() {
                              msc::uf2_bootloader_chips()};
         UsbSimulatorInfo card_reader{"card-reader", "a USB SD-card reader holding a card image (--card-image F)", "",
                                      [](const std::string&, const DeviceOptions& o) { return msc::make_card_reader("", o); }};
-        return std::vector<UsbSimulatorInfo>{dfu, halfkay, hid_stm32, picoboot, gs_usb, msc, uf2, card_reader};
+        // A CMSIS-DAP debug probe (ARM DAPLink's 0d28:0204) with a simulated chip on its SWD port: v2
+        // (bulk endpoints) and v1 (HID); `mcuflash-sim cmsis-dap --v1` serves the v1 one too.
+        UsbSimulatorInfo cmsis_dap{"cmsis-dap", "a CMSIS-DAP v2 debug probe (DAPLink, 0d28:0204) with a simulated chip on its SWD port",
+                                   cmsis_dap::kDefaultChip, [](const std::string& chip, const DeviceOptions& o) {
+                                       return cmsis_dap::make_cmsis_dap_probe(chip, o, cmsis_dap::ProbeVersion::V2Bulk);
+                                   }, cmsis_dap::cmsis_dap_chips()};
+        UsbSimulatorInfo cmsis_dap_v1{"cmsis-dap-v1", "a CMSIS-DAP v1 (HID) debug probe (DAPLink, 0d28:0204) with a simulated chip on its SWD port",
+                                      cmsis_dap::kDefaultChip, [](const std::string& chip, const DeviceOptions& o) {
+                                          return cmsis_dap::make_cmsis_dap_probe(chip, o, cmsis_dap::ProbeVersion::V1Hid);
+                                      }, cmsis_dap::cmsis_dap_chips()};
+        cmsis_dap_v1.hid = true;
+        return std::vector<UsbSimulatorInfo>{dfu, halfkay, hid_stm32, picoboot, gs_usb, msc, uf2, card_reader, cmsis_dap, cmsis_dap_v1};
     }();
     return simulators;
 }
