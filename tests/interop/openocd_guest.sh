@@ -35,15 +35,8 @@ PORT2=$USBIP_PORT
 cat >"$GUEST_DIR/in_guest.sh" <<'GUEST'
 #!/bin/sh
 PORT1=$1 PORT2=$2 SCRIPTS=$3 GDB=$4
-present() { lsusb -d 0d28:0204 >/dev/null 2>&1; }
-attach() {
-  usbip --tcp-port "$1" attach -r "$GUEST_HOST_ADDR" -b 1-1 || return 1
-  i=0; until present; do i=$((i+1)); [ $i -gt 100 ] && return 1; sleep 0.1; done
-}
-detach() {
-  for p in $(usbip port 2>/dev/null | sed -n 's/^Port \([0-9]*\):.*/\1/p'); do usbip detach -p "$p" >/dev/null 2>&1; done
-  i=0; while present; do i=$((i+1)); [ $i -gt 50 ] && return 1; sleep 0.1; done
-}
+USB_ID=0d28:0204
+. ./in_guest_usbip.sh
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 ocd() { openocd -s "$SCRIPTS" -f interface/cmsis-dap.cfg -c "transport select swd" -c "set WORKAREASIZE 0" \
   -c "tcl_port disabled" -c "telnet_port disabled" "$@"; }

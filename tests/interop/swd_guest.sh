@@ -38,15 +38,8 @@ cp "$GUEST_DIR/flash_samd.bin" "$GUEST_DIR/samd_before.bin"
 
 cat >"$GUEST_DIR/in_guest.sh" <<'GUEST'
 #!/bin/sh
-present() { lsusb -d 0d28:0204 >/dev/null 2>&1; }
-attach() {
-  usbip --tcp-port "$1" attach -r "$GUEST_HOST_ADDR" -b 1-1 || return 1
-  i=0; until present; do i=$((i+1)); [ $i -gt 100 ] && return 1; sleep 0.1; done
-}
-detach() {
-  for p in $(usbip port 2>/dev/null | sed -n 's/^Port \([0-9]*\):.*/\1/p'); do usbip detach -p "$p" >/dev/null 2>&1; done
-  i=0; while present; do i=$((i+1)); [ $i -gt 50 ] && return 1; sleep 0.1; done
-}
+USB_ID=0d28:0204
+. ./in_guest_usbip.sh
 timed() { name=$1; shift; t0=$(date +%s%N); "$@" >"$name.txt" 2>&1; echo "exit $?" >>"$name.txt"; echo "ms $(( ($(date +%s%N) - t0) / 1000000 ))" >>"$name.txt"; }
 
 timed absent ./mcuflash info --probe cmsis-dap

@@ -20,6 +20,7 @@ make_guest_dir() {
   GUEST_DIR=$(mktemp -d "$BUILD_DIR/tests/interop/$1.XXXXXX")
   trap '[ -n "${KEEP_GUEST_DIR:-}" ] || rm -rf "$GUEST_DIR"; cleanup' EXIT
   cp "$MCUFLASH" "$GUEST_DIR/mcuflash"
+  cp "$SOURCE_DIR/tests/lib/in_guest_usbip.sh" "$GUEST_DIR/"
 }
 
 # case_fail MESSAGE: fails after showing the tail of what the guest and the simulators wrote.

@@ -44,10 +44,11 @@ std::string status_words(uint32_t status) {
     return fmt::format("STATUS 0x{:04X}", status);
 }
 
-class Samd21Flash : public FlashDriver {
+class Samd21Flash : public SamDsuFlash {
 public:
     explicit Samd21Flash(const DriverContext& context)
-        : c_(context),
+        : SamDsuFlash(context.dap),
+          c_(context),
           page_(c_.chip.page_size ? c_.chip.page_size : 64),
           row_(c_.chip.sam && c_.chip.sam->erase_unit ? c_.chip.sam->erase_unit : 4 * page_) {}
 
@@ -101,19 +102,6 @@ public:
             if (progress) progress(offset + length);
         }
     }
-
-    void chip_erase() override { sam_dsu_chip_erase(c_.dap); }
-
-    ReadoutProtection readout_protection() override {
-        ReadoutProtection protection;
-        protection.active = sam_dsu_protected(c_.dap);
-        if (protection.active) {
-            protection.detail = "the security bit is set (DSU STATUSB.PROT): the flash cannot be read";
-            protection.way_out = "a chip erase clears it, and erases the whole flash (bootloader included)";
-        }
-        return protection;
-    }
-    void remove_readout_protection() override { sam_dsu_chip_erase(c_.dap); }
 
     std::optional<uint32_t> bootloader_protection() override {
         const uint32_t bootprot = c_.dap.read32(kUserRow) & 0x7;
@@ -197,7 +185,8 @@ private:
 
 }  // namespace
 
-void sam_dsu_chip_erase(link::swd::Adiv5& dap) {
+void SamDsuFlash::chip_erase() {
+    auto& dap = dap_;
     auto batch = dap.batch();
     batch.write8(kDsu + 1, 0x1F);  // STATUSA: clear DONE, CRSTEXT, BERR, FAIL, PERR (write 1 to clear)
     batch.write8(kDsu, kDsuCe);
@@ -210,7 +199,15 @@ void sam_dsu_chip_erase(link::swd::Adiv5& dap) {
                     "power the board off and on, and try again");
 }
 
-bool sam_dsu_protected(link::swd::Adiv5& dap) { return dap.read32(kDsu) & kDsuStatusBProt; }
+ReadoutProtection SamDsuFlash::readout_protection() {
+    ReadoutProtection protection;
+    protection.active = dap_.read32(kDsu) & kDsuStatusBProt;
+    if (protection.active) {
+        protection.detail = "the security bit is set (DSU STATUSB.PROT): the flash cannot be read";
+        protection.way_out = "a chip erase clears it, and erases the whole flash (bootloader included)";
+    }
+    return protection;
+}
 
 std::unique_ptr<FlashDriver> make_samd21_driver(const DriverContext& context) {
     return std::make_unique<Samd21Flash>(context);

@@ -39,10 +39,11 @@ std::string intflag_words(uint32_t flags) {
     return fmt::format("INTFLAG 0x{:04X}", flags & 0xFFFF);
 }
 
-class Samd51Flash : public FlashDriver {
+class Samd51Flash : public SamDsuFlash {
 public:
     explicit Samd51Flash(const DriverContext& context)
-        : c_(context),
+        : SamDsuFlash(context.dap),
+          c_(context),
           page_(c_.chip.page_size ? c_.chip.page_size : 512),
           block_(c_.chip.sam && c_.chip.sam->erase_unit ? c_.chip.sam->erase_unit : 16 * page_) {}
 
@@ -93,19 +94,6 @@ public:
             if (progress) progress(offset + length);
         }
     }
-
-    void chip_erase() override { sam_dsu_chip_erase(c_.dap); }
-
-    ReadoutProtection readout_protection() override {
-        ReadoutProtection protection;
-        protection.active = sam_dsu_protected(c_.dap);
-        if (protection.active) {
-            protection.detail = "the security bit is set (DSU STATUSB.PROT): the flash cannot be read";
-            protection.way_out = "a chip erase clears it, and erases the whole flash (bootloader included)";
-        }
-        return protection;
-    }
-    void remove_readout_protection() override { sam_dsu_chip_erase(c_.dap); }
 
     std::optional<uint32_t> bootloader_protection() override {
         const uint32_t bootprot = c_.dap.read32(kUserPage) >> 26 & 0xF;

@@ -157,15 +157,7 @@ private:
 
     void unlock() {
         if (unlocked_) return;
-        if (c_.dap.read32(kCr) & kCrLock) {
-            auto batch = c_.dap.batch();
-            batch.write32(kKeyr, kKey1);
-            batch.write32(kKeyr, kKey2);
-            batch.run("unlocking the flash controller");
-            if (c_.dap.read32(kCr) & kCrLock)
-                throw Error(ErrorKind::Protocol, "the STM32 flash controller stays locked after the unlock keys",
-                            "power the board off and on (a wrong key locks it until reset), and try again");
-        }
+        stm32_unlock_flash(c_.dap, kCr, kKeyr, kCrLock);
         unlocked_ = true;
     }
 
