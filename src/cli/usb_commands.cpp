@@ -8,6 +8,7 @@
 #include "cli/reporter.hpp"
 #include "core/error.hpp"
 #include "device/device.hpp"
+#include "link/swd/open_probe.hpp"
 #include "protocol/bootloader.hpp"
 #include "targets/knowledge.hpp"
 
@@ -33,6 +34,23 @@ void list_can_nodes(const std::string& interface, json& groups, std::string& hum
                              node.device);
     }
     if (nodes.empty()) human += "  (none)\n";
+}
+
+// CMSIS-DAP probes (found by their USB strings), with the --probe that names each.
+void list_debug_probes(json& groups, std::string& human) {
+    groups["probes"] = json::array();
+    human += "debug probes (SWD):\n";
+    size_t unreadable = 0;
+    const auto probes = link::swd::find_cmsis_dap_probes({}, &unreadable);
+    for (const auto& p : probes) {
+        groups["probes"].push_back({{"probe", p.spec}, {"product", p.product}, {"cmsis_dap_version", p.version}});
+        human += fmt::format("  {}  {} (CMSIS-DAP v{})\n      use it: mcuflash info --probe {}\n", p.spec, p.product,
+                             p.version, p.spec);
+    }
+    if (probes.empty()) human += "  (none)\n";
+    if (unreadable)
+        human += fmt::format("  ({} USB device(s) could not be opened to look for a probe: `mcuflash udev-rules`)\n",
+                             unreadable);
 }
 
 void list_command(GlobalOptions& global, const std::string& can_interface) {
@@ -85,6 +103,7 @@ void list_command(GlobalOptions& global, const std::string& can_interface) {
             }
             if (!shown) human += "  (none)\n";
         }
+        list_debug_probes(groups, human);
         if (!can_interface.empty()) list_can_nodes(can_interface, groups, human);
         groups["command"] = "list";
         reporter.result(groups, human);
@@ -110,6 +129,16 @@ void udev_rules_command(GlobalOptions& global) {
                                          vendor, product);
                 ids.push_back(fmt::format("{:04x}:{:04x}", vendor, product));
             }
+        // SWD probes (--probe): v2 through usbfs, v1 (HID) through hidraw.
+        for (const auto& [name, probe] : targets::Knowledge::builtin().probes())
+            for (auto [vendor, product] : probe.usb_ids) {
+                rules += fmt::format("# {}\nSUBSYSTEM==\"usb\", ATTR{{idVendor}}==\"{:04x}\", ATTR{{idProduct}}==\"{:04x}\", "
+                                     "MODE=\"0660\", TAG+=\"uaccess\"\n"
+                                     "KERNEL==\"hidraw*\", ATTRS{{idVendor}}==\"{:04x}\", ATTRS{{idProduct}}==\"{:04x}\", "
+                                     "MODE=\"0660\", TAG+=\"uaccess\"\n",
+                                     probe.description, vendor, product, vendor, product);
+                ids.push_back(fmt::format("{:04x}:{:04x}", vendor, product));
+            }
         reporter.result({{"command", "udev-rules"}, {"usb_ids", ids}, {"rules", rules}}, rules);
     });
 }
@@ -122,7 +151,7 @@ void register_usb_commands(CLI::App& app, GlobalOptions& global) {
     list->add_option("--can", can_interface,
                      "also ask the CAN bus on this interface (can0) which nodes are there, Klipper or Katapult");
     list->callback([&global] { list_command(global, can_interface); });
-    auto* rules = app.add_subcommand("udev-rules", "print udev rules giving users access to every USB bootloader mcuflash knows");
+    auto* rules = app.add_subcommand("udev-rules", "print udev rules giving users access to every USB bootloader and debug probe mcuflash knows");
     rules->callback([&global] { udev_rules_command(global); });
 }
 

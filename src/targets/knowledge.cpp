@@ -83,6 +83,18 @@ SamFacts parse_sam(const toml::table& t, const std::string& where) {
     return f;
 }
 
+std::vector<std::pair<uint16_t, uint16_t>> parse_usb_ids(const toml::array& ids, const std::string& where) {
+    std::vector<std::pair<uint16_t, uint16_t>> out;
+    for (auto& e : ids) {
+        auto text = e.value<std::string>();
+        unsigned vendor = 0, product = 0;
+        if (!text || std::sscanf(text->c_str(), "%4x:%4x", &vendor, &product) != 2)
+            bad_data(where, "usb entries must be \"VVVV:PPPP\" in hex");
+        out.emplace_back(static_cast<uint16_t>(vendor), static_cast<uint16_t>(product));
+    }
+    return out;
+}
+
 SwdFacts parse_swd(const toml::table& t, const std::string& where) {
     check_keys(t, {"flash_controller", "dpidr", "cpuid", "sram", "openocd_target", "openocd_erase", "openocd_bootprot"},
                where);
@@ -207,14 +219,7 @@ Bootloader parse_bootloader(const std::string& name, const toml::table& t, const
             if (!v || *v < 0 || *v > 255) bad_data(where, "reports_signature bytes must be 0..255");
             b.reports_signature.push_back(static_cast<uint8_t>(*v));
         }
-    if (auto* ids = t["usb"].as_array())
-        for (auto& e : *ids) {
-            auto text = e.value<std::string>();
-            unsigned vendor = 0, product = 0;
-            if (!text || std::sscanf(text->c_str(), "%4x:%4x", &vendor, &product) != 2)
-                bad_data(where, "usb entries must be \"VVVV:PPPP\" in hex");
-            b.usb_ids.emplace_back(static_cast<uint16_t>(vendor), static_cast<uint16_t>(product));
-        }
+    if (auto* ids = t["usb"].as_array()) b.usb_ids = parse_usb_ids(*ids, where);
     if (t.contains("dfu_alt")) b.dfu_alt = static_cast<uint8_t>(required_u32(t, "dfu_alt", where));
     b.uf2_drive = t["uf2_drive"].value_or(std::string{});
     b.source = t["source"].value_or(std::string{});
@@ -262,7 +267,7 @@ Knowledge Knowledge::from_documents(const std::vector<std::pair<std::string, std
         }
     }
     for (auto& [name, doc] : parsed) {
-        check_keys(doc, {"protocols", "chips", "bootloaders", "boards", "guides"}, name);
+        check_keys(doc, {"protocols", "chips", "bootloaders", "boards", "guides", "probes"}, name);
         if (auto* protocols = doc["protocols"].as_table())
             for (auto&& [key, value] : *protocols) {
                 std::string protocol{key.str()};
@@ -272,6 +277,20 @@ Knowledge Knowledge::from_documents(const std::vector<std::pair<std::string, std
                 check_keys(*t, {"description"}, where);
                 if (k.protocols_.count(protocol)) bad_data(where, "defined twice");
                 k.protocols_.emplace(protocol, required_string(*t, "description", where));
+            }
+        if (auto* probes = doc["probes"].as_table())
+            for (auto&& [key, value] : *probes) {
+                DebugProbeModel probe{std::string{key.str()}, {}, {}};
+                auto* t = value.as_table();
+                std::string where = where_of(name, value, "probes." + probe.name);
+                if (!t) bad_data(where, "must be a table");
+                check_keys(*t, {"description", "usb"}, where);
+                probe.description = required_string(*t, "description", where);
+                auto* ids = (*t)["usb"].as_array();
+                if (!ids || ids->empty()) bad_data(where, "missing 'usb': [\"VVVV:PPPP\", ...]");
+                probe.usb_ids = parse_usb_ids(*ids, where);
+                if (k.probes_.count(probe.name)) bad_data(where, "defined twice");
+                k.probes_.emplace(probe.name, std::move(probe));
             }
     }
     // Chips next: bootloader rows refer to them.

@@ -116,6 +116,13 @@ struct Bootloader {
     std::optional<uint32_t> size_on(const std::string& chip) const;
 };
 
+// A debug probe model users may plug in (data/probes.toml): its USB ids get udev rules.
+struct DebugProbeModel {
+    std::string name;
+    std::string description;
+    std::vector<std::pair<uint16_t, uint16_t>> usb_ids;
+};
+
 class Knowledge {
 public:
     // Parses TOML documents; throws core::Error(BadInput) naming the document and key on bad data.
@@ -137,6 +144,7 @@ public:
     const std::map<std::string, Chip>& chips() const { return chips_; }
     // protocols.toml: every protocol a bootloader may name -> how firmware goes in, in words.
     const std::map<std::string, std::string>& protocols() const { return protocols_; }
+    const std::map<std::string, DebugProbeModel>& probes() const { return probes_; }
     const std::map<std::string, Bootloader>& bootloaders() const { return bootloaders_; }
     // data/boards.toml (boards.cpp): the boards by ID, the guide words by bootloader or protocol.
     const std::map<std::string, Board>& boards() const { return boards_; }
@@ -147,6 +155,7 @@ public:
 
 private:
     std::map<std::string, std::string> protocols_;
+    std::map<std::string, DebugProbeModel> probes_;
     std::map<std::string, Chip> chips_;
     std::map<std::string, Bootloader> bootloaders_;
     std::map<std::string, Board> boards_;

@@ -13,4 +13,10 @@ for id in 1209:beba 16c0:0478; do
   grep -q "KERNEL==\"hidraw\*\", ATTRS{idVendor}==\"${id%:*}\", ATTRS{idProduct}==\"${id#*:}\"" "$WORK/rules" \
     || fail "no hidraw rule for $id"
 done
-echo "ok: the shipped udev rules cover every USB bootloader mcuflash knows, and the HID ones' hidraw nodes"
+# Debug probes (data/probes.toml) get both: usbfs for v2, hidraw for v1.
+for id in 0d28:0204 2e8a:000c; do
+  grep -q "SUBSYSTEM==\"usb\", ATTR{idVendor}==\"${id%:*}\", ATTR{idProduct}==\"${id#*:}\"" "$WORK/rules" \
+    && grep -q "KERNEL==\"hidraw\*\", ATTRS{idVendor}==\"${id%:*}\", ATTRS{idProduct}==\"${id#*:}\"" "$WORK/rules" \
+    || fail "no rules for the probe $id"
+done
+echo "ok: the shipped udev rules cover every USB bootloader mcuflash knows, the HID ones' hidraw nodes and the debug probes"

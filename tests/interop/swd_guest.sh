@@ -44,6 +44,7 @@ timed() { name=$1; shift; t0=$(date +%s%N); "$@" >"$name.txt" 2>&1; echo "exit $
 
 timed absent ./mcuflash info --probe cmsis-dap
 attach "$1" || exit 11
+./mcuflash list >list.txt 2>&1
 timed install ./mcuflash --json bootloader install --probe cmsis-dap --chip samd21g18a --bootloader arduino_zero --hex boot.bin --backup backup.bin
 timed flash_samd ./mcuflash --json flash app.bin --probe cmsis-dap --chip samd21g18a --bootloader arduino_zero
 timed read_samd ./mcuflash --json read --probe cmsis-dap -o readback.bin
@@ -70,6 +71,7 @@ took_ms=$((($(date +%s%N) - started) / 1000000))
 guest_succeeded "$rc" "11/13/15 attach, 12/14 detach"
 
 expect "exit 69" absent.txt
+expect "cmsis-dap:0d28:0204:MCUFLASHSIM0001" list.txt
 expect "no CMSIS-DAP debug probe is connected" absent.txt
 for step in install flash_samd read_samd flash_f1; do expect "exit 0" $step.txt; done
 grep -q hidraw hidraw.txt || case_fail "the v1 probe got no hidraw node: $(cat hidraw.txt)"

@@ -128,10 +128,9 @@ std::unique_ptr<CmsisDapProbe> open_cmsis_dap(const std::string& spec) {
         throw Error(ErrorKind::NotFound, fmt::format("no CMSIS-DAP debug probe{} is connected",
                                                      spec == kScheme ? "" : " matching " + spec),
                     unreadable ? fmt::format("{} USB device(s) could not be opened for lack of rights: a probe may be "
-                                             "among them. Give your user the probe with a udev rule, e.g. "
-                                             "SUBSYSTEM==\"usb\", ATTR{{idVendor}}==\"VID\", ATTR{{idProduct}}==\"PID\", "
-                                             "MODE=\"0660\", TAG+=\"uaccess\" (VID:PID from `lsusb`), or run as root once "
-                                             "to check",
+                                             "among them. `mcuflash udev-rules | sudo tee /etc/udev/rules.d/70-mcuflash.rules` gives "
+                                             "your user the common probes (then replug it); for another, add a line with "
+                                             "its VID:PID from `lsusb`, or run as root once to check",
                                              unreadable)
                                : "check the probe's USB cable; `lsusb` lists what is connected");
     if (probes.size() > 1) {
