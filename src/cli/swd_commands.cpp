@@ -39,7 +39,8 @@ struct ProbeSession {
 
 ProbeSession open_probe(const ProbeOptions& options, const std::string& default_chip) {
     ProbeSession s;
-    const std::string& spec = options.probe;
+    // `swd:cmsis-dap` (the device-string scheme) and `cmsis-dap` name the same probe.
+    const std::string spec = options.probe.starts_with("swd:") ? options.probe.substr(4) : options.probe;
     if (spec.starts_with("sim:")) {
         std::string rest = spec.substr(4);
         std::string name = rest.substr(0, rest.find(':'));
@@ -126,6 +127,7 @@ Connected connect_target(const ProbeOptions& o, const SwdPlan& plan, Reporter& r
     protocol::swd::SwdConnectOptions connect_options;
     if (plan.chip) connect_options.expected_chip = plan.chip->name;
     if (o.reset_line) connect_options.reset = link::swd::ResetMethod::ResetLine;
+    connect_options.under_reset = o.under_reset;
     c.info = &c.target->connect(connect_options, progress);
     if (plan.app_start) c.target->set_application_start(*plan.app_start);
     reporter.info(fmt::format("{}: {} ({}), {} KiB flash", c.probe_name(), c.info->chip->name, c.info->core,
@@ -166,6 +168,9 @@ void add_probe_options(CLI::App* cmd, ProbeOptions& o) {
     cmd->add_flag("--reset-line", o.reset_line,
                   "--probe: reset the chip through the probe's nRESET wire instead of asking the core (for a firmware "
                   "that disables SWD at once)");
+    cmd->add_flag("--under-reset", o.under_reset,
+                  "--probe: connect while the probe holds nRESET (the SAMC21/SAMD21 'cold plugging' of Klipper's docs, "
+                  "for boards whose firmware uses the SWD pins for something else; needs nRESET wired)");
 }
 
 void swd_info_command(GlobalOptions& global, const ProbeOptions& o) {

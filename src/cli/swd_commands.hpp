@@ -14,6 +14,7 @@ struct ProbeOptions {
     std::string probe;       // --probe: cmsis-dap[:...] or sim:cmsis-dap[:CHIP]
     std::string board, chip, bootloader;
     bool reset_line = false;  // reset through nRESET rather than AIRCR
+    bool under_reset = false; // connect with nRESET held (cold plugging)
     bool allow_protected = false;
     std::string sim_faults;
     bool sim_fast = false;

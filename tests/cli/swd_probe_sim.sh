@@ -31,6 +31,10 @@ grep -q "bootloader included" read.txt || fail "read did not say it holds the bo
   || fail "1LC: $(cat 1lc.txt)"
 grep -q "samc21g18a" 1lc.txt || fail "1LC: $(cat 1lc.txt)"
 
+# The device-string scheme (swd:) names the same probe; --under-reset connects with nRESET held.
+"$MCUFLASH" --json info --probe swd:sim:cmsis-dap:samc21g18a --under-reset --sim-fast >info.json || fail "info: $(cat info.json)"
+grep -q '"chip":"samc21g18a"' info.json || fail "info under reset: $(cat info.json)"
+
 # Refusals.
 expect_exit 65 "inside the bootloader region" -- "$MCUFLASH" flash app.bin --address 0x08000000 \
   --probe sim:cmsis-dap:stm32f103xb --bootloader hid_stm32 --sim-fast
