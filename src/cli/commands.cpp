@@ -606,7 +606,8 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
                     "--probe, a board without a bootloader (Duet 3 1LC): erase the whole chip and clear BOOTPROT first");
     flash->callback([&global, with_probe] {
         if (!probe.probe.empty())
-            return swd_flash_command(global, with_probe(), file, load_options(image_opts), erase_chip, !no_verify);
+            return swd_flash_command(global, with_probe(), file, load_options(image_opts), erase_chip, !no_verify,
+                                     !no_start, plan_opts.force_link_address);
         if (erase_chip) throw CLI::ValidationError("--erase-chip", "applies to --probe only");
         plan_opts.verify = !no_verify;
         plan_opts.start_application = !no_start;

@@ -219,7 +219,7 @@ void swd_read_command(GlobalOptions& global, const ProbeOptions& o, const std::s
 }
 
 void swd_flash_command(GlobalOptions& global, const ProbeOptions& o, const std::string& file,
-                       const image::LoadOptions& load_options, bool erase_chip, bool verify) {
+                       const image::LoadOptions& load_options, bool erase_chip, bool verify, bool start, bool force) {
     run(global, [&](Reporter& reporter) {
         SwdPlan plan = swd_plan(o);
         image::Image img = load(file, load_options, reporter);
@@ -231,6 +231,14 @@ void swd_flash_command(GlobalOptions& global, const ProbeOptions& o, const std::
             reporter.info(fmt::format("raw binary placed at {}, where the application starts (--address to choose)",
                                       hex_address(i.application_start)));
         }
+        // A build linked for another offset is refused as the bootloader path refuses it: the bootloader
+        // jumps to the application start, and a vector table anywhere else never runs.
+        if (img.lowest() > i.application_start && !force)
+            throw Error(ErrorKind::Unsafe,
+                        fmt::format("{} starts at {}, but the application starts at {} on this board: built for "
+                                    "another bootloader offset, it would not start",
+                                    file, hex_address(img.lowest()), hex_address(i.application_start)),
+                        "rebuild with the offset `mcuflash guide BOARD` gives, or --force to write it there anyway");
         if (img.lowest() < i.application_start)
             throw Error(ErrorKind::Unsafe,
                         fmt::format("{} starts at {}, inside the bootloader region ({}-{})", file, hex_address(img.lowest()),
@@ -256,13 +264,14 @@ void swd_flash_command(GlobalOptions& global, const ProbeOptions& o, const std::
             written += bytes.size();
         }
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        c.target->reset_and_run();
+        if (start) c.target->reset_and_run();
         json j = {{"command", "flash"}, {"file", file}, {"bytes_written", written}, {"verified", verify},
-                  {"verify_method", verify ? "read back" : ""}, {"started", true}, {"seconds", seconds},
+                  {"verify_method", verify ? "read back" : ""}, {"started", start}, {"seconds", seconds},
                   {"swd", info_json(i)}};
-        reporter.result(j, fmt::format("wrote {} bytes to the {} through {} in {:.2f} s{}; application started\n",
-                                       written, i.chip->name, c.probe_name(), seconds,
-                                       verify ? ", verified (read back)" : ", not verified (--no-verify)"));
+        reporter.result(j, fmt::format("wrote {} bytes to the {} through {} in {:.2f} s{}{}\n", written, i.chip->name,
+                                       c.probe_name(), seconds,
+                                       verify ? ", verified (read back)" : ", not verified (--no-verify)",
+                                       start ? "; application started" : "; the core is left halted (--no-start)"));
     });
 }
 

@@ -25,9 +25,10 @@ void add_probe_options(CLI::App* cmd, ProbeOptions& options);
 void swd_info_command(GlobalOptions& global, const ProbeOptions& options);
 void swd_read_command(GlobalOptions& global, const ProbeOptions& options, const std::string& out_file,
                       const std::string& format, std::optional<uint32_t> address, std::optional<uint32_t> length);
-// An application after the bootloader; `erase_chip` (a board without one): erase all and clear BOOTPROT first.
+// An application after the bootloader; `erase_chip` (a board without one): erase all and clear BOOTPROT
+// first. `force`: write an image linked above the application start anyway.
 void swd_flash_command(GlobalOptions& global, const ProbeOptions& options, const std::string& file,
-                       const image::LoadOptions& load_options, bool erase_chip, bool verify);
+                       const image::LoadOptions& load_options, bool erase_chip, bool verify, bool start, bool force);
 // Erase the chip, write the bootloader at the flash base, protect it (SAMD BOOTPROT), verify, start.
 void swd_install_command(GlobalOptions& global, const ProbeOptions& options, const std::string& file,
                          const std::string& backup_file);

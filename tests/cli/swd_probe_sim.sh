@@ -38,6 +38,8 @@ grep -q '"chip":"samc21g18a"' info.json || fail "info under reset: $(cat info.js
 # Refusals.
 expect_exit 65 "inside the bootloader region" -- "$MCUFLASH" flash app.bin --address 0x08000000 \
   --probe sim:cmsis-dap:stm32f103xb --bootloader hid_stm32 --sim-fast
+expect_exit 65 "built for another bootloader offset" -- "$MCUFLASH" flash app.bin --address 0x08004000 \
+  --probe sim:cmsis-dap:stm32f103xb --bootloader hid_stm32 --sim-fast
 expect_exit 65 "would erase the bootloader" -- "$MCUFLASH" flash app.bin --probe sim:cmsis-dap:samd21g18a \
   --bootloader arduino_zero --erase-chip --sim-fast
 expect_exit 69 "not a stm32f407xg" -- "$MCUFLASH" info --probe sim:cmsis-dap:stm32f103xb --chip stm32f407xg --sim-fast
