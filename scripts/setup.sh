@@ -16,7 +16,7 @@ fi
 packages=(
   # build
   g++ cmake ninja-build pkg-config
-  libcli11-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libssl-dev libusb-1.0-0-dev libudev-dev libhidapi-dev
+  libcli11-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libssl-dev libusb-1.0-0-dev libudev-dev libhidapi-dev libgpiod-dev
 )
 test_packages=(
   libgtest-dev

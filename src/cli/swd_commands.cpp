@@ -14,9 +14,11 @@
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
 #include "image/loader.hpp"
+#include "link/swd/gpiod_pins.hpp"
 #include "link/swd/open_probe.hpp"
 #include "protocol/swd/swd_target.hpp"
 #include "sim/open.hpp"
+#include "sim/swd/swd_wire.hpp"
 
 namespace mcuflash::cli {
 
@@ -29,13 +31,19 @@ using nlohmann::json;
 
 constexpr const char* kProbeSyntax =
     "cmsis-dap (the one CMSIS-DAP probe connected), cmsis-dap:VID:PID[:SERIAL], cmsis-dap:BUS-PORT; "
-    "sim:cmsis-dap[:CHIP] or sim:cmsis-dap-v1[:CHIP] for a simulated probe and chip";
+    "gpio[:CHIP]:swclk=25,swdio=24[,srst=18] (a Raspberry Pi's GPIO, bit-banged); "
+    "sim:cmsis-dap[:CHIP], sim:cmsis-dap-v1[:CHIP] or sim:swd-gpio[:CHIP] for a simulated probe and chip";
 
-// A probe and what it is opened over (a simulated one keeps its in-process USB device here).
+// A probe and what it is opened over (a simulated CMSIS-DAP one keeps its in-process USB device here).
 struct ProbeSession {
     std::unique_ptr<link::Link> simulated;
-    std::unique_ptr<link::swd::CmsisDapProbe> probe;
+    std::unique_ptr<link::swd::DebugProbe> probe;
+    std::string name;  // for one-line messages: "the CMSIS-DAP v2 probe 'DAPLink CMSIS-DAP'"
 };
+
+std::string cmsis_dap_name(const link::swd::CmsisDapProbe& probe) {
+    return fmt::format("the CMSIS-DAP v{} probe '{}'", probe.info().version, probe.info().product);
+}
 
 ProbeSession open_probe(const ProbeOptions& options, const std::string& default_chip) {
     ProbeSession s;
@@ -44,24 +52,42 @@ ProbeSession open_probe(const ProbeOptions& options, const std::string& default_
     if (spec.starts_with("sim:")) {
         std::string rest = spec.substr(4);
         std::string name = rest.substr(0, rest.find(':'));
+        std::string chip = rest.find(':') == std::string::npos ? default_chip : rest.substr(rest.find(':') + 1);
+        if (name == "swd-gpio") {
+            sim::DeviceOptions device_options;
+            device_options.timing = !options.sim_fast;
+            if (!options.sim_faults.empty())
+                throw Error(ErrorKind::Usage, "--sim-faults applies to the simulated CMSIS-DAP probes only");
+            s.probe = sim::swd::make_simulated_gpio_probe(chip.empty() ? "stm32f103xb" : chip, device_options);
+            s.name = "the simulated GPIO (bit-banged SWD)";
+            return s;
+        }
         if (name != "cmsis-dap" && name != "cmsis-dap-v1")
-            throw Error(ErrorKind::Usage, fmt::format("--probe {}: the simulated probes are sim:cmsis-dap[:CHIP] and "
-                                                      "sim:cmsis-dap-v1[:CHIP]", spec));
+            throw Error(ErrorKind::Usage, fmt::format("--probe {}: the simulated probes are sim:cmsis-dap[:CHIP], "
+                                                      "sim:cmsis-dap-v1[:CHIP] and sim:swd-gpio[:CHIP]", spec));
         sim::SimulatedOptions sim_options;
-        sim_options.chip = rest.find(':') == std::string::npos ? default_chip : rest.substr(rest.find(':') + 1);
+        sim_options.chip = chip;
         sim_options.faults = options.sim_faults;
         sim_options.timing = !options.sim_fast;
         s.simulated = sim::open_simulated(name, sim_options);
-        if (name == "cmsis-dap")
-            s.probe = link::swd::CmsisDapProbe::over_bulk(link::link_as<link::UsbDevice>(*s.simulated, "cmsis-dap"));
-        else
-            s.probe = link::swd::CmsisDapProbe::over_hid(link::link_as<link::HidDevice>(*s.simulated, "cmsis-dap-v1"));
+        auto probe = name == "cmsis-dap"
+                         ? link::swd::CmsisDapProbe::over_bulk(link::link_as<link::UsbDevice>(*s.simulated, name))
+                         : link::swd::CmsisDapProbe::over_hid(link::link_as<link::HidDevice>(*s.simulated, name));
+        s.name = cmsis_dap_name(*probe);
+        s.probe = std::move(probe);
+        return s;
+    }
+    if (!options.sim_faults.empty() || options.sim_fast)
+        throw Error(ErrorKind::Usage, "--sim-faults and --sim-fast apply to simulated probes (--probe sim:...) only");
+    if (link::swd::is_gpio_probe_spec(spec)) {
+        s.probe = link::swd::open_gpio_probe(spec);
+        s.name = "the GPIO pins (bit-banged SWD)";
+    } else if (link::swd::is_probe_spec(spec)) {
+        auto probe = link::swd::open_cmsis_dap(spec);
+        s.name = cmsis_dap_name(*probe);
+        s.probe = std::move(probe);
     } else {
-        if (!options.sim_faults.empty() || options.sim_fast)
-            throw Error(ErrorKind::Usage, "--sim-faults and --sim-fast apply to simulated probes (--probe sim:...) only");
-        if (!link::swd::is_probe_spec(spec))
-            throw Error(ErrorKind::Usage, fmt::format("--probe '{}' is not a debug probe: {}", spec, kProbeSyntax));
-        s.probe = link::swd::open_cmsis_dap(spec);
+        throw Error(ErrorKind::Usage, fmt::format("--probe '{}' is not a debug probe: {}", spec, kProbeSyntax));
     }
     return s;
 }
@@ -113,11 +139,8 @@ struct Connected {
     ProbeSession session;
     std::unique_ptr<protocol::swd::SwdTarget> target;
     const protocol::swd::SwdTargetInfo* info = nullptr;
-    // For one-line messages ("the CMSIS-DAP v2 probe 'DAPLink CMSIS-DAP'"); JSON has the whole description.
-    std::string probe_name() const {
-        const auto& p = session.probe->info();
-        return fmt::format("the CMSIS-DAP v{} probe '{}'", p.version, p.product);
-    }
+    // For one-line messages; JSON has the whole description.
+    std::string probe_name() const { return session.name; }
 };
 
 Connected connect_target(const ProbeOptions& o, const SwdPlan& plan, Reporter& reporter, core::Progress& progress) {

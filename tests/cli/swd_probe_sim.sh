@@ -31,6 +31,12 @@ grep -q "bootloader included" read.txt || fail "read did not say it holds the bo
   || fail "1LC: $(cat 1lc.txt)"
 grep -q "samc21g18a" 1lc.txt || fail "1LC: $(cat 1lc.txt)"
 
+# A Raspberry Pi's GPIO, bit-banged: the same steps through the simulated SWD wire.
+"$MCUFLASH" --json bootloader install --probe sim:swd-gpio:samd21g18a --chip samd21g18a --bootloader arduino_zero \
+  --hex boot.bin --sim-fast >gpio.json || fail "install over the GPIO: $(cat gpio.json)"
+grep -q '"bootprot_bytes":8192' gpio.json || fail "install over the GPIO: $(cat gpio.json)"
+expect_exit 64 "must name the SWCLK and SWDIO" -- "$MCUFLASH" info --probe gpio:swclk=25
+
 # The device-string scheme (swd:) names the same probe; --under-reset connects with nRESET held.
 "$MCUFLASH" --json info --probe swd:sim:cmsis-dap:samc21g18a --under-reset --sim-fast >info.json || fail "info: $(cat info.json)"
 grep -q '"chip":"samc21g18a"' info.json || fail "info under reset: $(cat info.json)"

@@ -154,12 +154,15 @@ void Adiv5::forget_state() { select_.reset(), csw_.reset(), tar_.reset(); }
 
 uint32_t Adiv5::clear_errors() {
     uint32_t status = 0;
-    const Transfer read_status = Transfer::read(false, dp::kCtrlStat);
-    // CTRL/STAT sits in DP bank 0: SELECT must say so (a DP write of SELECT works with sticky errors set).
-    const Transfer transfers[] = {Transfer::write(false, dp::kSelect, select_value(ap_, 0)), read_status};
-    auto result = probe_.execute(transfers);
+    // With a sticky error set the DP answers only a DPIDR or CTRL/STAT read and an ABORT write (ADIv5
+    // B4.2.5): read CTRL/STAT first (mcuflash only ever selects DP bank 0, where it is), then clear the
+    // flags, then SELECT again.
+    const Transfer read_status[] = {Transfer::read(false, dp::kCtrlStat)};
+    auto result = probe_.execute(read_status);
     if (result.ok()) status = result.reads.at(0);
     probe_.write_abort(abort_bits::kClearAll);
+    const Transfer reselect[] = {Transfer::write(false, dp::kSelect, select_value(ap_, 0))};
+    probe_.execute(reselect);
     select_ = select_value(ap_, 0);
     csw_.reset(), tar_.reset();
     return status;
