@@ -15,10 +15,14 @@
 #include "link/swd/gpiod_pins.hpp"
 #include "protocol/swd/swd_target.hpp"
 #include "sim/swd/debug_target.hpp"
+#include "swd_test_support.hpp"
 #include "sim/swd/swd_wire.hpp"
 
 using namespace mcuflash;
 using core::ErrorKind;
+using swd_test::failure_of;
+using swd_test::flash_bytes;
+using swd_test::random_bytes;
 using link::swd::BitbangProbe;
 using link::swd::Transfer;
 using protocol::swd::SwdTarget;
@@ -74,30 +78,6 @@ std::vector<int> concat(std::initializer_list<std::vector<int>> parts) {
     std::vector<int> out;
     for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
     return out;
-}
-
-std::vector<uint8_t> random_bytes(size_t size, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> bytes(size);
-    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
-    return bytes;
-}
-
-std::vector<uint8_t> flash_bytes(sim::FlashMemory& flash, uint32_t address, size_t length) {
-    std::vector<uint8_t> out(length);
-    for (size_t i = 0; i < length; ++i) out[i] = flash.at(address + static_cast<uint32_t>(i));
-    return out;
-}
-
-template <class Operation>
-std::optional<ErrorKind> failure_of(Operation&& operation, std::string* message = nullptr) {
-    try {
-        operation();
-    } catch (const core::Error& e) {
-        if (message) *message = e.full_message() + " | hint: " + e.hint();
-        return e.kind();
-    }
-    return std::nullopt;
 }
 
 std::unique_ptr<BitbangProbe> simulated(const std::string& chip, const std::string& faults = "", bool timing = false) {

@@ -14,10 +14,14 @@
 #include "protocol/swd/swd_target.hpp"
 #include "sim/cmsis_dap/cmsis_dap_probe.hpp"
 #include "sim/swd/debug_target.hpp"
+#include "swd_test_support.hpp"
 #include "sim/usb/in_process_usb.hpp"
 
 using namespace mcuflash;
 using core::ErrorKind;
+using swd_test::failure_of;
+using swd_test::flash_bytes;
+using swd_test::random_bytes;
 using protocol::swd::SwdTarget;
 using sim::cmsis_dap::ProbeVersion;
 
@@ -109,13 +113,6 @@ std::unique_ptr<Rig> rig(const Setup& s = {}) {
     return r;
 }
 
-std::vector<uint8_t> random_bytes(size_t size, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::vector<uint8_t> bytes(size);
-    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
-    return bytes;
-}
-
 // The simulated flash holds `bytes` at `address` (read from the model, not through the probe).
 ::testing::AssertionResult flash_holds(sim::FlashMemory& flash, uint32_t address, const std::vector<uint8_t>& bytes) {
     for (size_t i = 0; i < bytes.size(); ++i)
@@ -124,25 +121,6 @@ std::vector<uint8_t> random_bytes(size_t size, unsigned seed) {
                    << fmt::format("flash at 0x{:08X} holds 0x{:02X}, not 0x{:02X}", address + i,
                                   flash.at(address + static_cast<uint32_t>(i)), bytes[i]);
     return ::testing::AssertionSuccess();
-}
-
-std::vector<uint8_t> flash_bytes(sim::FlashMemory& flash, uint32_t address, size_t length) {
-    std::vector<uint8_t> out(length);
-    for (size_t i = 0; i < length; ++i) out[i] = flash.at(address + static_cast<uint32_t>(i));
-    return out;
-}
-
-// Runs `operation`, which must fail with a core::Error with a message; returns its kind.
-template <class Operation>
-std::optional<ErrorKind> failure_of(Operation&& operation, std::string* message = nullptr) {
-    try {
-        operation();
-    } catch (const core::Error& e) {
-        EXPECT_FALSE(std::string(e.what()).empty());
-        if (message) *message = e.full_message();
-        return e.kind();
-    }
-    return std::nullopt;
 }
 
 }  // namespace
