@@ -637,12 +637,19 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
 
     static bool readout = false, erase_everything = false, write_protection = false;
     auto* unprotect = app.add_subcommand(
-        "unprotect", "remove an STM32's readout protection (erases the whole flash) or write protection (serial or DfuSe)");
+        "unprotect", "remove an STM32's readout protection (erases the whole flash) or write protection (serial or DfuSe); --probe: an SWD chip's readout protection");
     add_device_options(unprotect, device);
     unprotect->add_flag("--readout", readout, "remove readout protection (RDP): the chip erases its whole flash");
     unprotect->add_flag("--erase-everything", erase_everything, "confirm that --readout erases the whole flash");
     unprotect->add_flag("--write", write_protection, "remove write protection from every page or sector");
-    unprotect->callback([&global] { unprotect_command(global, device, readout, erase_everything, write_protection); });
+    add_probe_options(unprotect, probe);
+    unprotect->callback([&global, with_probe] {
+        if (!probe.probe.empty()) {
+            if (write_protection) throw CLI::ValidationError("--write", "over SWD only --readout is offered");
+            return swd_unprotect_command(global, with_probe(), erase_everything);
+        }
+        unprotect_command(global, device, readout, erase_everything, write_protection);
+    });
 
     auto* info = app.add_subcommand("info", "connect and show what the device says about itself");
     add_device_options(info, device);

@@ -298,6 +298,31 @@ void swd_flash_command(GlobalOptions& global, const ProbeOptions& o, const std::
     });
 }
 
+void swd_unprotect_command(GlobalOptions& global, const ProbeOptions& o, bool erase_everything) {
+    run(global, [&](Reporter& reporter) {
+        if (!erase_everything)
+            throw Error(ErrorKind::Usage,
+                        "removing readout protection erases the whole chip, bootloader included: add --erase-everything "
+                        "to confirm (and `mcuflash bootloader install --probe` afterwards to put a bootloader back)");
+        SwdPlan plan = swd_plan(o);
+        core::Progress progress(reporter.sink());
+        ProbeOptions lenient = o;
+        lenient.allow_protected = true;
+        Connected c = connect_target(lenient, plan, reporter, progress);
+        if (!c.info->protection.active) {
+            reporter.result({{"command", "unprotect"}, {"readout", true}, {"was_protected", false}, {"swd", info_json(*c.info)}},
+                            fmt::format("the {} is not readout-protected: nothing erased\n", c.info->chip->name));
+            return;
+        }
+        const std::string before = c.info->protection.detail;
+        c.target->remove_readout_protection(progress);
+        reporter.result({{"command", "unprotect"}, {"readout", true}, {"was_protected", true}, {"swd", info_json(*c.info)}},
+                        fmt::format("readout protection removed ({}); the whole flash of the {} is erased, bootloader "
+                                    "included\n",
+                                    before, c.info->chip->name));
+    });
+}
+
 void swd_install_command(GlobalOptions& global, const ProbeOptions& o, const std::string& file,
                          const std::string& backup_file) {
     run(global, [&](Reporter& reporter) {

@@ -29,6 +29,8 @@ void swd_read_command(GlobalOptions& global, const ProbeOptions& options, const 
 // first. `force`: write an image linked above the application start anyway.
 void swd_flash_command(GlobalOptions& global, const ProbeOptions& options, const std::string& file,
                        const image::LoadOptions& load_options, bool erase_chip, bool verify, bool start, bool force);
+// Readout protection off (the chip erases itself whole); needs `erase_everything`.
+void swd_unprotect_command(GlobalOptions& global, const ProbeOptions& options, bool erase_everything);
 // Erase the chip, write the bootloader at the flash base, protect it (SAMD BOOTPROT), verify, start.
 void swd_install_command(GlobalOptions& global, const ProbeOptions& options, const std::string& file,
                          const std::string& backup_file);

@@ -41,6 +41,12 @@ expect_exit 64 "must name the SWCLK and SWDIO" -- "$MCUFLASH" info --probe gpio:
 "$MCUFLASH" --json info --probe swd:sim:cmsis-dap:samc21g18a --under-reset --sim-fast >info.json || fail "info: $(cat info.json)"
 grep -q '"chip":"samc21g18a"' info.json || fail "info under reset: $(cat info.json)"
 
+# unprotect --probe: confirmed only with --erase-everything; an unprotected chip is left alone.
+expect_exit 64 "add --erase-everything" -- "$MCUFLASH" unprotect --readout --probe sim:cmsis-dap:stm32f103xb --sim-fast
+"$MCUFLASH" unprotect --readout --erase-everything --probe sim:cmsis-dap:stm32f103xb --sim-fast >unprotect.txt \
+  || fail "unprotect: $(cat unprotect.txt)"
+grep -q "not readout-protected: nothing erased" unprotect.txt || fail "unprotect: $(cat unprotect.txt)"
+
 # Refusals.
 expect_exit 65 "inside the bootloader region" -- "$MCUFLASH" flash app.bin --address 0x08000000 \
   --probe sim:cmsis-dap:stm32f103xb --bootloader hid_stm32 --sim-fast
