@@ -427,8 +427,8 @@ public:
     // RM0090 / datasheet typical times at x32 parallelism: 16 us a word, a 16 KiB sector ~250 ms, a
     // 128 KiB sector ~1 s, a mass erase ~8 s.
     static constexpr auto kSectorEraseBase = milliseconds(125), kSectorErasePerKib = milliseconds(7);
-    static constexpr auto kByteProgram = microseconds(4), kMassErase = milliseconds(8000),
-                          kOptionProgram = milliseconds(16);
+    static constexpr auto kByteProgram = microseconds(4);
+    static constexpr auto kMassErase = milliseconds(8000), kOptionProgram = milliseconds(16);
 
     Stm32F4Bus(const targets::Chip& chip, const ChipBusOptions& options)
         : Stm32Bus(chip, options, 1, FlashTiming{kSectorEraseBase, kSectorErasePerKib, kByteProgram}, 0x40023C00,
