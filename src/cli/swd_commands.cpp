@@ -152,7 +152,16 @@ Connected connect_target(const ProbeOptions& o, const SwdPlan& plan, Reporter& r
     if (o.reset_line) connect_options.reset = link::swd::ResetMethod::ResetLine;
     connect_options.under_reset = o.under_reset;
     c.info = &c.target->connect(connect_options, progress);
-    if (plan.app_start) c.target->set_application_start(*plan.app_start);
+    std::optional<uint32_t> app_start = plan.app_start;
+    if (!app_start && plan.bootloader) {
+        // --bootloader without --chip: its size on the chip the probe found.
+        auto size = plan.bootloader->size_on(c.info->chip->name);
+        if (!size)
+            throw Error(ErrorKind::Usage, fmt::format("the {} bootloader has no size on the {} (data/bootloaders.toml)",
+                                                      plan.bootloader->name, c.info->chip->name));
+        app_start = c.info->flash_base + *size;
+    }
+    if (app_start) c.target->set_application_start(*app_start);
     reporter.info(fmt::format("{}: {} ({}), {} KiB flash", c.probe_name(), c.info->chip->name, c.info->core,
                               c.info->flash_size / 1024));
     if (c.info->protection.active && !o.allow_protected)

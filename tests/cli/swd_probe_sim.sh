@@ -25,6 +25,10 @@ grep -q '"application_start":8192' flash.json || fail "not after the 8 KiB bootl
 "$MCUFLASH" read --probe sim:cmsis-dap:stm32f103xb -o whole.bin --sim-fast >read.txt || fail "read: $(cat read.txt)"
 [ "$(stat -c %s whole.bin)" -eq 131072 ] || fail "read: not the whole 128 KiB flash"
 grep -q "bootloader included" read.txt || fail "read did not say it holds the bootloader: $(cat read.txt)"
+# --bootloader without --chip: the application starts after it on the chip the probe finds (2 KiB).
+"$MCUFLASH" --json flash app.bin --probe sim:cmsis-dap:stm32f103xb --bootloader hid_stm32 --sim-fast >f1.json \
+  || fail "flash after hid_stm32: $(cat f1.json)"
+grep -q '"application_start":134219776' f1.json || fail "not at 0x08000800: $(cat f1.json)"
 
 # The Duet 3 1LC has no bootloader: --erase-chip clears the chip and BOOTPROT, then the image at 0.
 "$MCUFLASH" flash app.bin --probe sim:cmsis-dap --board duet3-1lc --erase-chip --sim-fast >1lc.txt \
@@ -50,7 +54,7 @@ grep -q "not readout-protected: nothing erased" unprotect.txt || fail "unprotect
 # Refusals.
 expect_exit 65 "inside the bootloader region" -- "$MCUFLASH" flash app.bin --address 0x08000000 \
   --probe sim:cmsis-dap:stm32f103xb --bootloader hid_stm32 --sim-fast
-expect_exit 65 "built for another bootloader offset" -- "$MCUFLASH" flash app.bin --address 0x08004000 \
+expect_exit 65 "built for another bootloader offset" -- "$MCUFLASH" flash app.bin --address 0x08001000 \
   --probe sim:cmsis-dap:stm32f103xb --bootloader hid_stm32 --sim-fast
 expect_exit 65 "would erase the bootloader" -- "$MCUFLASH" flash app.bin --probe sim:cmsis-dap:samd21g18a \
   --bootloader arduino_zero --erase-chip --sim-fast
