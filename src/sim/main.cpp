@@ -429,6 +429,9 @@ int main(int argc, char** argv) {
                         info.protocol == "gs-usb"
                             ? "the bridge board's own bootloader (a USB one: st_rom_dfu, hid_stm32, ...), which it "
                               "reboots into on a bootloader request to its UUID; its flash is --flash-file"
+                        : info.protocol.starts_with("cmsis-dap")
+                            ? "the bootloader the chip's flash holds at the start: a placeholder of its size (arduino_zero, "
+                              "hid_stm32, ...; on a SAMD with BOOTPROT set to it); none: erased flash"
                             : "bootloader to impersonate where the chip could have several (default: the chip's)");
         cmd->add_flag("--no-timing", options.no_timing, "flash operations take no time");
         cmd->add_flag("-v,--verbose", options.verbose, "log every control transfer and device event");
