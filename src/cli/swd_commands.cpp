@@ -100,6 +100,15 @@ struct SwdPlan {
     std::optional<uint32_t> app_start;                 // where the application starts, when known
 };
 
+// Where the application starts on `chip` after `bootloader` (its size there).
+uint32_t start_after(const targets::Bootloader& bootloader, const targets::Chip& chip) {
+    auto size = bootloader.size_on(chip.name);
+    if (!size)
+        throw Error(ErrorKind::Usage, fmt::format("the {} bootloader has no size on the {} (data/bootloaders.toml)",
+                                                  bootloader.name, chip.name));
+    return chip.flash_base + *size;
+}
+
 SwdPlan swd_plan(const ProbeOptions& o) {
     const auto& kb = targets::Knowledge::builtin();
     SwdPlan p;
@@ -123,13 +132,8 @@ SwdPlan swd_plan(const ProbeOptions& o) {
         p.bootloader = kb.find_bootloader(p.board->bootloaders.front());
     }
     if (p.chip && p.board && p.board->app_offset) p.app_start = p.chip->flash_base + *p.board->app_offset;
-    else if (p.chip && p.bootloader) {
-        auto size = p.bootloader->size_on(p.chip->name);
-        if (!size)
-            throw Error(ErrorKind::Usage, fmt::format("the {} bootloader has no size on the {} (data/bootloaders.toml)",
-                                                      p.bootloader->name, p.chip->name));
-        p.app_start = p.chip->flash_base + *size;
-    } else if (p.board && p.board->bootloaders.empty() && p.chip) {
+    else if (p.chip && p.bootloader) p.app_start = start_after(*p.bootloader, *p.chip);
+    else if (p.board && p.board->bootloaders.empty() && p.chip) {
         p.app_start = p.chip->flash_base;  // a board without a bootloader (Duet 3 1LC)
     }
     return p;
@@ -153,14 +157,8 @@ Connected connect_target(const ProbeOptions& o, const SwdPlan& plan, Reporter& r
     connect_options.under_reset = o.under_reset;
     c.info = &c.target->connect(connect_options, progress);
     std::optional<uint32_t> app_start = plan.app_start;
-    if (!app_start && plan.bootloader) {
-        // --bootloader without --chip: its size on the chip the probe found.
-        auto size = plan.bootloader->size_on(c.info->chip->name);
-        if (!size)
-            throw Error(ErrorKind::Usage, fmt::format("the {} bootloader has no size on the {} (data/bootloaders.toml)",
-                                                      plan.bootloader->name, c.info->chip->name));
-        app_start = c.info->flash_base + *size;
-    }
+    // --bootloader without --chip: its size on the chip the probe found.
+    if (!app_start && plan.bootloader) app_start = start_after(*plan.bootloader, *c.info->chip);
     if (app_start) c.target->set_application_start(*app_start);
     reporter.info(fmt::format("{}: {} ({}), {} KiB flash", c.probe_name(), c.info->chip->name, c.info->core,
                               c.info->flash_size / 1024));
