@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "cli/reporter.hpp"
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
+#include "protocol/klipper_mcu/codec.hpp"
 
 namespace mcuflash::cli {
 
@@ -188,6 +190,50 @@ void check_device(const BuildTarget& target, const protocol::DeviceInfo& info, R
                             target.config ? fmt::format("; an image not built from {}: --klipper-config none", target.config->path)
                                           : fmt::format("; a raw .bin built for {}: --address {}", hex_address(starts),
                                                         hex_address(starts))));
+}
+
+std::string check_image_for_board(const std::string& image_file, const std::string& board, const std::string& kconfig,
+                                  const std::string& bootloader, Reporter& reporter) {
+    namespace km = protocol::klipper_mcu;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(image_file, ec))
+        throw Error(ErrorKind::NotFound, fmt::format("no firmware image at {}", image_file),
+                    "`mcuflash printer build` builds it, or set `image =` in the manifest");
+    device::DeviceOptions no_device;
+    const BuildTarget target = resolve_build_target({board, kconfig}, image_file, no_device, reporter);
+    std::string version;
+    try {
+        const auto dictionary = km::Dictionary::parse(km::inflate(km::identify_data_from_file(image_file)));
+        version = dictionary.version;
+        if (target.board && !dictionary.mcu().empty() && dictionary.mcu() != target.board->mcu)
+            throw Error(ErrorKind::Usage,
+                        fmt::format("{} is a Klipper build for {}, but the {} has an {}", image_file, dictionary.mcu(),
+                                    target.board->name, target.board->mcu),
+                        "rebuild it with the board's .config (mcuflash printer build)");
+    } catch (const Error& e) {
+        if (e.kind() == ErrorKind::Usage) throw;  // not a Klipper build otherwise: nothing more to compare
+    }
+    if (!target.board) return version;
+    const auto& kb = Knowledge::builtin();
+    const Chip& chip = kb.chip(target.board->chip);
+    const std::string loader = !bootloader.empty()                  ? bootloader
+                               : target.board->bootloaders.empty() ? ""
+                                                                   : target.board->bootloaders.front();
+    std::optional<uint32_t> offset = bootloader.empty() ? target.board->app_offset : std::nullopt;
+    if (!bootloader.empty())
+        if (const auto* b = kb.find_bootloader(bootloader))
+            if (const auto size = b->size_on(chip.name))
+                offset = b->placement == targets::Placement::Bottom ? *size : 0;
+    if (!offset) return version;  // where the application starts is not known without the device
+    protocol::DeviceInfo expected;
+    expected.chip = chip.name;
+    expected.flash_base = chip.flash_base;
+    expected.flash_size = chip.flash_size;
+    expected.app_start = chip.flash_base + *offset;
+    expected.bootloader = loader;
+    expected.bootloader_text = loader.empty() ? "its bootloader" : loader;
+    check_device(target, expected, reporter);
+    return version;
 }
 
 }  // namespace mcuflash::cli

@@ -42,4 +42,12 @@ BuildTarget resolve_build_target(const TargetOptions& options, const std::string
 // application elsewhere than where the firmware is linked.
 void check_device(const BuildTarget& target, const protocol::DeviceInfo& info, Reporter& reporter);
 
+// Before anything is flashed (a whole printer's update): an image against its board, with no device
+// to ask: the chip its .config (`kconfig`, "" = the one beside the image) and its Klipper build name,
+// and where it is linked against where the board's bootloader (`bootloader`, "" = the board's first)
+// starts the application. Returns the Klipper version the image holds ("" = not a Klipper build).
+// Throws what check_device throws.
+std::string check_image_for_board(const std::string& image_file, const std::string& board, const std::string& kconfig,
+                                  const std::string& bootloader, Reporter& reporter);
+
 }  // namespace mcuflash::cli

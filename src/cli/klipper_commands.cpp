@@ -157,6 +157,7 @@ void register_klipper_commands(CLI::App& app, GlobalOptions& global) {
                        "Klipper's printer.cfg (default ~/printer_data/config/printer.cfg, then ~/printer.cfg); its "
                        "[include]s are read too");
     status->callback([&global] { printer_status_command(global, printer_options); });
+    register_printer_flash_commands(*printer, global);
 }
 
 }  // namespace mcuflash::cli

@@ -21,6 +21,12 @@ int exit_code(ErrorKind kind) {
     return 70;
 }
 
+ErrorKind kind_by_name(std::string_view name) {
+    for (int k = 0; k <= static_cast<int>(ErrorKind::Terminated); ++k)
+        if (name == kind_name(static_cast<ErrorKind>(k))) return static_cast<ErrorKind>(k);
+    return ErrorKind::Internal;
+}
+
 const char* kind_name(ErrorKind kind) {
     switch (kind) {
         case ErrorKind::Usage: return "usage";

@@ -5,6 +5,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace mcuflash::core {
 
@@ -26,6 +27,8 @@ enum class ErrorKind {
 
 int exit_code(ErrorKind kind);
 const char* kind_name(ErrorKind kind);
+// The kind kind_name() names (what another mcuflash's JSON error says); Internal for a word it never gives.
+ErrorKind kind_by_name(std::string_view name);
 
 class Error : public std::runtime_error {
 public:

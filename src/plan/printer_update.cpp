@@ -77,7 +77,10 @@ PrinterUpdatePlan plan_printer_update(const targets::PrinterConfig& config, cons
         const auto* entry = manifest.find(mcu.name);
         const bool own_device = entry && !entry->device.empty();
         if (own_device) step.device = entry->device;
-        if (!entry) {
+        if (!own_device && mcu.serial.find("klipper_host_mcu") != std::string::npos) {
+            step.skip_reason = "the Raspberry Pi as an MCU (Klipper's Linux process): updated with Klipper itself, "
+                               "not flashed";
+        } else if (!entry) {
             step.skip_reason = fmt::format("not in {}", manifest.path);
         } else {
             step.board = entry->board;
@@ -85,11 +88,7 @@ PrinterUpdatePlan plan_printer_update(const targets::PrinterConfig& config, cons
             step.kconfig = entry->kconfig;
             step.bootloader = entry->bootloader;
             step.can_bridge = step.device.starts_with("can:") && is_can_bridge(*entry);
-            if (entry->skip)
-                step.skip_reason = fmt::format("skip = true in {}", entry->where);
-            else if (!own_device && mcu.serial.find("klipper_host_mcu") != std::string::npos)
-                step.skip_reason = "the Raspberry Pi as an MCU (Klipper's Linux process): updated with Klipper "
-                                   "itself, not flashed";
+            if (entry->skip) step.skip_reason = fmt::format("skip = true in {}", entry->where);
         }
         if (!own_device && !mcu.serial.empty() && !is_usb_serial(mcu.serial)) step.uart_baud = mcu.baud;
         plan.steps.push_back(std::move(step));
