@@ -121,11 +121,59 @@ SwdFacts parse_swd(const toml::table& t, const std::string& where) {
     return f;
 }
 
+std::vector<std::string> string_list(const toml::table& t, const char* key, const std::string& where) {
+    std::vector<std::string> out;
+    if (!t.contains(key)) return out;
+    const auto* items = t[key].as_array();
+    if (!items) bad_data(where, fmt::format("'{}' must be a list of strings", key));
+    for (auto& e : *items) {
+        auto v = e.value_exact<std::string>();
+        if (!v || v->empty()) bad_data(where, fmt::format("'{}' must be a list of strings", key));
+        out.push_back(*v);
+    }
+    return out;
+}
+
+// "USART1 PA10/PA9: STM32_SERIAL_USART1" -> the label and the assignments.
+std::vector<KlipperKconfigChoice> kconfig_choices(const toml::table& t, const char* key, const std::string& where) {
+    std::vector<KlipperKconfigChoice> out;
+    for (const auto& text : string_list(t, key, where)) {
+        const auto colon = text.find(": ");
+        if (colon == std::string::npos)
+            bad_data(where, fmt::format("'{}': \"{}\" is not \"NAME PINS: SYMBOL ...\"", key, text));
+        KlipperKconfigChoice choice{text.substr(0, colon), {}};
+        std::istringstream words(text.substr(colon + 2));
+        for (std::string word; words >> word;) choice.assignments.push_back(word);
+        if (choice.assignments.empty()) bad_data(where, fmt::format("'{}': \"{}\" names no symbol", key, text));
+        out.push_back(std::move(choice));
+    }
+    return out;
+}
+
+KlipperKconfigFacts parse_klipper_kconfig(const toml::table& t, const std::string& where) {
+    check_keys(t, {"choose", "offsets", "clock", "usb", "serial", "can", "usb_can", "usb_can_bus", "default_interface"},
+               where);
+    KlipperKconfigFacts k;
+    k.choose = string_list(t, "choose", where);
+    if (k.choose.empty()) bad_data(where, "'choose' must name the architecture (and processor) symbols");
+    k.offsets = string_list(t, "offsets", where);
+    k.clock = t["clock"].value_or(std::string{});
+    k.usb = t["usb"].value_or(std::string{});
+    k.serial = kconfig_choices(t, "serial", where);
+    k.can = kconfig_choices(t, "can", where);
+    k.usb_can = t["usb_can"].value_or(std::string{});
+    k.usb_can_bus = kconfig_choices(t, "usb_can_bus", where);
+    k.default_interface = required_string(t, "default_interface", where);
+    if (k.default_interface != "usb" && k.default_interface != "serial" && k.default_interface != "can")
+        bad_data(where, "default_interface must be usb, serial or can");
+    return k;
+}
+
 Chip parse_chip(const std::string& name, const toml::table& t, const std::string& where) {
     check_keys(t,
                {"family", "description", "signature", "flash_base", "flash_size", "page_size", "eeprom_size",
                 "max_boot_size", "fuses", "install_bootloader", "product_id", "flash_size_register", "sectors", "sam",
-                "swd", "klipper_offsets"},
+                "swd", "klipper_offsets", "klipper_kconfig"},
                where);
     Chip c;
     c.name = name;
@@ -168,6 +216,11 @@ Chip parse_chip(const std::string& name, const toml::table& t, const std::string
             if (!v || *v < 0 || *v >= c.flash_size) bad_data(where, "klipper_offsets must lie inside flash");
             c.klipper_offsets.push_back(static_cast<uint32_t>(*v));
         }
+    if (auto* kconfig = t["klipper_kconfig"].as_table()) {
+        c.klipper_kconfig = parse_klipper_kconfig(*kconfig, where + ".klipper_kconfig");
+        if (!c.klipper_kconfig->offsets.empty() && c.klipper_kconfig->offsets.size() != c.klipper_offsets.size())
+            bad_data(where, "klipper_kconfig.offsets needs one symbol per klipper_offsets entry");
+    }
     if (auto* sam = t["sam"].as_table()) {
         c.sam = parse_sam(*sam, where + ".sam");
         if (c.sam->erase_unit && (c.sam->erase_unit % c.page_size || c.flash_size % c.sam->erase_unit))

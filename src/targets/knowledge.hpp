@@ -45,6 +45,24 @@ struct SwdFacts {
     std::string openocd_bootprot;  // SAMD: its BOOTPROT command, given the bytes: "at91samd bootloader"
 };
 
+// The chip's symbols in Klipper's Kconfig (data/chips.toml [chips.X.klipper_kconfig]), without the
+// CONFIG_ prefix. An interface choice is what the menu shows (name and pins: "USART1 PA10/PA9") and
+// the assignments it takes: "STM32_SERIAL_USART1" (=y) or "RPXXXX_CANBUS_GPIO_RX=4".
+struct KlipperKconfigChoice {
+    std::string label;
+    std::vector<std::string> assignments;
+};
+struct KlipperKconfigFacts {
+    std::vector<std::string> choose;   // architecture and processor: MACH_STM32, MACH_STM32F103
+    std::vector<std::string> offsets;  // one per Chip::klipper_offsets entry (empty: the menu has no choice)
+    std::string clock;                 // the crystal symbol, "{MHz}" for the frequency ("" = no choice)
+    std::string usb;                   // USB ("" = none)
+    std::vector<KlipperKconfigChoice> serial, can;  // in menu order, the first the default
+    std::string usb_can;               // USB to CAN bridge ("" = none)
+    std::vector<KlipperKconfigChoice> usb_can_bus;  // a bridge's CAN pins
+    std::string default_interface;     // "usb", "serial" or "can": what Klipper builds with no interface symbol
+};
+
 struct Chip {
     std::string name;
     std::string family;  // "avr", ...
@@ -69,6 +87,7 @@ struct Chip {
     // Klipper's menuconfig "Bootloader offset" choices for this chip, in menu order (the first is
     // the default); [0] where the application always starts at the flash base (AVR, SAM3/SAM4).
     std::vector<uint32_t> klipper_offsets;
+    std::optional<KlipperKconfigFacts> klipper_kconfig;
 };
 
 struct EraseUnitRange {

@@ -70,7 +70,7 @@ python3 - "$WORK/data" <<'PY'
 import re, sys
 d = sys.argv[1]
 chips = open(d + "/chips.toml").read()
-cut = re.sub(r"\[chips\.stm32f042x6\]\n(?:[^\[\n][^\n]*\n)*", "", chips)
+cut = re.sub(r"\[chips\.stm32f042x6(?:\.\w+)?\]\n(?:[^\[\n][^\n]*\n)*", "", chips)  # with its sub-tables
 assert cut != chips and "0x445" not in cut, "stm32f042x6 row not removed"
 open(d + "/chips.toml", "w").write(cut)
 boot = open(d + "/bootloaders.toml").read()
