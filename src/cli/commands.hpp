@@ -24,6 +24,8 @@ void register_usb_commands(CLI::App& app, GlobalOptions& global);
 void register_board_commands(CLI::App& app, GlobalOptions& global);
 // `identify` (klipper_commands.cpp).
 void register_klipper_commands(CLI::App& app, GlobalOptions& global);
+// `printer init` and `printer build`, on the `printer` subcommand (printer_build_commands.cpp).
+void register_printer_build_commands(CLI::App& printer, GlobalOptions& global);
 // `printer flash` (printer_flash_commands.cpp), under `printer`.
 void register_printer_flash_commands(CLI::App& printer, GlobalOptions& global);
 // `openocd config|run` (openocd_commands.cpp).

@@ -24,6 +24,7 @@ struct IdentifyOptions {
     std::string device;
     uint32_t baud = 250000;
     std::string image;
+    unsigned wait_seconds = 0;  // wait this long for the board to come back (after a flash)
 };
 
 std::string clock_text(const km::Dictionary& d) {
@@ -45,7 +46,8 @@ void identify_command(GlobalOptions& global, const IdentifyOptions& o) {
         // identify data (a klipper.dict is the same JSON): the same text means the same build.
         std::optional<std::string> image_text;
         if (!o.image.empty()) image_text = km::inflate(km::identify_data_from_file(o.image));
-        const auto asked = device::identify_klipper(o.device, o.baud);
+        const auto asked = o.wait_seconds ? device::identify_when_back(o.device, std::chrono::seconds(o.wait_seconds), o.baud)
+                                          : device::identify_klipper(o.device, o.baud);
         const auto& identified = asked.identified;
         const auto took = std::chrono::milliseconds(static_cast<long>(asked.seconds * 1000));
         const auto& d = identified.dictionary;
@@ -146,6 +148,10 @@ void register_klipper_commands(CLI::App& app, GlobalOptions& global) {
                                                  "USB ignores it)");
     identify->add_option("--image", options.image,
                          "also tell whether the board runs the build in this file (klipper.bin/.elf/.uf2 or klipper.dict)");
+    identify->add_option("--wait", options.wait_seconds,
+                         "wait up to this many seconds for the board to appear and answer (after flashing, while it "
+                         "restarts)")
+        ->check(CLI::Range(1u, 600u));
     identify->callback([&global] { identify_command(global, options); });
 
     static PrinterOptions printer_options;
@@ -157,6 +163,7 @@ void register_klipper_commands(CLI::App& app, GlobalOptions& global) {
                        "Klipper's printer.cfg (default ~/printer_data/config/printer.cfg, then ~/printer.cfg); its "
                        "[include]s are read too");
     status->callback([&global] { printer_status_command(global, printer_options); });
+    register_printer_build_commands(*printer, global);
     register_printer_flash_commands(*printer, global);
 }
 

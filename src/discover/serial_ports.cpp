@@ -39,6 +39,7 @@ PortIdentity identify_port(const std::string& path) {
     const std::string name = fs::path(path).filename().string();
     PortIdentity id;
     for (auto [prefix, kind] : {std::pair{"usb-Klipper_", PortIdentity::Kind::Klipper},
+                                std::pair{"usb-Kalico_", PortIdentity::Kind::Klipper},
                                 std::pair{"usb-katapult_", PortIdentity::Kind::Katapult},
                                 std::pair{"usb-CanBoot_", PortIdentity::Kind::Katapult}}) {
         if (name.rfind(prefix, 0) != 0) continue;
