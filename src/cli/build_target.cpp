@@ -8,6 +8,7 @@
 #include "cli/reporter.hpp"
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
+#include "discover/serial_ports.hpp"
 #include "protocol/klipper_mcu/codec.hpp"
 
 namespace mcuflash::cli {
@@ -140,10 +141,17 @@ BuildTarget resolve_build_target(const TargetOptions& options, const std::string
     if (target.board && device.protocol.empty()) {
         const Board& b = *target.board;
         const bool on_serial_port = !device.device.empty() && device::parse_address(device.device).scheme == "serial";
-        const protocol::ProtocolInfo* spoken = protocol::spoken_protocol(b.flash_method);
+        // A running Klipper's USB port: asked to reboot, the board comes back as its USB bootloader.
+        const bool klipper_port =
+            on_serial_port && discover::identify_port(device::parse_address(device.device).rest).kind ==
+                                  discover::PortIdentity::Kind::Klipper;
+        // A bootloader the user named (Katapult put on a board that came with an SD-card one) says
+        // how the firmware goes in now, not the board's usual way.
+        const targets::Bootloader* named = device.bootloader.empty() ? nullptr : kb.find_bootloader(device.bootloader);
+        const protocol::ProtocolInfo* spoken = protocol::spoken_protocol(named ? named->protocol : b.flash_method);
         if (on_serial_port && spoken && spoken->runs_on == link::LinkKind::ByteStream) {
             device.protocol = spoken->name;
-        } else if (on_serial_port && (!spoken || spoken->runs_on != link::LinkKind::ByteStream)) {
+        } else if (on_serial_port && !klipper_port && (!spoken || spoken->runs_on != link::LinkKind::ByteStream)) {
             const std::string how = b.flash_method == "sdcard"
                                         ? fmt::format("takes its firmware from the SD card ({})", b.firmware_file)
                                     : b.flash_method == "none" ? "has nothing to flash"

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cli/build_target.hpp"
@@ -67,12 +68,15 @@ bool can_identify(const std::string& device) {
 
 struct McuRun {
     const plan::PrinterStep* step = nullptr;
-    enum class Phase { Waiting, Identifying, Flashing, Done } phase = Phase::Waiting;
+    // Identifying: what runs before; Flashing; Checking: what runs after, when the flash itself did
+    // not wait for the board to come back (a UART's Klipper).
+    enum class Phase { Waiting, Identifying, Flashing, Checking, Done } phase = Phase::Waiting;
     std::unique_ptr<ChildProcess> child;
     json last_result;  // the child's result or error event
     std::string image_version, before, after;
     std::string outcome = "not started";  // flashed | unchanged | left out | failed | not started
     std::string detail;
+    std::optional<bool> back;  // came back running the image's build (unknown: not a Klipper build, not asked)
     int exit_code = 0;
     ErrorKind error_kind = ErrorKind::Internal;  // what the failure was, for the exit code
     Clock::time_point started{};
@@ -178,10 +182,29 @@ private:
         launch(run, McuRun::Phase::Flashing, args);
     }
 
+    void start_check(McuRun& run) {
+        const auto& s = *run.step;
+        std::vector<std::string> args{"--json", "identify", "-d", s.device, "--image", s.image, "--wait", "20"};
+        if (s.uart_baud) args.insert(args.end(), {"--baud", std::to_string(s.uart_baud)});
+        launch(run, McuRun::Phase::Checking, args);
+    }
+
+    void note_back(McuRun& run, const std::string& version, bool runs_image) {
+        run.after = version;
+        run.back = runs_image;
+        run.detail += runs_image ? "; back running the image's build"
+                                 : fmt::format("; came back running {}, not the image's build", version);
+    }
+
+    void note_not_back(McuRun& run, const std::string& why) {
+        run.back = false;
+        run.detail += "; did not come back as Klipper: " + why;
+    }
+
     void launch(McuRun& run, McuRun::Phase phase, const std::vector<std::string>& args) {
         run.phase = phase;
         run.last_result = json();
-        run.stage = phase == McuRun::Phase::Identifying ? "identify" : "connect";
+        run.stage = phase == McuRun::Phase::Flashing ? "connect" : "identify";
         run.done = run.total = 0;
         try {
             run.child = std::make_unique<ChildProcess>(self_, args);
@@ -189,7 +212,10 @@ private:
             finish(run, "failed", e.what(), core::exit_code(e.kind()), e.kind());
             return;
         }
-        event(run, {{"event", "mcu_started"}, {"phase", phase == McuRun::Phase::Identifying ? "identify" : "flash"}});
+        event(run, {{"event", "mcu_started"},
+                    {"phase", phase == McuRun::Phase::Identifying ? "identify"
+                              : phase == McuRun::Phase::Flashing  ? "flash"
+                                                                  : "check"}});
     }
 
     // Reads what the MCU's child said; when it has ended, moves the MCU on.
@@ -222,17 +248,26 @@ private:
             start_flash(run);  // an MCU that does not answer may be in its bootloader already
             return;
         }
+        if (run.phase == McuRun::Phase::Checking) {
+            if (ok) note_back(run, result.value("version", ""), result.value("runs_image", false));
+            else note_not_back(run, result.value("message", "no answer"));
+            finish(run, "flashed", run.detail, 0);
+            return;
+        }
         if (ok) {
-            const auto& back = result.value("klipper_after", json::object());
-            run.after = back.value("version", "");
-            std::string detail = result.value("verified", false)
-                                     ? fmt::format("verified ({})", result.value("verify_method", "read back"))
-                                     : fmt::format("written, not verified: {}", result.value("not_verified_because", "?"));
-            if (back.contains("runs_image") && !back.value("runs_image", false))
-                detail += fmt::format("; came back running {}, not the image's build", run.after);
-            else if (back.contains("error"))
-                detail += "; did not come back as Klipper: " + back.value("error", "");
-            finish(run, "flashed", detail, 0);
+            run.detail = result.value("verified", false)
+                             ? fmt::format("verified ({})", result.value("verify_method", "read back"))
+                             : fmt::format("written, not verified: {}", result.value("not_verified_because", "?"));
+            const auto back = result.value("klipper_after", json());
+            if (back.contains("version")) {
+                note_back(run, back.value("version", ""), back.value("runs_image", false));
+            } else if (back.contains("error")) {
+                note_not_back(run, back.value("error", ""));
+            } else if (!run.image_version.empty() && can_identify(run.step->device)) {
+                start_check(run);  // a UART's Klipper: asked here whether it came back
+                return;
+            }
+            finish(run, "flashed", run.detail, 0);
             return;
         }
         std::string message = result.value("message", "");
@@ -248,8 +283,9 @@ private:
         const std::string kind = j.value("event", "");
         if (kind == "result" || kind == "error") {
             run.last_result = j;
-            j["event"] = kind == "result" ? (run.phase == McuRun::Phase::Identifying ? "mcu_identified" : "mcu_flashed")
-                                          : "mcu_error";
+            j["event"] = kind == "error"                            ? "mcu_error"
+                         : run.phase == McuRun::Phase::Flashing ? "mcu_flashed"
+                                                                : "mcu_identified";
         } else if (kind == "started" || kind == "progress" || kind == "finished") {
             run.stage = j.value("stage", run.stage);
             run.done = j.value("done", uint64_t(0));
@@ -297,6 +333,7 @@ private:
         switch (run.phase) {
             case Phase::Waiting: return "waiting its turn";
             case Phase::Identifying: return "asking what it runs";
+            case Phase::Checking: return "waiting for it to come back running the new build";
             case Phase::Done:
                 return fmt::format("{}{}{}", run.outcome, run.detail.empty() ? "" : ": " + run.detail,
                                    run.seconds > 0 ? fmt::format(" ({:.1f} s)", run.seconds) : "");
@@ -377,7 +414,8 @@ void printer_flash_command(GlobalOptions& global, const PrinterFlashOptions& o) 
             mcus.push_back({{"mcu", s.mcu}, {"board", s.board}, {"device", s.device}, {"image", s.image},
                             {"version_before", run.before}, {"version_after", run.after},
                             {"image_version", run.image_version}, {"outcome", run.outcome}, {"detail", run.detail},
-                            {"exit_code", run.exit_code}, {"seconds", run.seconds}});
+                            {"exit_code", run.exit_code}, {"seconds", run.seconds},
+                            {"back_running_image", run.back ? json(*run.back) : json()}});
             table += fmt::format("{:<10} {:<24} {:<22} {:<22} {:>6.1f}s  {}{}\n", s.mcu, s.board.empty() ? "-" : s.board,
                                  shorter(run.before), shorter(run.after), run.seconds, run.outcome,
                                  run.detail.empty() ? "" : ": " + run.detail);

@@ -151,8 +151,9 @@ struct KlipperIdentity {
 KlipperIdentity identify_klipper(const std::string& device, uint32_t baud = 250000,
                                  std::chrono::milliseconds piece_timeout = std::chrono::seconds(3));
 // After a flash of a board that ran Klipper (or a Klipper build flashed into a CAN node): waits up
-// to `wait` for `device` to come back and answer identify. Throws Timeout when it does not.
-KlipperIdentity identify_when_back(const std::string& device, std::chrono::milliseconds wait);
+// to `wait` for `device` to come back and answer identify (at `baud` on a UART). Throws Timeout when
+// it does not.
+KlipperIdentity identify_when_back(const std::string& device, std::chrono::milliseconds wait, uint32_t baud = 250000);
 
 struct ProgrammerSession {
     std::unique_ptr<link::Link> link;

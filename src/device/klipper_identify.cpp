@@ -95,7 +95,7 @@ KlipperIdentity identify_klipper(const std::string& device, uint32_t baud, std::
     return ask(port, piece_timeout);
 }
 
-KlipperIdentity identify_when_back(const std::string& device, std::chrono::milliseconds wait) {
+KlipperIdentity identify_when_back(const std::string& device, std::chrono::milliseconds wait, uint32_t baud) {
     const auto started = std::chrono::steady_clock::now();
     const auto give_up = started + wait;
     const bool serial = device.rfind("can:", 0) != 0;
@@ -115,7 +115,7 @@ KlipperIdentity identify_when_back(const std::string& device, std::chrono::milli
         }
         try {
             // The port may be there before the firmware listens: a short try, again until the wait is over.
-            KlipperIdentity back = identify_klipper(device, 250000, std::chrono::milliseconds(500));
+            KlipperIdentity back = identify_klipper(device, baud, std::chrono::milliseconds(500));
             back.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
             return back;
         } catch (const Error& e) {

@@ -30,12 +30,21 @@ std::string can_interface(const std::string& device) {
     return rest.substr(0, rest.find(':'));
 }
 
+// The .config an image was built with: `printer build` completes the manifest's into the image's
+// folder (OUT/<mcu>/.config, with what make olddefconfig added); else the manifest's.
+std::string built_with(const targets::ManifestMcu& mcu) {
+    std::error_code ec;
+    const auto completed = fs::path(mcu.image).parent_path() / ".config";
+    return !mcu.image.empty() && fs::is_regular_file(completed, ec) ? completed.string() : mcu.kconfig;
+}
+
 // Whether an MCU is the USB-to-CAN bridge: the manifest says so, else the .config it is built with.
 bool is_can_bridge(const targets::ManifestMcu& mcu) {
     if (mcu.can_bridge) return *mcu.can_bridge;
-    if (mcu.kconfig.empty() || !fs::exists(mcu.kconfig)) return false;
+    const auto config = built_with(mcu);
+    if (config.empty() || !fs::exists(config)) return false;
     try {
-        return targets::read_klipper_config(mcu.kconfig).interface == "USB to CAN bridge";
+        return targets::read_klipper_config(config).interface == "USB to CAN bridge";
     } catch (const Error&) {
         return false;  // a broken .config is the build's problem: printer build says so
     }
@@ -85,7 +94,7 @@ PrinterUpdatePlan plan_printer_update(const targets::PrinterConfig& config, cons
         } else {
             step.board = entry->board;
             step.image = entry->image;
-            step.kconfig = entry->kconfig;
+            step.kconfig = built_with(*entry);
             step.bootloader = entry->bootloader;
             step.can_bridge = step.device.starts_with("can:") && is_can_bridge(*entry);
             if (entry->skip) step.skip_reason = fmt::format("skip = true in {}", entry->where);
@@ -107,7 +116,7 @@ PrinterUpdatePlan plan_printer_update(const targets::PrinterConfig& config, cons
         step.board = entry.board;
         step.device = entry.device;
         step.image = entry.image;
-        step.kconfig = entry.kconfig;
+        step.kconfig = built_with(entry);
         step.bootloader = entry.bootloader;
         step.can_bridge = step.device.starts_with("can:") && is_can_bridge(entry);
         if (entry.skip) step.skip_reason = fmt::format("skip = true in {}", entry.where);

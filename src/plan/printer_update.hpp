@@ -20,7 +20,8 @@ struct PrinterStep {
     std::string board;       // the manifest's board ("" = not given)
     std::string device;      // what `mcuflash flash -d` gets: a port, can:IFACE:UUID, ...
     std::string image;       // the manifest's image
-    std::string kconfig;     // Klipper's .config the image was built with ("" = none)
+    std::string kconfig;     // Klipper's .config the image was built with: the image folder's (printer
+                             // build's completed copy), else the manifest's; "" = none
     std::string bootloader;  // the manifest's bootloader override ("" = the board's)
     uint32_t uart_baud = 0;  // printer.cfg's baud for an MCU on a UART; 0 otherwise
     bool can_bridge = false;
