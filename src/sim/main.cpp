@@ -19,6 +19,7 @@
 #include "sim/klipper/klipper_usb.hpp"
 #include "sim/klipper/mcu_responder.hpp"
 #include "sim/klipper/running_klipper.hpp"
+#include "sim/printer/printer_sim.hpp"
 #include "sim/pty_server.hpp"
 #include "sim/registry.hpp"
 #include "sim/usb/usb_registry.hpp"
@@ -249,6 +250,7 @@ int serve_klipper(const ServeOptions& o) {
         server_options.timing = !o.no_timing;
         server_options.check_client_baud = !o.any_baud;
         server_options.stop_when_application_runs = true;
+        server_options.reset_on_open = bootloader_port != std::filesystem::path(o.pty);  // a UART's bootloader: no DTR
         if (o.verbose) server_options.log = log_line;
         {
             sim::PtyServer server(*device, sim::FaultInjector(sim::FaultSpec::parse(o.faults)), server_options);
@@ -471,6 +473,43 @@ int main(int argc, char** argv) {
         cmd->callback([&sd_boot] { sd_boot = true; });
     }
 
+    bool printer = false;
+    sim::printer::PrinterSimOptions printer_options;
+    {
+        auto* cmd = app.add_subcommand(
+            "printer", "a simulated printer: one simulated MCU per [mcu] section of Klipper's printer.cfg, where it "
+                       "says (USB over USB/IP, a UART on a pty, CAN nodes behind a simulated USB-to-CAN bridge or on "
+                       "a SocketCAN interface), each the board mcuflash.toml says, running Klipper and rebooting "
+                       "into its bootloader when asked");
+        cmd->add_option("--config", printer_options.config, "Klipper's printer.cfg")->required();
+        cmd->add_option("--manifest", printer_options.manifest, "mcuflash.toml (default: beside printer.cfg)");
+        std::vector<std::string> firmware;
+        cmd->add_option("--firmware", firmware,
+                        "MCU=FILE: the Klipper build the MCU runs (klipper.bin/.elf/.hex, put at its application "
+                        "start in its flash file; a klipper.dict answers identify only); repeat per MCU")
+            ->each([&printer_options](const std::string& text) {
+                const auto equals = text.find('=');
+                if (equals == std::string::npos || equals == 0 || equals + 1 == text.size())
+                    throw CLI::ValidationError("--firmware", "give MCU=FILE (e.g. mcu=klipper.bin)");
+                printer_options.firmware[text.substr(0, equals)] = text.substr(equals + 1);
+            });
+        auto* usbip = cmd->add_option("--usbip", options.usbip_port,
+                                      "USB devices (Klipper on USB, the USB-to-CAN bridge) are served over USB/IP on "
+                                      "127.0.0.1:PORT, PORT+1, ... in printer.cfg's order (default: any free port, "
+                                      "for one USB device)");
+        cmd->add_option("--flash-dir", printer_options.flash_dir,
+                        "where each MCU's flash file (NAME.bin) goes, kept current (default: sim-flash/ beside the "
+                        "manifest)");
+        cmd->add_flag("--no-timing", options.no_timing, "bytes and flash operations take no time");
+        cmd->add_flag("-v,--verbose", options.verbose, "log every MCU's connections, resets and device events");
+        cmd->callback([&printer, &printer_options, &options, usbip] {
+            printer = true;
+            if (usbip->count() > 0) printer_options.usbip_port = options.usbip_port;
+            printer_options.timing = !options.no_timing;
+            printer_options.verbose = options.verbose;
+        });
+    }
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -494,6 +533,8 @@ int main(int argc, char** argv) {
             return result.outcome == sim::msc::SdBootResult::Outcome::TooLarge ? core::exit_code(core::ErrorKind::BadInput) : 0;
         }
         if (klipper) return serve_klipper(options);
+        if (printer)
+            return sim::printer::run_printer(sim::printer::plan_printer(printer_options), printer_options, log_line);
         if (!chosen) {
             print_list();
             return 0;

@@ -190,6 +190,10 @@ void PtyServer::client_arrived(Clock::time_point now) {
     unsent_.clear();
     line_.discard_host_input(now);
     update_client_settings();
+    if (!options_.reset_on_open) {
+        log("client opened the port");
+        return;
+    }
     log("client opened the port: reset into the bootloader");
     line_.reset_device(ResetCause::Pin, now);
 }

@@ -32,6 +32,9 @@ struct PtyServerOptions {
     // run() returns once the device has left its bootloader for the application (a USB bootloader's
     // port goes away then; a board running Klipper comes back in its place).
     bool stop_when_application_runs = false;
+    // A board behind a USB-serial adapter is reset when the port opens (DTR); one on a plain UART (a
+    // Raspberry Pi's ttyAMA0, no DTR wired) is not.
+    bool reset_on_open = true;
 };
 
 class PtyServer {

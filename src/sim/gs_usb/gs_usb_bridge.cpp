@@ -156,7 +156,8 @@ GsUsbBridge::GsUsbBridge(GsUsbBridgeOptions options)
         for (int i = 0; i < 4; ++i) options_.chip_id.push_back(static_cast<uint8_t>(b >> (8 * i)));
     }
     for (uint8_t byte : options_.chip_id) serial_ += fmt::format("{:02X}", byte);  // usb_fill_serial: upper case
-    uuid_ = klipper_canbus_uuid(options_.chip_id);
+    uuid_ = options_.uuid ? *options_.uuid & 0xFFFFFFFFFFFFull : klipper_canbus_uuid(options_.chip_id);
+    if (!options_.identify_data.empty()) klipper_ = std::make_unique<klipper::McuResponder>(options_.identify_data);
     host_station_ = &bus_.attach("bridge", [this](const BusFrame& frame, uint64_t echo_id, Clock::time_point end) {
         on_bus_transmitted(frame, echo_id, end);
     });
@@ -312,7 +313,8 @@ void GsUsbBridge::on_bus_transmitted(const BusFrame& frame, uint64_t echo_id, Cl
 }
 
 void GsUsbBridge::local_frame(const BusFrame& frame, Clock::time_point now) {
-    if (frame.id != kAdminId || frame.length == 0) return;  // Klipper's protocol on its id: not simulated
+    if (assigned_id_ && !frame.extended && frame.id == assigned_id_) return answer_as_klipper(frame, now);
+    if (frame.id != kAdminId || frame.length == 0) return;
     auto names_bridge = [&] {
         if (frame.length < 7) return false;
         uint64_t uuid = 0;
@@ -343,6 +345,28 @@ void GsUsbBridge::local_frame(const BusFrame& frame, Clock::time_point now) {
         attached_ = false;
         left_at_ = now;
     }
+}
+
+void GsUsbBridge::answer_as_klipper(const BusFrame& frame, Clock::time_point now) {
+    if (!klipper_) return;
+    klipper_->set_canbus_node(uuid_, static_cast<uint8_t>((assigned_id_ - 0x100) / 2));
+    const auto answer = klipper_->receive({frame.data.data(), frame.length}, now);
+    // The bridge's own answers go to the host only (usb_canbus.c: canbus_send from the local node).
+    for (const auto& out : link::split_into_frames(assigned_id_ + 1, answer))
+        to_host(GsHostFrame::from(BusFrame::from(out), kEchoIdReceived));
+}
+
+void GsUsbBridge::restart_klipper(std::vector<uint8_t> identify_data, Clock::time_point now) {
+    advance(now);
+    attached_ = true;
+    left_at_.reset();
+    rebooted_ = false;
+    assigned_id_ = 0;
+    started_ = false;
+    to_host_.clear();
+    klipper_ = identify_data.empty() ? nullptr : std::make_unique<klipper::McuResponder>(std::move(identify_data));
+    log(klipper_ ? "the bridge runs Klipper " + klipper_->dictionary().version + " again"
+                 : "the bridge's application starts (no Klipper build in its flash: identify unanswered)");
 }
 
 usb::EndpointIn GsUsbBridge::bulk_in(uint8_t address, size_t max_length, Clock::time_point now) {

@@ -90,6 +90,12 @@ struct GsUsbBridgeOptions {
     // The bootloader the bridge board reboots into on a bootloader request to its own UUID (a USB
     // simulator: the device that takes its place on the bus); none: it just leaves.
     std::unique_ptr<usb::UsbDeviceModel> bootloader;
+    // The bridge's own CAN UUID (printer.cfg's canbus_uuid for it); nullopt: Klipper's, hashed from
+    // the chip id.
+    std::optional<uint64_t> uuid;
+    // The Klipper build the bridge runs (its compressed data dictionary): it then answers identify on
+    // its own node id, as Klipper's canserial does; empty: that id takes the admin channel only.
+    std::vector<uint8_t> identify_data;
 };
 
 class GsUsbBridge : public usb::UsbDeviceModel {
@@ -131,12 +137,17 @@ public:
     size_t frames_for_host() const { return to_host_.size(); }
     // One line per node and the bus: for the closing log.
     std::vector<std::string> summary() const;
+    // The board's bootloader started the application again (after an update): the bridge is back on
+    // the USB bus as Klipper, without a node id, running `identify_data` (empty: identify unanswered).
+    // The nodes behind it keep running.
+    void restart_klipper(std::vector<uint8_t> identify_data, Clock::time_point now);
 
 private:
     struct Node;
     void to_host(const GsHostFrame& frame);
     void on_bus_transmitted(const BusFrame& frame, uint64_t echo_id, Clock::time_point end);
     void local_frame(const BusFrame& frame, Clock::time_point now);  // Klipper's canserial on the bridge
+    void answer_as_klipper(const BusFrame& frame, Clock::time_point now);  // Klipper's protocol on its id
     void log(const std::string& message) const;
 
     GsUsbBridgeOptions options_;
@@ -153,6 +164,7 @@ private:
     std::optional<Clock::time_point> left_at_;  // the bootloader request to the bridge itself
     bool rebooted_ = false;
     uint64_t host_frames_ = 0, echoes_ = 0, frames_to_host_ = 0;
+    std::unique_ptr<klipper::McuResponder> klipper_;  // null: Klipper's protocol unanswered
 };
 
 }  // namespace mcuflash::sim::gs_usb

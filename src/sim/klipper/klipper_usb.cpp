@@ -110,6 +110,15 @@ void KlipperUsbDevice::tick(Clock::time_point now) {
     }
 }
 
+void KlipperUsbDevice::restart_klipper(std::vector<uint8_t> identify_data) {
+    reboot_at_.reset();
+    rebooted_ = false;
+    std::fill(std::begin(line_coding_), std::end(line_coding_), uint8_t{0});
+    line_state_ = 0;
+    to_host_.clear();
+    responder_ = identify_data.empty() ? nullptr : std::make_unique<McuResponder>(std::move(identify_data));
+}
+
 void KlipperUsbDevice::bus_reset(Clock::time_point) {
     line_state_ = 0;
     configuration_ = 0;

@@ -41,6 +41,9 @@ public:
     UsbDeviceModel* successor() override { return rebooted_ ? bootloader_.get() : nullptr; }
     std::string describe() const override;
     FlashMemory& flash() override { return bootloader_->flash(); }
+    // The board's bootloader started the application again (after an update): Klipper's device is
+    // back, its line settings cleared, running `identify_data` (empty: identify unanswered).
+    void restart_klipper(std::vector<uint8_t> identify_data);
 
 private:
     void check_reboot(Clock::time_point now);
