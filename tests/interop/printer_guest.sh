@@ -9,7 +9,8 @@
 # Each runs a real Klipper build (three builds, three versions). In the guest: attach, can0 up at
 # 1 Mbit/s, then `mcuflash printer status --config printer.cfg --json` must show all three MCUs with
 # their versions; the flash files hold each build at its application start. Then `mcuflash printer
-# flash` where it exists (see the marked place). The board re-enumerating after a reboot is played by
+# flash` updates the toolhead, then the bridge, and leaves the AVR (already on its image) alone; run
+# again, it leaves every MCU alone. The board re-enumerating after a reboot is played by
 # a loop in the guest that plugs the simulator in again whenever nothing is attached.
 # Skipped (77) without guest-run.sh, usbip, QEMU or the Klipper builds.
 source "$(dirname "$0")/../lib/common.sh"
@@ -123,25 +124,19 @@ set +e
   ./mcuflash printer status --config printer.cfg --json >status.json 2>status.err
   echo \"exit \$? ms \$(ms \$t0)\" >>status.err
   cp sim-flash/mcu.bin mcu-before.bin; cp sim-flash/ebb.bin ebb-before.bin
-  # ---- mcuflash printer flash (the lead's): every MCU from the manifest's images ----
-  if ./mcuflash printer flash --help 2>/dev/null | grep -q -- --manifest; then
-    t0=\$(date +%s%N)
-    ./mcuflash printer flash --config printer.cfg --json >flash.json 2>flash.err
-    echo \"exit \$? ms \$(ms \$t0)\" >>flash.err
-  else
-    # Until it exists: the same update by hand, the node behind the bridge first, the bridge last.
-    t0=\$(date +%s%N)
-    ./mcuflash flash ebb-update.bin -d can:can0:$EBB_UUID >flash_ebb.txt 2>&1
-    echo \"exit \$? ms \$(ms \$t0)\" >>flash_ebb.txt
-    t0=\$(date +%s%N)
-    ./mcuflash flash main-update.bin -d can:can0:$BRIDGE_UUID --address 0x08008000 >flash_main.txt 2>&1
-    echo \"exit \$? ms \$(ms \$t0)\" >>flash_main.txt
-  fi
+  # ---- mcuflash printer flash: every MCU from the manifest's images ----
+  t0=\$(date +%s%N)
+  ./mcuflash --json printer flash --config printer.cfg >flash.json 2>flash.err
+  echo \"exit \$? ms \$(ms \$t0)\" >>flash.err
   # The bridge comes back as Klipper and is plugged in again; can0 with it.
   i=0; until ip link show can0 2>/dev/null | grep -q '[<,]UP[,>]'; do i=\$((i+1)); [ \$i -gt 150 ] && exit 14; sleep 0.1; done
   echo \"can0 back \$(date +%T.%N)\" >>replug.txt
   ./mcuflash printer status --config printer.cfg --json >status_after.json 2>status_after.err
   echo \"exit \$?\" >>status_after.err
+  # Again: every MCU runs its image's build now, so each is asked and left alone.
+  t0=\$(date +%s%N)
+  ./mcuflash --json printer flash --config printer.cfg >unchanged.json 2>unchanged.err
+  echo \"exit \$? ms \$(ms \$t0)\" >>unchanged.err
   # ---- end of printer flash ----
   kill \$sim; wait \$sim
   echo \"sim exit \$?\" >>ready.txt
@@ -197,15 +192,22 @@ cmp -i 0:$((0x8000)) -n "$(stat -c %s main.bin)" main.bin mcu-before.bin || case
 cmp -i 0:$((0x2000)) -n "$(stat -c %s ebb.bin)" ebb.bin ebb-before.bin || case_fail "sim-flash/ebb.bin lacks the build at 0x08002000"
 echo "ok: the 3-MCU printer in the guest: $(grep 'printer ready ms' ready.txt); printer status saw mcu $main_version, ebb $ebb_version, avr $avr_version ($(tail -1 status.err))"
 # The update: the mainboard (the bridge, last) and the toolhead updated, the AVR left as it was.
-if [ -f flash.err ]; then
-  expect "exit 0" flash.err
-  how="with mcuflash printer flash ($(tail -1 flash.err))"
-else
-  expect "exit 0" flash_ebb.txt
-  expect "exit 0" flash_main.txt
-  expect "is the USB-to-CAN bridge board itself" flash_main.txt
-  how="by hand, mcuflash flash per MCU (printer flash is not in this build): ebb $(tail -1 flash_ebb.txt), mcu $(tail -1 flash_main.txt)"
-fi
+expect "exit 0" flash.err
+python3 - "$GUEST_DIR/flash.json" "$main_update" "$ebb_update" <<'PY' || case_fail "printer flash did not update mcu and ebb, bridge last, avr left alone"
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+result = events[-1]
+assert result["event"] == "result" and result["failed"] == 0, result
+mcus = {m["mcu"]: m for m in result["mcus"]}
+assert mcus["ebb"]["outcome"] == "flashed" and mcus["ebb"]["version_after"] == sys.argv[3], mcus["ebb"]
+assert mcus["mcu"]["outcome"] == "flashed" and mcus["mcu"]["version_after"] == sys.argv[2], mcus["mcu"]
+assert mcus["ebb"]["back_running_image"] and mcus["mcu"]["back_running_image"], mcus
+assert mcus["avr"]["outcome"] == "unchanged", mcus["avr"]
+# The bridge only after its node: mcu's flash starts after ebb is done.
+order = [(e["mcu"], e["event"], e.get("phase")) for e in events if e["event"] in ("mcu_started", "mcu_done")]
+assert order.index(("mcu", "mcu_started", "identify")) > order.index(("ebb", "mcu_done", None)), order
+PY
+how="with mcuflash printer flash ($(tail -1 flash.err))"
 expect "exit 0" status_after.err
 python3 - "$GUEST_DIR/status_after.json" "$main_update" "$ebb_update" "$avr_version" <<'PY' || case_fail "printer status after the update did not show the new versions"
 import json, sys
@@ -219,6 +221,13 @@ cmp -i 0:$((0x2000)) -n "$(stat -c %s ebb-update.bin)" ebb-update.bin sim-flash/
   case_fail "sim-flash/ebb.bin lacks the update at 0x08002000"
 grep -qF "came back as Klipper 1 times" sim.txt || case_fail "the mainboard did not come back as Klipper once"
 echo "ok: updated $how: mcu $main_update, ebb $ebb_update, avr unchanged; flash files hold the updates"
+expect "exit 0" unchanged.err
+python3 - "$GUEST_DIR/unchanged.json" <<'PY' || case_fail "printer flash again did not leave every MCU alone"
+import json, sys
+result = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")][-1]
+assert all(m["outcome"] == "unchanged" for m in result["mcus"]), result
+PY
+echo "ok: printer flash again: every MCU already runs its image's build, left alone ($(tail -1 unchanged.err))"
 
 # Part 2: Klipper on USB, through cdc_acm.
 expect "ready mcu usbip 127.0.0.1:" usb-ready.txt
