@@ -394,13 +394,21 @@ struct UsbServed {
     std::string failure;  // what ended its server early
 };
 
-std::unique_ptr<KlipperUsbBoard> usb_board(const SimulatedMcu& mcu, const PrinterSimOptions& options, const Log& log) {
+// The board's bootloader simulator settings, and its log lines tagged with the MCU's name.
+DeviceOptions board_device_options(const SimulatedMcu& mcu, const PrinterSimOptions& options) {
     DeviceOptions device_options;
     device_options.bootloader = mcu.bootloader;
     device_options.timing = options.timing;
     device_options.flash_file = mcu.flash_file;
-    const std::string name = mcu.name;
-    const Log mcu_log = [log, name](const std::string& message) { log(fmt::format("[{}] {}", name, message)); };
+    return device_options;
+}
+Log mcu_logger(const SimulatedMcu& mcu, const Log& log) {
+    return [log, name = mcu.name](const std::string& message) { log(fmt::format("[{}] {}", name, message)); };
+}
+
+std::unique_ptr<KlipperUsbBoard> usb_board(const SimulatedMcu& mcu, const PrinterSimOptions& options, const Log& log) {
+    DeviceOptions device_options = board_device_options(mcu, options);
+    const Log mcu_log = mcu_logger(mcu, log);
     if (options.verbose) device_options.trace = mcu_log;
     auto bootloader = usb_bootloader_simulator(mcu.bootloader_protocol)->make(mcu.chip, device_options);
     if (options.verbose) bootloader->set_trace(mcu_log);
@@ -423,12 +431,8 @@ std::unique_ptr<KlipperUsbBoard> usb_board(const SimulatedMcu& mcu, const Printe
 
 std::unique_ptr<KlipperUsbBoard> bridge_board(const SimulatedMcu& bridge_mcu, const std::vector<SimulatedMcu>& mcus,
                                               const PrinterSimOptions& options, const Log& log) {
-    DeviceOptions device_options;
-    device_options.bootloader = bridge_mcu.bootloader;
-    device_options.timing = options.timing;
-    device_options.flash_file = bridge_mcu.flash_file;
-    const std::string name = bridge_mcu.name;
-    const Log mcu_log = [log, name](const std::string& message) { log(fmt::format("[{}] {}", name, message)); };
+    DeviceOptions device_options = board_device_options(bridge_mcu, options);
+    const Log mcu_log = mcu_logger(bridge_mcu, log);
     gs_usb::GsUsbBridgeOptions bridge_options;
     bridge_options.chip = bridge_mcu.chip;
     bridge_options.timing = options.timing;
