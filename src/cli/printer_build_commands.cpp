@@ -152,7 +152,7 @@ void printer_init_command(GlobalOptions& global, const InitOptions& o) {
         for (const auto& pair : o.boards) {
             const auto eq = pair.find('=');
             if (eq == std::string::npos || eq == 0 || eq + 1 == pair.size())
-                throw Error(ErrorKind::Usage, fmt::format("--board {}: give it as MCU=BOARD (--board mcu=btt-octopus-v1.1)", pair));
+                throw Error(ErrorKind::Usage, fmt::format("--board {}: give it as MCU=BOARD (--board mcu=btt-octopus-v1.1-f446)", pair));
             named_boards[pair.substr(0, eq)] = pair.substr(eq + 1);
         }
         auto known_mcu = [&](const std::string& name) {

@@ -19,6 +19,7 @@
 #include "sim/klipper/klipper_usb.hpp"
 #include "sim/klipper/mcu_responder.hpp"
 #include "sim/klipper/running_klipper.hpp"
+#include "sim/printer/klipper_usb_board.hpp"
 #include "sim/printer/printer_sim.hpp"
 #include "sim/pty_server.hpp"
 #include "sim/registry.hpp"
@@ -191,10 +192,17 @@ int serve_klipper_usb(const ServeOptions& o, const std::string& chip, const targ
     auto bootloader = usb_bootloader_model(o, chip, bl);
     std::vector<uint8_t> identify_data;
     if (!o.firmware.empty()) identify_data = protocol::klipper_mcu::identify_data_from_file(o.firmware);
-    sim::klipper::KlipperUsbDevice klipper(mcu, o.serial, std::move(bootloader),
-                                           std::chrono::milliseconds(o.no_timing ? 50 : 500), std::move(identify_data));
-    if (o.verbose) klipper.set_trace(log_line);
-    return serve_usb_model(klipper, fmt::format("klipper {} (reboots into {})", chip, bl.name), o);
+    const std::chrono::milliseconds reboot_time(o.no_timing ? 50 : 500);
+    auto klipper = std::make_unique<sim::klipper::KlipperUsbDevice>(mcu, o.serial, std::move(bootloader), reboot_time,
+                                                                    std::move(identify_data));
+    if (o.verbose) klipper->set_trace(log_line);
+    // After an update the board comes back as Klipper, running whatever its flash holds then.
+    auto* device = klipper.get();
+    sim::printer::KlipperUsbBoard board(
+        std::move(klipper),
+        [device](std::vector<uint8_t> data, core::Clock::time_point) { device->restart_klipper(std::move(data)); },
+        reboot_time, log_line);
+    return serve_usb_model(board, fmt::format("klipper {} (reboots into {})", chip, bl.name), o);
 }
 
 // What a board's flash runs once its application starts: the identify data of the Klipper build in
