@@ -57,5 +57,5 @@ if ((with_tests)); then
   cmake --build "$build_dir" -j "$(nproc)"
 else
   cmake -S . -B "$build_dir" -G Ninja -DMCUFLASH_TESTS=OFF "$@" >/dev/null
-  cmake --build "$build_dir" -j "$(nproc)" --target mcuflash mcuflash-sim udev_rules
+  cmake --build "$build_dir" -j "$(nproc)" --target mcuflash mcuflash-sim udev_rules reference_docs
 fi

@@ -31,6 +31,9 @@ void register_printer_flash_commands(CLI::App& printer, GlobalOptions& global);
 // `openocd config|run` (openocd_commands.cpp).
 void register_openocd_commands(CLI::App& app, GlobalOptions& global);
 
+// `generate man|bash|zsh|fish` (reference_commands.cpp), hidden: the man page and completions from `app`.
+void register_reference_commands(CLI::App& app, const std::string& version);
+
 // Runs a command body with a Reporter, turning errors into messages and the exit code.
 void run(GlobalOptions& global, const std::function<void(Reporter&)>& body);
 

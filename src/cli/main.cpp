@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     app.add_option("--trace-file", global.trace_file, "... or in this file");
 
     cli::register_commands(app, global);
+    cli::register_reference_commands(app, std::string("mcuflash ") + MCUFLASH_VERSION_TEXT);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

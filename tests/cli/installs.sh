@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # `cmake --install` into a fresh prefix: the two programs, the udev rules (the same as `mcuflash
-# udev-rules` prints), the README, CHANGELOG and docs; the installed mcuflash says its version and
+# udev-rules` prints), the README, CHANGELOG and docs, the man page and the bash, zsh and fish
+# completions; the installed mcuflash says its version and
 # flashes a simulated board from where it was installed, with the build tree out of its reach.
 source "$(dirname "$0")/../lib/common.sh"
 
 prefix="$WORK/prefix"
 cmake --install "$BUILD_DIR" --prefix "$prefix" >"$WORK/install.log" 2>&1 || fail "cmake --install: $(cat "$WORK/install.log")"
 for f in bin/mcuflash bin/mcuflash-sim lib/udev/rules.d/70-mcuflash.rules share/doc/mcuflash/README.md \
-         share/doc/mcuflash/CHANGELOG.md share/doc/mcuflash/architecture.md; do
+         share/doc/mcuflash/CHANGELOG.md share/doc/mcuflash/architecture.md share/man/man1/mcuflash.1 \
+         share/bash-completion/completions/mcuflash share/zsh/vendor-completions/_mcuflash \
+         share/fish/vendor_completions.d/mcuflash.fish; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"
 done
 "$MCUFLASH" udev-rules | cmp - "$prefix/lib/udev/rules.d/70-mcuflash.rules" || fail "the installed udev rules are not what mcuflash udev-rules prints"
