@@ -3,7 +3,7 @@
 # flashed and verified with its own image, JSON events tagged with the MCU, the Linux host MCU left
 # out; an image that does not exist or does not fit its board refuses the whole update before any
 # board is touched; one MCU's failure leaves the others done and sets the exit code; --dry-run flashes
-# nothing; --stop-klipper stops Klipper through Moonraker (a stand-in HTTP server) or systemctl (a
+# nothing; Ctrl-C stops every MCU at its next exchange; --stop-klipper stops Klipper through Moonraker (a stand-in HTTP server) or systemctl (a
 # stand-in in PATH) and starts it again afterwards.
 source "$(dirname "$0")/../lib/common.sh"
 cd "$WORK"
@@ -94,6 +94,16 @@ grep -q -- "--only mcu" "$WORK/err" || fail "no retry hint: $(cat "$WORK/err")"
 "$MCUFLASH" --json printer flash --config printer.cfg --only second --sim-fast >only.json 2>err.txt || fail "--only: $(cat err.txt)"
 ! grep -q '"mcu":"mcu"' only.json || fail "--only second touched mcu: $(cat only.json)"
 expect_exit 64 "no MCU named 'nobody'" -- "$MCUFLASH" printer flash --config printer.cfg --only nobody
+
+# Ctrl-C: every MCU's flash stops at its next exchange (each child is told once), exit 130, the table
+# says what each MCU was doing. Timing on, so the flashes are still running after a second.
+"$MCUFLASH" printer flash --config printer.cfg >int.out 2>int.err &
+flashing=$!
+sleep 1
+kill -INT $flashing
+set +e; wait $flashing; code=$?; set -e
+[ "$code" -eq 130 ] || fail "Ctrl-C: exit $code: $(cat int.err int.out)"
+[ "$(grep -c 'failed: interrupted (Ctrl-C)' int.out)" -eq 2 ] || fail "Ctrl-C: the table: $(cat int.out int.err)"
 
 # --stop-klipper through Moonraker: stopped before the first MCU, started again after the last.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
