@@ -483,6 +483,7 @@ int main(int argc, char** argv) {
 
     bool printer = false;
     sim::printer::PrinterSimOptions printer_options;
+    std::vector<std::string> printer_firmware;  // CLI11 writes it while parsing: it must outlive the block below
     {
         auto* cmd = app.add_subcommand(
             "printer", "a simulated printer: one simulated MCU per [mcu] section of Klipper's printer.cfg, where it "
@@ -491,8 +492,7 @@ int main(int argc, char** argv) {
                        "into its bootloader when asked");
         cmd->add_option("--config", printer_options.config, "Klipper's printer.cfg")->required();
         cmd->add_option("--manifest", printer_options.manifest, "mcuflash.toml (default: beside printer.cfg)");
-        std::vector<std::string> firmware;
-        cmd->add_option("--firmware", firmware,
+        cmd->add_option("--firmware", printer_firmware,
                         "MCU=FILE: the Klipper build the MCU runs (klipper.bin/.elf/.hex, put at its application "
                         "start in its flash file; a klipper.dict answers identify only); repeat per MCU")
             ->each([&printer_options](const std::string& text) {
