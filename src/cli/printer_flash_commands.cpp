@@ -165,11 +165,13 @@ private:
         }
     }
 
-    void start_identify(McuRun& run) {
+    // What the MCU runs: before the flash (Identifying), or after it, waiting while it restarts (Checking).
+    void start_identify(McuRun& run, McuRun::Phase phase = McuRun::Phase::Identifying) {
         const auto& s = *run.step;
         std::vector<std::string> args{"--json", "identify", "-d", s.device, "--image", s.image};
+        if (phase == McuRun::Phase::Checking) args.insert(args.end(), {"--wait", "20"});
         if (s.uart_baud) args.insert(args.end(), {"--baud", std::to_string(s.uart_baud)});
-        launch(run, McuRun::Phase::Identifying, args);
+        launch(run, phase, args);
     }
 
     void start_flash(McuRun& run) {
@@ -180,13 +182,6 @@ private:
         if (!s.kconfig.empty()) args.insert(args.end(), {"--klipper-config", s.kconfig});
         if (options_.sim_fast) args.push_back("--sim-fast");
         launch(run, McuRun::Phase::Flashing, args);
-    }
-
-    void start_check(McuRun& run) {
-        const auto& s = *run.step;
-        std::vector<std::string> args{"--json", "identify", "-d", s.device, "--image", s.image, "--wait", "20"};
-        if (s.uart_baud) args.insert(args.end(), {"--baud", std::to_string(s.uart_baud)});
-        launch(run, McuRun::Phase::Checking, args);
     }
 
     void note_back(McuRun& run, const std::string& version, bool runs_image) {
@@ -264,7 +259,7 @@ private:
             } else if (back.contains("error")) {
                 note_not_back(run, back.value("error", ""));
             } else if (!run.image_version.empty() && can_identify(run.step->device)) {
-                start_check(run);  // a UART's Klipper: asked here whether it came back
+                start_identify(run, McuRun::Phase::Checking);  // a UART's Klipper: asked here whether it came back
                 return;
             }
             finish(run, "flashed", run.detail, 0);

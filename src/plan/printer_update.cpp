@@ -50,6 +50,16 @@ bool is_can_bridge(const targets::ManifestMcu& mcu) {
     }
 }
 
+// What the manifest says of an MCU, once its device is known.
+void take_from_manifest(PrinterStep& step, const targets::ManifestMcu& entry) {
+    step.board = entry.board;
+    step.image = entry.image;
+    step.kconfig = built_with(entry);
+    step.bootloader = entry.bootloader;
+    step.can_bridge = step.device.starts_with("can:") && is_can_bridge(entry);
+    if (entry.skip) step.skip_reason = fmt::format("skip = true in {}", entry.where);
+}
+
 std::vector<std::string> resources_of(const PrinterStep& step) {
     const auto& d = step.device;
     if (d.starts_with("can:")) {
@@ -68,9 +78,11 @@ std::vector<std::string> resources_of(const PrinterStep& step) {
 
 PrinterUpdatePlan plan_printer_update(const targets::PrinterConfig& config, const targets::PrinterManifest& manifest,
                                       const std::vector<std::string>& only) {
+    auto in_config = [&](const std::string& name) {
+        return std::any_of(config.mcus.begin(), config.mcus.end(), [&](auto& m) { return m.name == name; });
+    };
     for (const auto& name : only) {
-        const bool in_config = std::any_of(config.mcus.begin(), config.mcus.end(), [&](auto& m) { return m.name == name; });
-        if (!in_config && !manifest.find(name))
+        if (!in_config(name) && !manifest.find(name))
             throw Error(ErrorKind::Usage, fmt::format("no MCU named '{}' in {} or {}", name, config.path, manifest.path));
     }
     auto wanted = [&](const std::string& name) {
@@ -92,20 +104,13 @@ PrinterUpdatePlan plan_printer_update(const targets::PrinterConfig& config, cons
         } else if (!entry) {
             step.skip_reason = fmt::format("not in {}", manifest.path);
         } else {
-            step.board = entry->board;
-            step.image = entry->image;
-            step.kconfig = built_with(*entry);
-            step.bootloader = entry->bootloader;
-            step.can_bridge = step.device.starts_with("can:") && is_can_bridge(*entry);
-            if (entry->skip) step.skip_reason = fmt::format("skip = true in {}", entry->where);
+            take_from_manifest(step, *entry);
         }
         if (!own_device && !mcu.serial.empty() && !is_usb_serial(mcu.serial)) step.uart_baud = mcu.baud;
         plan.steps.push_back(std::move(step));
     }
     for (const auto& entry : manifest.mcus) {
-        const bool in_config =
-            std::any_of(config.mcus.begin(), config.mcus.end(), [&](auto& m) { return m.name == entry.name; });
-        if (in_config || !wanted(entry.name)) continue;
+        if (in_config(entry.name) || !wanted(entry.name)) continue;
         if (entry.device.empty())
             throw Error(ErrorKind::BadInput,
                         fmt::format("{}: [mcu.{}] is not an MCU of {}, and names no device", entry.where, entry.name,
@@ -113,13 +118,8 @@ PrinterUpdatePlan plan_printer_update(const targets::PrinterConfig& config, cons
                         "give it `device = \"...\"`, or remove it from the manifest");
         PrinterStep step;
         step.mcu = entry.name;
-        step.board = entry.board;
         step.device = entry.device;
-        step.image = entry.image;
-        step.kconfig = built_with(entry);
-        step.bootloader = entry.bootloader;
-        step.can_bridge = step.device.starts_with("can:") && is_can_bridge(entry);
-        if (entry.skip) step.skip_reason = fmt::format("skip = true in {}", entry.where);
+        take_from_manifest(step, entry);
         plan.steps.push_back(std::move(step));
     }
 
