@@ -8,6 +8,7 @@
 
 #include "cli/build_target.hpp"
 #include "cli/device.hpp"
+#include "cli/operations.hpp"
 #include "cli/reporter.hpp"
 #include "cli/swd_commands.hpp"
 #include "core/crc.hpp"
@@ -28,11 +29,6 @@ using core::hex_address;
 using nlohmann::json;
 
 namespace {
-
-struct ImageOptions {
-    std::string format;                    // "" = detect
-    std::optional<uint32_t> base_address;  // for raw binaries
-};
 
 image::LoadOptions load_options(const ImageOptions& o) {
     image::LoadOptions lo;
@@ -149,22 +145,29 @@ static Error interrupted_error(const core::Interrupted& e) {
                  fmt::format("{}: stopped between two exchanges with the device", e.what()));
 }
 
+Error current_error() {
+    try {
+        throw;
+    } catch (const Error& e) {
+        return e;
+    } catch (const core::TimeLimitExceeded& e) {
+        return Error(ErrorKind::Timeout, e.what(), "raise it with --time-limit SECONDS");
+    } catch (const core::Interrupted& e) {
+        return interrupted_error(e);
+    } catch (const std::exception& e) {
+        return Error(ErrorKind::Internal, fmt::format("this is a bug in mcuflash: {}", e.what()),
+                     "please report it with the command line and its output (add --trace for what crossed the link)");
+    }
+}
+
 void run(GlobalOptions& global, const std::function<void(Reporter&)>& body) {
     Reporter reporter(detect_output_mode(global.json), global.quiet);
     try {
         if (global.trace || !global.trace_file.empty()) reporter.enable_trace(global.trace_file);
         body(reporter);
         global.exit_code = 0;
-    } catch (const Error& e) {
-        global.exit_code = reporter.error(e);
-    } catch (const core::TimeLimitExceeded& e) {
-        global.exit_code = reporter.error(Error(ErrorKind::Timeout, e.what(), "raise it with --time-limit SECONDS"));
-    } catch (const core::Interrupted& e) {
-        global.exit_code = reporter.error(interrupted_error(e));
-    } catch (const std::exception& e) {
-        global.exit_code = reporter.error(
-            Error(ErrorKind::Internal, fmt::format("this is a bug in mcuflash: {}", e.what()),
-                  "please report it with the command line and its output (add --trace for what crossed the link)"));
+    } catch (const std::exception&) {
+        global.exit_code = reporter.error(current_error());
     }
 }
 
@@ -205,176 +208,216 @@ void check_klipper_back(const device::Address& klipper_port, const std::string& 
     }
 }
 
+}  // namespace
+
+void flash_image(Reporter& reporter, const std::string& file, const ImageOptions& image_options,
+                 const TargetOptions& target_options, DeviceOptions device_options, const plan::PlanOptions& plan_options,
+                 std::optional<unsigned> time_limit_seconds, const std::string& command_line) {
+    // Everything about the file is checked before the device is touched.
+    image::Image img = load_image(file, image_options, reporter);
+    const bool unplaced = unplaced_binary(img, image_options);
+    const BuildTarget target = image_target(target_options, file, img, unplaced, device_options, reporter);
+    if (!device_options.chip.empty()) {
+        const auto& chip = targets::Knowledge::builtin().chip(device_options.chip);
+        const uint32_t at = target.app_address.value_or(chip.flash_base);
+        if (unplaced) img.shift(at);
+        plan::check_fits_flash(img, chip.flash_base, chip.flash_size, chip.name);
+        if (unplaced) img.shift(-int64_t(at));
+    }
+    auto session = connect(device_options, reporter);
+    reporter.info(fmt::format("{}: {}, {}", session.description, session.info.chip, session.info.bootloader_text));
+    check_device(target, session.info, reporter);
+    place_binary(img, unplaced, session, target, reporter);
+    auto caps = session.bootloader->capabilities();
+    auto flash_plan = plan::make_plan(img, session.info, caps, plan_options);
+    std::optional<std::chrono::seconds> time_limit = plan::time_limit(flash_plan, session.link->bytes_per_second());
+    if (time_limit_seconds) time_limit = std::chrono::seconds(*time_limit_seconds);
+
+    if (time_limit) session.link->set_time_limit(core::Clock::now() + *time_limit, "flashing", *time_limit);
+    core::Progress progress(reporter.sink());
+    plan::FlashReport report;
+    // Say what state the board is in and how to try again.
+    auto with_state = [&](Error e) {
+        const auto& info = session.info;
+        const uint64_t flash_end = uint64_t(info.flash_base) + info.flash_size;
+        std::string bootloader_state = "the bootloader is in ROM and cannot be overwritten";
+        if (info.app_end < flash_end)
+            bootloader_state = fmt::format("mcuflash sent no write or erase to the bootloader region ({}-{})",
+                                           hex_address(info.app_end), hex_address(static_cast<uint32_t>(flash_end - 1)));
+        else if (info.app_start > info.flash_base)
+            bootloader_state = fmt::format("mcuflash sent no write or erase to the bootloader region ({}-{})",
+                                           hex_address(info.flash_base), hex_address(info.app_start - 1));
+        std::string erased = report.bytes_erased ? fmt::format("{} bytes were erased and ", report.bytes_erased) : "";
+        std::string state = fmt::format("{}{} of {} bytes written before this; {}. Retry: {}", erased,
+                                        report.bytes_written, flash_plan.bytes_to_write(), bootloader_state,
+                                        command_line.empty() || device_options.device.empty()
+                                            ? fmt::format("mcuflash flash {} {}", file, session.retry_hint)
+                                            : command_line);
+        e.with_hint(e.hint().empty() ? state : e.hint() + "\n" + state);
+        return e;
+    };
+    try {
+        plan::execute(*session.bootloader, flash_plan, plan_options, progress, report);
+    } catch (const core::TimeLimitExceeded& e) {
+        throw with_state(Error(ErrorKind::Timeout, e.what(), "raise it with --time-limit SECONDS"));
+    } catch (const core::Interrupted& e) {
+        throw with_state(interrupted_error(e).with_hint(
+            "the application is incomplete until the same command runs to its end"));
+    } catch (const Error& e) {
+        throw with_state(e);
+    }
+    session.link->clear_time_limit();
+    json j = {{"command", "flash"},
+              {"file", file},
+              {"format", image::format_name(*img.source_format)},
+              {"device", device_json(session.info)},
+              {"bytes_unchanged", report.bytes_unchanged},
+              {"bytes_erased", report.bytes_erased},
+              {"bytes_written", report.bytes_written},
+              {"pages_written", report.pages_written},
+              {"pages_rewritten", report.pages_rewritten},
+              {"verified", report.verified},
+              {"outside_checked", report.outside_checked},
+              {"started", report.started},
+              {"seconds_erase", report.seconds_erase},
+              {"seconds_write", report.seconds_write},
+              {"seconds_verify", report.seconds_verify}};
+    if (report.verified) j["verify_method"] = report.verify_method;
+    if (!report.not_verified.empty()) j["not_verified"] = report.not_verified;
+    std::string verified = report.verified ? fmt::format(", verified ({}) in {:.2f} s", report.verify_method,
+                                                         report.seconds_verify)
+                         : plan_options.verify ? "; " + report.not_verified
+                                               : ", not verified (--no-verify)";
+    // A whole-image device (Katapult's stream, a card) takes no pages from the plan: no page count then.
+    const std::string pages = report.pages_written ? fmt::format(" ({} pages)", report.pages_written) : "";
+    std::string human = fmt::format("wrote {} bytes{} to the {} in {:.2f} s{}{}\n", report.bytes_written, pages,
+                                    session.info.chip, report.seconds_write, verified,
+                                    report.started ? "; application started" : "");
+    if (session.bootloader->capabilities().installed_at_next_start) {
+        // A card holds the file; the board's bootloader installs it at its next start.
+        j["started"] = false;
+        human = fmt::format("wrote the firmware file ({} bytes) to {} in {:.2f} s{}\nput the card in the board "
+                            "and power it up (or reset it): its bootloader installs the file; `mcuflash verify-sd "
+                            "-d CARD{}` tells afterwards whether it did\n",
+                            report.bytes_written, session.description, report.seconds_write, verified,
+                            device_options.board.empty() ? "" : " --board " + device_options.board);
+    }
+    if (report.bytes_erased)
+        human = fmt::format("erased {} bytes in {:.2f} s; ", report.bytes_erased, report.seconds_erase) + human;
+    if (report.bytes_unchanged)
+        human = fmt::format("{} bytes already held the image and were left alone; ", report.bytes_unchanged) + human;
+    if (report.pages_rewritten)
+        human += fmt::format("{} page(s) failed the first verify and were written again\n", report.pages_rewritten);
+    if (report.outside_checked)
+        human += "the flash outside the image, the bootloader's included, is as it was before\n";
+    if (session.klipper_port && report.started) check_klipper_back(*session.klipper_port, file, session, j, human, reporter);
+    reporter.result(j, human);
+}
+
+void read_flash(Reporter& reporter, const TargetOptions& target_options, DeviceOptions device_options,
+                const std::string& out_file, const std::string& format, std::optional<uint32_t> address,
+                std::optional<uint32_t> length) {
+    // A name that says no format (backup.img) gets the raw bytes, and the user is told.
+    std::optional<image::Format> named = format.empty() ? image::format_with_extension(out_file)
+                                                        : std::optional(image::format_from_name(format));
+    if (!named) reporter.info(fmt::format("{}: no known extension, so the raw bytes are written (--output-format "
+                                          "hex or srec for text)", out_file));
+    const image::Format out_format = named.value_or(image::Format::Binary);
+    const BuildTarget target = resolve_build_target(target_options, "", device_options, reporter);
+    auto session = connect(device_options, reporter);
+    check_device(BuildTarget{.chips = target.chips}, session.info, reporter);
+    uint32_t from = address.value_or(session.info.flash_base);
+    uint64_t flash_end = uint64_t(session.info.flash_base) + session.info.flash_size;
+    uint32_t count = length.value_or(static_cast<uint32_t>(flash_end - from));
+    if (from < session.info.flash_base || from + uint64_t(count) > flash_end || count == 0)
+        throw Error(ErrorKind::Usage, fmt::format("{} + {} bytes is outside the {}'s flash ({} bytes at {})",
+                                                  hex_address(from), count, session.info.chip,
+                                                  session.info.flash_size, hex_address(session.info.flash_base)));
+    core::Progress progress(reporter.sink());
+    progress.started(core::Stage::Read, count);
+    std::vector<uint8_t> data;
+    const uint32_t chunk = 1024;
+    while (data.size() < count) {
+        uint32_t n = std::min<uint32_t>(chunk, count - static_cast<uint32_t>(data.size()));
+        auto part = session.bootloader->read(from + static_cast<uint32_t>(data.size()), n);
+        data.insert(data.end(), part.begin(), part.end());
+        progress.advanced(core::Stage::Read, data.size(), count);
+    }
+    progress.finished(core::Stage::Read, data.size());
+    session.bootloader->leave();
+    image::Image img;
+    img.add(from, data, "device");
+    image::save_file(img, out_file, out_format);
+    json j = {{"command", "read"}, {"file", out_file}, {"address", from}, {"length", count},
+              {"crc32", core::crc32(data)}, {"device", device_json(session.info)}};
+    reporter.result(j, fmt::format("read {} bytes from {} into {} (CRC32 {:08x})\n", count, hex_address(from),
+                                   out_file, core::crc32(data)));
+}
+
+void verify_image(Reporter& reporter, const std::string& file, const ImageOptions& image_options,
+                  const TargetOptions& target_options, DeviceOptions device_options) {
+    image::Image img = load_image(file, image_options, reporter);
+    const bool unplaced = unplaced_binary(img, image_options);
+    const BuildTarget target = image_target(target_options, file, img, unplaced, device_options, reporter);
+    auto session = connect(device_options, reporter);
+    check_device(target, session.info, reporter);
+    place_binary(img, unplaced, session, target, reporter);
+    // Compare exactly the image's bytes (no page padding: the rest of a page is not the image's business).
+    std::vector<plan::PageWrite> ranges;
+    for (const auto& [address, bytes] : img.runs()) ranges.push_back({address, bytes});
+    auto bad = plan::verify_pages(*session.bootloader, ranges, core::Progress(reporter.sink()));
+    session.bootloader->leave();
+    if (!bad.empty())
+        throw Error(ErrorKind::VerifyMismatch,
+                    fmt::format("the device differs from {} in {} range(s), first at {}", file, bad.size(),
+                                hex_address(bad.front())))
+            .at_address(bad.front());
+    reporter.result({{"command", "verify"}, {"file", file}, {"match", true}, {"bytes", img.total_bytes()}},
+                    fmt::format("the device matches {} ({} bytes)\n", file, img.total_bytes()));
+}
+
+void show_info(Reporter& reporter, const TargetOptions& target_options, DeviceOptions device_options) {
+    const BuildTarget target = resolve_build_target(target_options, "", device_options, reporter);
+    auto session = connect(device_options, reporter);
+    session.bootloader->leave();
+    // `info` shows what the device is; a different chip is said, not refused.
+    try {
+        check_device(BuildTarget{.chips = target.chips}, session.info, reporter);
+    } catch (const Error& e) {
+        reporter.warning(e.what());
+    }
+    json j = device_json(session.info);
+    j["command"] = "info";
+    j["device_path"] = session.description;
+    reporter.result(j, device_text(session));
+}
+
+namespace {
+
 void flash_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
-                   const TargetOptions& target_options, DeviceOptions device_options,
+                   const TargetOptions& target_options, const DeviceOptions& device_options,
                    const plan::PlanOptions& plan_options, std::optional<unsigned> time_limit_seconds) {
     run(global, [&](Reporter& reporter) {
-        // Everything about the file is checked before the device is touched.
-        image::Image img = load_image(file, image_options, reporter);
-        const bool unplaced = unplaced_binary(img, image_options);
-        const BuildTarget target = image_target(target_options, file, img, unplaced, device_options, reporter);
-        if (!device_options.chip.empty()) {
-            const auto& chip = targets::Knowledge::builtin().chip(device_options.chip);
-            const uint32_t at = target.app_address.value_or(chip.flash_base);
-            if (unplaced) img.shift(at);
-            plan::check_fits_flash(img, chip.flash_base, chip.flash_size, chip.name);
-            if (unplaced) img.shift(-int64_t(at));
-        }
-        auto session = connect(device_options, reporter);
-        reporter.info(fmt::format("{}: {}, {}", session.description, session.info.chip, session.info.bootloader_text));
-        check_device(target, session.info, reporter);
-        place_binary(img, unplaced, session, target, reporter);
-        auto caps = session.bootloader->capabilities();
-        auto flash_plan = plan::make_plan(img, session.info, caps, plan_options);
-        std::optional<std::chrono::seconds> time_limit = plan::time_limit(flash_plan, session.link->bytes_per_second());
-        if (time_limit_seconds) time_limit = std::chrono::seconds(*time_limit_seconds);
-
-        if (time_limit) session.link->set_time_limit(core::Clock::now() + *time_limit, "flashing", *time_limit);
-        core::Progress progress(reporter.sink());
-        plan::FlashReport report;
-        // Say what state the board is in and how to try again.
-        auto with_state = [&](Error e) {
-            const auto& info = session.info;
-            const uint64_t flash_end = uint64_t(info.flash_base) + info.flash_size;
-            std::string bootloader_state = "the bootloader is in ROM and cannot be overwritten";
-            if (info.app_end < flash_end)
-                bootloader_state = fmt::format("mcuflash sent no write or erase to the bootloader region ({}-{})",
-                                               hex_address(info.app_end), hex_address(static_cast<uint32_t>(flash_end - 1)));
-            else if (info.app_start > info.flash_base)
-                bootloader_state = fmt::format("mcuflash sent no write or erase to the bootloader region ({}-{})",
-                                               hex_address(info.flash_base), hex_address(info.app_start - 1));
-            std::string erased = report.bytes_erased ? fmt::format("{} bytes were erased and ", report.bytes_erased) : "";
-            std::string state = fmt::format("{}{} of {} bytes written before this; {}. Retry: {}", erased,
-                                            report.bytes_written, flash_plan.bytes_to_write(), bootloader_state,
-                                            global.command_line.empty() || device_options.device.empty()
-                                                ? fmt::format("mcuflash flash {} {}", file, session.retry_hint)
-                                                : global.command_line);
-            e.with_hint(e.hint().empty() ? state : e.hint() + "\n" + state);
-            return e;
-        };
-        try {
-            plan::execute(*session.bootloader, flash_plan, plan_options, progress, report);
-        } catch (const core::TimeLimitExceeded& e) {
-            throw with_state(Error(ErrorKind::Timeout, e.what(), "raise it with --time-limit SECONDS"));
-        } catch (const core::Interrupted& e) {
-            throw with_state(interrupted_error(e).with_hint(
-                "the application is incomplete until the same command runs to its end"));
-        } catch (const Error& e) {
-            throw with_state(e);
-        }
-        session.link->clear_time_limit();
-        json j = {{"command", "flash"},
-                  {"file", file},
-                  {"format", image::format_name(*img.source_format)},
-                  {"device", device_json(session.info)},
-                  {"bytes_unchanged", report.bytes_unchanged},
-                  {"bytes_erased", report.bytes_erased},
-                  {"bytes_written", report.bytes_written},
-                  {"pages_written", report.pages_written},
-                  {"pages_rewritten", report.pages_rewritten},
-                  {"verified", report.verified},
-                  {"outside_checked", report.outside_checked},
-                  {"started", report.started},
-                  {"seconds_erase", report.seconds_erase},
-                  {"seconds_write", report.seconds_write},
-                  {"seconds_verify", report.seconds_verify}};
-        if (report.verified) j["verify_method"] = report.verify_method;
-        if (!report.not_verified.empty()) j["not_verified"] = report.not_verified;
-        std::string verified = report.verified ? fmt::format(", verified ({}) in {:.2f} s", report.verify_method,
-                                                             report.seconds_verify)
-                             : plan_options.verify ? "; " + report.not_verified
-                                                   : ", not verified (--no-verify)";
-        // A whole-image device (Katapult's stream, a card) takes no pages from the plan: no page count then.
-        const std::string pages = report.pages_written ? fmt::format(" ({} pages)", report.pages_written) : "";
-        std::string human = fmt::format("wrote {} bytes{} to the {} in {:.2f} s{}{}\n", report.bytes_written, pages,
-                                        session.info.chip, report.seconds_write, verified,
-                                        report.started ? "; application started" : "");
-        if (session.bootloader->capabilities().installed_at_next_start) {
-            // A card holds the file; the board's bootloader installs it at its next start.
-            j["started"] = false;
-            human = fmt::format("wrote the firmware file ({} bytes) to {} in {:.2f} s{}\nput the card in the board "
-                                "and power it up (or reset it): its bootloader installs the file; `mcuflash verify-sd "
-                                "-d CARD{}` tells afterwards whether it did\n",
-                                report.bytes_written, session.description, report.seconds_write, verified,
-                                device_options.board.empty() ? "" : " --board " + device_options.board);
-        }
-        if (report.bytes_erased)
-            human = fmt::format("erased {} bytes in {:.2f} s; ", report.bytes_erased, report.seconds_erase) + human;
-        if (report.bytes_unchanged)
-            human = fmt::format("{} bytes already held the image and were left alone; ", report.bytes_unchanged) + human;
-        if (report.pages_rewritten)
-            human += fmt::format("{} page(s) failed the first verify and were written again\n", report.pages_rewritten);
-        if (report.outside_checked)
-            human += "the flash outside the image, the bootloader's included, is as it was before\n";
-        if (session.klipper_port && report.started) check_klipper_back(*session.klipper_port, file, session, j, human, reporter);
-        reporter.result(j, human);
+        flash_image(reporter, file, image_options, target_options, device_options, plan_options, time_limit_seconds,
+                    global.command_line);
     });
 }
 
-void read_command(GlobalOptions& global, const TargetOptions& target_options, DeviceOptions device_options,
-                  const std::string& out_file,
-                  const std::string& format, std::optional<uint32_t> address, std::optional<uint32_t> length) {
+void read_command(GlobalOptions& global, const TargetOptions& target_options, const DeviceOptions& device_options,
+                  const std::string& out_file, const std::string& format, std::optional<uint32_t> address,
+                  std::optional<uint32_t> length) {
     run(global, [&](Reporter& reporter) {
-        // A name that says no format (backup.img) gets the raw bytes, and the user is told.
-        std::optional<image::Format> named = format.empty() ? image::format_with_extension(out_file)
-                                                            : std::optional(image::format_from_name(format));
-        if (!named) reporter.info(fmt::format("{}: no known extension, so the raw bytes are written (--output-format "
-                                              "hex or srec for text)", out_file));
-        const image::Format out_format = named.value_or(image::Format::Binary);
-        const BuildTarget target = resolve_build_target(target_options, "", device_options, reporter);
-        auto session = connect(device_options, reporter);
-        check_device(BuildTarget{.chips = target.chips}, session.info, reporter);
-        uint32_t from = address.value_or(session.info.flash_base);
-        uint64_t flash_end = uint64_t(session.info.flash_base) + session.info.flash_size;
-        uint32_t count = length.value_or(static_cast<uint32_t>(flash_end - from));
-        if (from < session.info.flash_base || from + uint64_t(count) > flash_end || count == 0)
-            throw Error(ErrorKind::Usage, fmt::format("{} + {} bytes is outside the {}'s flash ({} bytes at {})",
-                                                      hex_address(from), count, session.info.chip,
-                                                      session.info.flash_size, hex_address(session.info.flash_base)));
-        core::Progress progress(reporter.sink());
-        progress.started(core::Stage::Read, count);
-        std::vector<uint8_t> data;
-        const uint32_t chunk = 1024;
-        while (data.size() < count) {
-            uint32_t n = std::min<uint32_t>(chunk, count - static_cast<uint32_t>(data.size()));
-            auto part = session.bootloader->read(from + static_cast<uint32_t>(data.size()), n);
-            data.insert(data.end(), part.begin(), part.end());
-            progress.advanced(core::Stage::Read, data.size(), count);
-        }
-        progress.finished(core::Stage::Read, data.size());
-        session.bootloader->leave();
-        image::Image img;
-        img.add(from, data, "device");
-        image::save_file(img, out_file, out_format);
-        json j = {{"command", "read"}, {"file", out_file}, {"address", from}, {"length", count},
-                  {"crc32", core::crc32(data)}, {"device", device_json(session.info)}};
-        reporter.result(j, fmt::format("read {} bytes from {} into {} (CRC32 {:08x})\n", count, hex_address(from),
-                                       out_file, core::crc32(data)));
+        read_flash(reporter, target_options, device_options, out_file, format, address, length);
     });
 }
 
 void verify_command(GlobalOptions& global, const std::string& file, const ImageOptions& image_options,
-                    const TargetOptions& target_options, DeviceOptions device_options) {
-    run(global, [&](Reporter& reporter) {
-        image::Image img = load_image(file, image_options, reporter);
-        const bool unplaced = unplaced_binary(img, image_options);
-        const BuildTarget target = image_target(target_options, file, img, unplaced, device_options, reporter);
-        auto session = connect(device_options, reporter);
-        check_device(target, session.info, reporter);
-        place_binary(img, unplaced, session, target, reporter);
-        // Compare exactly the image's bytes (no page padding: the rest of a page is not the image's business).
-        std::vector<plan::PageWrite> ranges;
-        for (const auto& [address, bytes] : img.runs()) ranges.push_back({address, bytes});
-        auto bad = plan::verify_pages(*session.bootloader, ranges, core::Progress(reporter.sink()));
-        session.bootloader->leave();
-        if (!bad.empty())
-            throw Error(ErrorKind::VerifyMismatch,
-                        fmt::format("the device differs from {} in {} range(s), first at {}", file, bad.size(),
-                                    hex_address(bad.front())))
-                .at_address(bad.front());
-        reporter.result({{"command", "verify"}, {"file", file}, {"match", true}, {"bytes", img.total_bytes()}},
-                        fmt::format("the device matches {} ({} bytes)\n", file, img.total_bytes()));
-    });
+                    const TargetOptions& target_options, const DeviceOptions& device_options) {
+    run(global, [&](Reporter& reporter) { verify_image(reporter, file, image_options, target_options, device_options); });
+}
+
+void info_command(GlobalOptions& global, const TargetOptions& target_options, const DeviceOptions& device_options) {
+    run(global, [&](Reporter& reporter) { show_info(reporter, target_options, device_options); });
 }
 
 // After an SD-card update: did the board's bootloader take the file (renamed or removed it)?
@@ -393,24 +436,6 @@ void verify_sd_command(GlobalOptions& global, const TargetOptions& target_option
         if (verdict.state == State::NotInstalled) throw Error(ErrorKind::VerifyMismatch, verdict.words);
         if (verdict.state == State::NoFile) throw Error(ErrorKind::NotFound, verdict.words);
         reporter.result(j, verdict.words + "\n");
-    });
-}
-
-void info_command(GlobalOptions& global, const TargetOptions& target_options, DeviceOptions device_options) {
-    run(global, [&](Reporter& reporter) {
-        const BuildTarget target = resolve_build_target(target_options, "", device_options, reporter);
-        auto session = connect(device_options, reporter);
-        session.bootloader->leave();
-        // `info` shows what the device is; a different chip is said, not refused.
-        try {
-            check_device(BuildTarget{.chips = target.chips}, session.info, reporter);
-        } catch (const Error& e) {
-            reporter.warning(e.what());
-        }
-        json j = device_json(session.info);
-        j["command"] = "info";
-        j["device_path"] = session.description;
-        reporter.result(j, device_text(session));
     });
 }
 

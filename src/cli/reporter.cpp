@@ -18,6 +18,8 @@ OutputMode detect_output_mode(bool json) {
 
 Reporter::Reporter(OutputMode mode, bool quiet) : mode_(mode), quiet_(quiet) {}
 
+Reporter::Reporter(Listener listener) : mode_(OutputMode::Library), quiet_(true), listener_(std::move(listener)) {}
+
 void Reporter::enable_trace(const std::string& file) {
     trace_ = true;
     if (file.empty()) return;
@@ -53,6 +55,10 @@ const char* kind_word(Kind k) {
 }  // namespace
 
 void Reporter::on_progress(const ProgressEvent& e) {
+    if (mode_ == OutputMode::Library) {
+        if (listener_.progress) listener_.progress(e);
+        return;
+    }
     auto now = std::chrono::steady_clock::now();
     if (e.kind == Kind::Started) {
         stage_start_ = now;
@@ -127,6 +133,10 @@ void Reporter::end_bar() {
 }
 
 void Reporter::warning(const std::string& message) {
+    if (mode_ == OutputMode::Library) {
+        if (listener_.message) listener_.message("warning", message);
+        return;
+    }
     if (mode_ == OutputMode::Json) {
         std::cout << nlohmann::json{{"event", "warning"}, {"message", message}}.dump() << std::endl;
         return;
@@ -136,12 +146,21 @@ void Reporter::warning(const std::string& message) {
 }
 
 void Reporter::info(const std::string& message) {
+    if (mode_ == OutputMode::Library) {
+        if (listener_.message) listener_.message("info", message);
+        return;
+    }
     if (mode_ == OutputMode::Json || quiet_) return;
     end_bar();
     fmt::print(stderr, "{}\n", message);
 }
 
 void Reporter::result(const nlohmann::json& data, const std::string& human) {
+    if (mode_ == OutputMode::Library) {
+        result_data_ = data;
+        result_text_ = human;
+        return;
+    }
     if (mode_ == OutputMode::Json) {
         nlohmann::json j = data;
         j["event"] = "result";

@@ -3,6 +3,7 @@
 // JSON Lines (one object per line on stdout) with --json.
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -14,11 +15,18 @@
 
 namespace mcuflash::cli {
 
-enum class OutputMode { Terminal, Plain, Json };
+// Library: nothing printed; progress and messages go to a Listener, the result is kept (src/api).
+enum class OutputMode { Terminal, Plain, Json, Library };
+
+struct Listener {
+    core::ProgressSink progress;
+    std::function<void(const std::string& level, const std::string& text)> message;  // "info", "warning"
+};
 
 class Reporter {
 public:
     explicit Reporter(OutputMode mode, bool quiet = false);
+    explicit Reporter(Listener listener);
 
     OutputMode mode() const { return mode_; }
     core::ProgressSink sink();
@@ -32,6 +40,9 @@ public:
     // --trace: what crosses the link goes to stderr, or to `file` when it is not empty.
     void enable_trace(const std::string& file);
     link::TraceSink trace_sink();  // empty when tracing is off
+    // Library mode: the last result reported.
+    const nlohmann::json& result_data() const { return result_data_; }
+    const std::string& result_text() const { return result_text_; }
 
 private:
     void draw_bar(const core::ProgressEvent& event);
@@ -45,6 +56,9 @@ private:
     int last_percent_ = -1;
     bool trace_ = false;
     std::unique_ptr<FILE, int (*)(FILE*)> trace_file_{nullptr, &std::fclose};
+    Listener listener_;
+    nlohmann::json result_data_;
+    std::string result_text_;
 };
 
 OutputMode detect_output_mode(bool json);

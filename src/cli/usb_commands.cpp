@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/operations.hpp"
 #include "cli/reporter.hpp"
 #include "core/error.hpp"
 #include "device/device.hpp"
@@ -53,61 +54,67 @@ void list_debug_probes(json& groups, std::string& human) {
                              unreadable);
 }
 
-void list_command(GlobalOptions& global, const std::string& can_interface) {
-    run(global, [&](Reporter& reporter) {
-        const auto& knowledge = targets::Knowledge::builtin();
-        link::WarningSink warn = [&reporter](const std::string& m) { reporter.warning(m); };
-        json groups = json::object();
-        std::string human;
-        const auto found = device::discover_all(knowledge, warn);
-        for (auto kind : {link::LinkKind::ByteStream, link::LinkKind::Usb, link::LinkKind::Volume}) {
-            const std::string key = kind == link::LinkKind::ByteStream ? "serial"
-                                    : kind == link::LinkKind::Usb      ? "usb"
-                                                                       : "cards";
-            groups[key] = json::array();
-            human += kind == link::LinkKind::Volume ? std::string("SD cards and drives:\n")
-                                                    : fmt::format("{}s:\n", link::link_kind_name(kind));
-            size_t shown = 0;
-            for (const auto& c : found) {
-                if (c.kind != kind) continue;
-                json entry = c.facts;
-                entry["device"] = c.device;
-                std::string line = fmt::format("  {}{}", c.device, c.detail.empty() ? "" : "  " + c.detail);
-                const bool spoken = protocol::spoken_protocol(c.protocol) != nullptr;
-                if (!c.protocol.empty() && !spoken) {
-                    // A bootloader mcuflash knows by its USB id but does not speak: not opened at all.
-                    line += fmt::format("\n      mcuflash does not speak {} yet (`mcuflash guide BOARD` gives the "
-                                        "classic tool)", c.protocol);
-                    entry["supported"] = false;
-                } else if (!c.protocol.empty()) {
-                    // What a known bootloader says about itself (a DFU device: its memory, per alternate setting).
-                    try {
-                        device::DeviceOptions options;
-                        options.device = c.device;
-                        options.protocol = c.protocol;
-                        options.no_reset = true;
-                        auto session = device::connect(options, knowledge, warn);
-                        entry["chip"] = session.info.chip;
-                        line += fmt::format("\n      chip: {}", session.info.chip);
-                        for (const auto& [name, value] : session.info.details) {
-                            entry["details"][name] = value;
-                            line += fmt::format("\n      {}: {}", name, value);
-                        }
-                    } catch (const core::Error& e) {
-                        line += fmt::format("\n      (could not open it: {})", e.what());
+}  // namespace
+
+void list_devices(Reporter& reporter, const std::string& can_interface) {
+    const auto& knowledge = targets::Knowledge::builtin();
+    link::WarningSink warn = [&reporter](const std::string& m) { reporter.warning(m); };
+    json groups = json::object();
+    std::string human;
+    const auto found = device::discover_all(knowledge, warn);
+    for (auto kind : {link::LinkKind::ByteStream, link::LinkKind::Usb, link::LinkKind::Volume}) {
+        const std::string key = kind == link::LinkKind::ByteStream ? "serial"
+                                : kind == link::LinkKind::Usb      ? "usb"
+                                                                   : "cards";
+        groups[key] = json::array();
+        human += kind == link::LinkKind::Volume ? std::string("SD cards and drives:\n")
+                                                : fmt::format("{}s:\n", link::link_kind_name(kind));
+        size_t shown = 0;
+        for (const auto& c : found) {
+            if (c.kind != kind) continue;
+            json entry = c.facts;
+            entry["device"] = c.device;
+            std::string line = fmt::format("  {}{}", c.device, c.detail.empty() ? "" : "  " + c.detail);
+            const bool spoken = protocol::spoken_protocol(c.protocol) != nullptr;
+            if (!c.protocol.empty() && !spoken) {
+                // A bootloader mcuflash knows by its USB id but does not speak: not opened at all.
+                line += fmt::format("\n      mcuflash does not speak {} yet (`mcuflash guide BOARD` gives the "
+                                    "classic tool)", c.protocol);
+                entry["supported"] = false;
+            } else if (!c.protocol.empty()) {
+                // What a known bootloader says about itself (a DFU device: its memory, per alternate setting).
+                try {
+                    device::DeviceOptions options;
+                    options.device = c.device;
+                    options.protocol = c.protocol;
+                    options.no_reset = true;
+                    auto session = device::connect(options, knowledge, warn);
+                    entry["chip"] = session.info.chip;
+                    line += fmt::format("\n      chip: {}", session.info.chip);
+                    for (const auto& [name, value] : session.info.details) {
+                        entry["details"][name] = value;
+                        line += fmt::format("\n      {}: {}", name, value);
                     }
+                } catch (const core::Error& e) {
+                    line += fmt::format("\n      (could not open it: {})", e.what());
                 }
-                groups[key].push_back(std::move(entry));
-                human += line + "\n";
-                ++shown;
             }
-            if (!shown) human += "  (none)\n";
+            groups[key].push_back(std::move(entry));
+            human += line + "\n";
+            ++shown;
         }
-        list_debug_probes(groups, human);
-        if (!can_interface.empty()) list_can_nodes(can_interface, groups, human);
-        groups["command"] = "list";
-        reporter.result(groups, human);
-    });
+        if (!shown) human += "  (none)\n";
+    }
+    list_debug_probes(groups, human);
+    if (!can_interface.empty()) list_can_nodes(can_interface, groups, human);
+    groups["command"] = "list";
+    reporter.result(groups, human);
+}
+
+namespace {
+
+void list_command(GlobalOptions& global, const std::string& can_interface) {
+    run(global, [&](Reporter& reporter) { list_devices(reporter, can_interface); });
 }
 
 void udev_rules_command(GlobalOptions& global) {
