@@ -367,7 +367,7 @@ ProgrammerSession connect_programmer(const DeviceOptions& options, const targets
     if (options.baud) settings.baud = *options.baud;
     ProgrammerSession session;
     session.link = open_link(address, transport, OpenContext{for_target, nullptr, settings, warn});
-    session.programmer = type.make(*session.link, chip, warn);
+    session.programmer = type.make(*session.link, chip, knowledge, warn);
     std::string name = session.programmer->sign_on();
     session.programmer->enter_programming();
     session.description = fmt::format("{} on {}", name, describe(transport, *session.link, nullptr));

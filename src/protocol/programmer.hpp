@@ -43,7 +43,10 @@ struct ProgrammerInfo {
     std::string simulator;    // its simulated device: sim:SIMULATOR[:CHIP]
     link::LinkKind runs_on = link::LinkKind::ByteStream;
     link::SerialSettings serial;
-    std::function<std::unique_ptr<AvrProgrammer>(link::Link&, const targets::Chip&, link::WarningSink)> make;
+    // `knowledge`: where a target answering with another signature is looked up.
+    std::function<std::unique_ptr<AvrProgrammer>(link::Link&, const targets::Chip&, const targets::Knowledge&,
+                                                 link::WarningSink)>
+        make;
 };
 
 // The registry: one line per programmer type in registry.cpp; the first is the default.

@@ -139,7 +139,8 @@ std::unique_ptr<IspRun> open_isp(const std::string& chip, const std::string& fau
     options.settings = {115200, link::Parity::None};
     run->link = sim::open_in_process("stk500v2-isp", options);
     run->chip = &targets::Knowledge::builtin().chip(chip);
-    run->programmer = std::make_unique<protocol::stk500v2::IspProgrammer>(*run->link, *run->chip, nullptr);
+    run->programmer = std::make_unique<protocol::stk500v2::IspProgrammer>(*run->link, *run->chip,
+                                                                           targets::Knowledge::builtin(), nullptr);
     run->programmer->sign_on();
     run->programmer->enter_programming();
     return run;

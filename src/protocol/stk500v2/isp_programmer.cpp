@@ -48,14 +48,17 @@ ProgrammerInfo programmer_info() {
     info.description = "STK500v2 ISP programmers: AVRISP mkII clones, STK500 (avrdude -c stk500v2 / avrispv2)";
     info.simulator = "stk500v2-isp";
     info.serial = {115200, link::Parity::None};
-    info.make = [](link::Link& link, const targets::Chip& chip, link::WarningSink warn) -> std::unique_ptr<AvrProgrammer> {
-        return std::make_unique<IspProgrammer>(link::link_as<link::ByteLink>(link, "stk500v2"), chip, std::move(warn));
+    info.make = [](link::Link& link, const targets::Chip& chip, const targets::Knowledge& knowledge,
+                   link::WarningSink warn) -> std::unique_ptr<AvrProgrammer> {
+        return std::make_unique<IspProgrammer>(link::link_as<link::ByteLink>(link, "stk500v2"), chip, knowledge,
+                                               std::move(warn));
     };
     return info;
 }
 
-IspProgrammer::IspProgrammer(link::ByteLink& link, const targets::Chip& chip, link::WarningSink warn)
-    : link_(link), chip_(chip), warn_(warn), session_(link, std::move(warn)) {
+IspProgrammer::IspProgrammer(link::ByteLink& link, const targets::Chip& chip, const targets::Knowledge& knowledge,
+                             link::WarningSink warn)
+    : link_(link), chip_(chip), knowledge_(knowledge), warn_(warn), session_(link, std::move(warn)) {
     extended_addressing_ = chip_.flash_size > kExtendedAbove;
 }
 
@@ -92,7 +95,7 @@ void IspProgrammer::enter_programming() {
     }
     auto signature = read_signature();
     if (signature != chip_.signature) {
-        const auto* actual = targets::Knowledge::builtin().chip_by_signature(signature);
+        const auto* actual = knowledge_.chip_by_signature(signature);
         throw Error(ErrorKind::Usage,
                     fmt::format("the target's signature is {} ({}), not the {} given with --chip ({})",
                                 core::hex_bytes(signature), actual ? actual->name : "unknown chip", chip_.name,

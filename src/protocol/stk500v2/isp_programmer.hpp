@@ -20,8 +20,10 @@ ProgrammerInfo programmer_info();
 
 class IspProgrammer : public AvrProgrammer {
 public:
-    // `chip`: the target the user says is connected; its signature is checked on enter_programming().
-    IspProgrammer(link::ByteLink& link, const targets::Chip& chip, link::WarningSink warn);
+    // `chip`: the target the user says is connected; its signature is checked on enter_programming(),
+    // and another one is named from `knowledge`.
+    IspProgrammer(link::ByteLink& link, const targets::Chip& chip, const targets::Knowledge& knowledge,
+                  link::WarningSink warn);
 
     // Signs on; returns the programmer's name ("AVRISP_2", "STK500_2"). Throws core::Error(NotFound)
     // when nothing STK500v2-like answers.
@@ -58,6 +60,7 @@ private:
 
     link::ByteLink& link_;
     const targets::Chip& chip_;
+    const targets::Knowledge& knowledge_;
     link::WarningSink warn_;
     Session session_;
     std::string name_;

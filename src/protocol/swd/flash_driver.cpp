@@ -38,18 +38,6 @@ std::unique_ptr<FlashDriver> make_flash_driver(const std::string& controller, co
                 "over SWD mcuflash programs STM32F1, STM32F4, SAMD21, SAMC21 and SAMD51 chips");
 }
 
-void stm32_unlock_flash(link::swd::Adiv5& dap, uint32_t cr, uint32_t keyr, uint32_t lock_bit) {
-    constexpr uint32_t kKey1 = 0x45670123, kKey2 = 0xCDEF89AB;  // RM0008 and RM0090: KEY1, KEY2
-    if (!(dap.read32(cr) & lock_bit)) return;
-    auto batch = dap.batch();
-    batch.write32(keyr, kKey1);
-    batch.write32(keyr, kKey2);
-    batch.run("unlocking the flash controller");
-    if (dap.read32(cr) & lock_bit)
-        throw Error(ErrorKind::Protocol, "the STM32 flash controller stays locked after the unlock keys",
-                    "power the board off and on (a wrong key locks it until the next reset), and try again");
-}
-
 void wait_for(link::swd::Adiv5& dap, uint32_t address, uint32_t mask, uint32_t value, std::chrono::milliseconds timeout,
               const std::string& what, const std::string& waiting_for) {
     // The probe's value match answers as soon as the controller is done; a long erase outlasts its

@@ -81,24 +81,6 @@ std::unique_ptr<FlashDriver> make_stm32f4_driver(const DriverContext& context);
 std::unique_ptr<FlashDriver> make_samd21_driver(const DriverContext& context);
 std::unique_ptr<FlashDriver> make_samd51_driver(const DriverContext& context);
 
-// What both SAMD drivers do through the Device Service Unit (DSU, 0x41002000): the chip erase a
-// debugger may ask for (CTRL.CE, then STATUSA.DONE and FAIL), which is also the only way past the
-// security bit (STATUSB.PROT).
-class SamDsuFlash : public FlashDriver {
-public:
-    explicit SamDsuFlash(link::swd::Adiv5& dap) : dap_(dap) {}
-    void chip_erase() override;
-    ReadoutProtection readout_protection() override;
-    void remove_readout_protection() override { chip_erase(); }
-
-private:
-    link::swd::Adiv5& dap_;
-};
-
-// STM32 flash controllers (F1's FPEC, F4's interface) unlock with the same two keys written to KEYR;
-// CR's LOCK bit says whether they took. Throws Protocol when it stays locked.
-void stm32_unlock_flash(link::swd::Adiv5& dap, uint32_t cr, uint32_t keyr, uint32_t lock_bit);
-
 // Polls the word at `address` until (word & mask) == value: first with the probe's value match,
 // then from the host every millisecond or so until `timeout` (long erases). Throws Timeout naming `what`.
 void wait_for(link::swd::Adiv5& dap, uint32_t address, uint32_t mask, uint32_t value,

@@ -6,7 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
-#include "protocol/swd/flash_driver.hpp"
+#include "protocol/swd/stm32_flash.hpp"
 
 namespace mcuflash::protocol::swd {
 
@@ -19,7 +19,7 @@ namespace {
 constexpr uint32_t kBase = 0x40022000;
 constexpr uint32_t kKeyr = kBase + 0x04, kOptKeyr = kBase + 0x08, kSr = kBase + 0x0C, kCr = kBase + 0x10,
                    kAr = kBase + 0x14, kObr = kBase + 0x1C, kWrpr = kBase + 0x20;
-constexpr uint32_t kKey1 = 0x45670123, kKey2 = 0xCDEF89AB;
+constexpr uint32_t kKey1 = 0x45670123, kKey2 = 0xCDEF89AB;  // OPTKEYR takes KEYR's two keys
 constexpr uint32_t kSrBsy = 1u << 0, kSrPgErr = 1u << 2, kSrWrprtErr = 1u << 4, kSrEop = 1u << 5;
 constexpr uint32_t kSrClear = kSrPgErr | kSrWrprtErr | kSrEop;
 constexpr uint32_t kCrPg = 1u << 0, kCrPer = 1u << 1, kCrMer = 1u << 2, kCrOptPg = 1u << 4, kCrOptEr = 1u << 5,
@@ -31,18 +31,20 @@ constexpr auto kPageEraseTimeout = std::chrono::milliseconds(500);   // 40 ms ma
 constexpr auto kMassEraseTimeout = std::chrono::milliseconds(5000);  // 40 ms max (tME); generous
 constexpr uint32_t kProgramBatch = 4096;                              // bytes between progress reports
 
-std::string sr_words(uint32_t sr) {
-    std::vector<std::string> words;
-    if (sr & kSrPgErr) words.push_back("PGERR: the flash there was not erased");
-    if (sr & kSrWrprtErr) words.push_back("WRPRTERR: the page is write-protected (option bytes WRP)");
-    std::string text = fmt::format("FLASH_SR 0x{:02X}", sr);
-    for (size_t i = 0; i < words.size(); ++i) text += (i ? ", " : ": ") + words[i];
-    return text;
+Stm32FlashFamily stm32f1_family() {
+    return {.keyr = kKeyr, .sr = kSr, .cr = kCr, .cr_lock = kCrLock, .cr_start = kCrStrt, .cr_mass_erase = kCrMer,
+            .sr_busy = kSrBsy, .sr_clear = kSrClear, .sr_write_protect = kSrWrprtErr,
+            .sr_errors = {{kSrPgErr, "PGERR: the flash there was not erased"},
+                          {kSrWrprtErr, "WRPRTERR: the page is write-protected (option bytes WRP)"}},
+            .sr_digits = 2,
+            .write_protect_hint = "the option bytes write-protect that page; remove the protection with the vendor "
+                                  "tools (STM32CubeProgrammer) or a chip erase",
+            .mass_erase_timeout = kMassEraseTimeout};
 }
 
-class Stm32f1Flash : public FlashDriver {
+class Stm32f1Flash : public Stm32Flash {
 public:
-    explicit Stm32f1Flash(const DriverContext& context) : c_(context) {}
+    explicit Stm32f1Flash(const DriverContext& context) : Stm32Flash(context, stm32f1_family()) {}
 
     std::string name() const override { return "STM32F1 flash controller (FPEC)"; }
     uint32_t write_unit() const override { return 2; }
@@ -101,19 +103,6 @@ public:
         }
     }
 
-    void chip_erase() override {
-        unlock();
-        auto batch = c_.dap.batch();
-        batch.write32(kSr, kSrClear);
-        batch.write32(kCr, kCrMer);
-        batch.write32(kCr, kCrMer | kCrStrt);
-        batch.run("starting the mass erase");
-        wait_for(c_.dap, kSr, kSrBsy, 0, kMassEraseTimeout, "the mass erase", "the mass erase to finish (FLASH_SR.BSY)");
-        const uint32_t sr = c_.dap.read32(kSr);
-        c_.dap.write32(kCr, 0);
-        check(sr, "the mass erase", c_.flash_base);
-    }
-
     ReadoutProtection readout_protection() override {
         ReadoutProtection protection;
         const uint32_t obr = c_.dap.read32(kObr);
@@ -149,31 +138,6 @@ public:
         c_.dap.write32(kCr, 0);
         check(sr, "writing the readout protection option byte", kOptionBytes);
     }
-
-    void finish() override {
-        if (unlocked_) c_.dap.write32(kCr, kCrLock);
-        unlocked_ = false;
-    }
-
-private:
-    void unlock() {
-        if (unlocked_) return;
-        stm32_unlock_flash(c_.dap, kCr, kKeyr, kCrLock);
-        unlocked_ = true;
-    }
-
-    void check(uint32_t sr, const std::string& what, uint32_t address) const {
-        if (sr & (kSrPgErr | kSrWrprtErr))
-            throw Error(ErrorKind::Protocol, fmt::format("the flash controller refused: {}", sr_words(sr)),
-                        sr & kSrWrprtErr ? "the option bytes write-protect that page; remove the protection with the "
-                                           "vendor tools (STM32CubeProgrammer) or a chip erase"
-                                         : "")
-                .during(what)
-                .at_address(address);
-    }
-
-    DriverContext c_;
-    bool unlocked_ = false;
 };
 
 }  // namespace

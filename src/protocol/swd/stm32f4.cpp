@@ -6,7 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/hexdump.hpp"
-#include "protocol/swd/flash_driver.hpp"
+#include "protocol/swd/stm32_flash.hpp"
 
 namespace mcuflash::protocol::swd {
 
@@ -19,7 +19,7 @@ namespace {
 constexpr uint32_t kBase = 0x40023C00;
 constexpr uint32_t kKeyr = kBase + 0x04, kOptKeyr = kBase + 0x08, kSr = kBase + 0x0C, kCr = kBase + 0x10,
                    kOptCr = kBase + 0x14;
-constexpr uint32_t kKey1 = 0x45670123, kKey2 = 0xCDEF89AB, kOptKey1 = 0x08192A3B, kOptKey2 = 0x4C5D6E7F;
+constexpr uint32_t kOptKey1 = 0x08192A3B, kOptKey2 = 0x4C5D6E7F;
 constexpr uint32_t kSrEop = 1u << 0, kSrOpErr = 1u << 1, kSrWrpErr = 1u << 4, kSrPgaErr = 1u << 5, kSrPgpErr = 1u << 6,
                    kSrPgsErr = 1u << 7, kSrRdErr = 1u << 8, kSrBsy = 1u << 16;
 constexpr uint32_t kSrErrors = kSrOpErr | kSrWrpErr | kSrPgaErr | kSrPgpErr | kSrPgsErr | kSrRdErr;
@@ -32,22 +32,25 @@ constexpr auto kSectorEraseTimeout = std::chrono::milliseconds(8000);
 constexpr auto kMassEraseTimeout = std::chrono::milliseconds(40000);
 constexpr uint32_t kProgramBatch = 8192;
 
-std::string sr_words(uint32_t sr) {
-    std::vector<std::string> words;
-    if (sr & kSrWrpErr) words.push_back("WRPERR: the sector is write-protected");
-    if (sr & kSrPgaErr) words.push_back("PGAERR: misaligned programming");
-    if (sr & kSrPgpErr) words.push_back("PGPERR: programming width does not match PSIZE");
-    if (sr & kSrPgsErr) words.push_back("PGSERR: programming sequence error");
-    if (sr & kSrOpErr) words.push_back("OPERR: operation error");
-    if (sr & kSrRdErr) words.push_back("RDERR: read of a protected sector");
-    std::string text = fmt::format("FLASH_SR 0x{:08X}", sr);
-    for (size_t i = 0; i < words.size(); ++i) text += (i ? ", " : ": ") + words[i];
-    return text;
+Stm32FlashFamily stm32f4_family() {
+    return {.keyr = kKeyr, .sr = kSr, .cr = kCr, .cr_lock = kCrLock, .cr_start = kCrStrt,
+            .cr_mass_erase = kCrMer | kCrPsize32, .sr_busy = kSrBsy, .sr_clear = kSrErrors | kSrEop,
+            .sr_write_protect = kSrWrpErr,
+            .sr_errors = {{kSrWrpErr, "WRPERR: the sector is write-protected"},
+                          {kSrPgaErr, "PGAERR: misaligned programming"},
+                          {kSrPgpErr, "PGPERR: programming width does not match PSIZE"},
+                          {kSrPgsErr, "PGSERR: programming sequence error"},
+                          {kSrOpErr, "OPERR: operation error"},
+                          {kSrRdErr, "RDERR: read of a protected sector"}},
+            .write_protect_hint = "the option bytes write-protect that sector; remove the protection with the vendor "
+                                  "tools (STM32CubeProgrammer)",
+            .mass_erase_timeout = kMassEraseTimeout};
 }
 
-class Stm32f4Flash : public FlashDriver {
+class Stm32f4Flash : public Stm32Flash {
 public:
-    explicit Stm32f4Flash(const DriverContext& context) : c_(context), layout_(targets::erase_layout(c_.chip, c_.flash_size)) {}
+    explicit Stm32f4Flash(const DriverContext& context)
+        : Stm32Flash(context, stm32f4_family()), layout_(targets::erase_layout(c_.chip, c_.flash_size)) {}
 
     std::string name() const override { return "STM32F4 flash controller"; }
     uint32_t write_unit() const override { return 4; }
@@ -97,19 +100,6 @@ public:
         }
     }
 
-    void chip_erase() override {
-        unlock();
-        auto batch = c_.dap.batch();
-        batch.write32(kSr, kSrErrors | kSrEop);
-        batch.write32(kCr, kCrMer | kCrPsize32);
-        batch.write32(kCr, kCrMer | kCrPsize32 | kCrStrt);
-        batch.run("starting the mass erase");
-        wait_for(c_.dap, kSr, kSrBsy, 0, kMassEraseTimeout, "the mass erase", "the mass erase to finish (FLASH_SR.BSY)");
-        const uint32_t sr = c_.dap.read32(kSr);
-        c_.dap.write32(kCr, 0);
-        check(sr, "the mass erase", c_.flash_base);
-    }
-
     ReadoutProtection readout_protection() override {
         ReadoutProtection protection;
         const uint32_t optcr = c_.dap.read32(kOptCr);
@@ -143,11 +133,6 @@ public:
         c_.dap.write32(kOptCr, optcr | kOptCrLock);
     }
 
-    void finish() override {
-        if (unlocked_) c_.dap.write32(kCr, kCrLock);
-        unlocked_ = false;
-    }
-
 private:
     uint32_t sector_number(uint32_t address) const {
         for (size_t i = 0; i < layout_.size(); ++i)
@@ -155,25 +140,7 @@ private:
         throw Error(ErrorKind::Internal, fmt::format("{} starts no sector", hex_address(address)));
     }
 
-    void unlock() {
-        if (unlocked_) return;
-        stm32_unlock_flash(c_.dap, kCr, kKeyr, kCrLock);
-        unlocked_ = true;
-    }
-
-    void check(uint32_t sr, const std::string& what, uint32_t address) const {
-        if (sr & kSrErrors)
-            throw Error(ErrorKind::Protocol, fmt::format("the flash controller refused: {}", sr_words(sr)),
-                        sr & kSrWrpErr ? "the option bytes write-protect that sector; remove the protection with the "
-                                         "vendor tools (STM32CubeProgrammer)"
-                                       : "")
-                .during(what)
-                .at_address(address);
-    }
-
-    DriverContext c_;
     std::vector<targets::EraseUnitRange> layout_;
-    bool unlocked_ = false;
 };
 
 }  // namespace

@@ -38,16 +38,45 @@ void apply_bootloader_row(DfuPersonality& p, const targets::Chip& chip, const ta
     p.protected_size = bootloader.size_on(chip.name).value_or(0);
 }
 
-DfuPersonality st_rom_dfu(const targets::Chip& chip, const targets::Bootloader& bootloader) {
+namespace {
+
+// What a personality says of itself over USB: the device's release and strings, whether it speaks
+// DfuSe, and its DFU functional descriptor (bmAttributes, wTransferSize).
+struct UsbIdentity {
+    uint16_t bcd_device = 0;
+    std::string manufacturer, product, serial;
+    bool dfuse = false;
+    uint8_t attributes = 0;
+    uint16_t transfer_size = 0;
+};
+
+DfuPersonality personality(const targets::Chip& chip, const targets::Bootloader& bootloader, UsbIdentity identity) {
     DfuPersonality p;
     apply_bootloader_row(p, chip, bootloader);
-    p.bcd_device = 0x2200;
-    p.manufacturer = "STMicroelectronics";
-    p.product_string = "STM32  BOOTLOADER";
-    p.serial = "FFFFFFFEFFFF";
-    p.dfuse = true;
-    p.attributes = 0x0B;  // can download, can upload, will detach
-    p.transfer_size = 2048;
+    p.bcd_device = identity.bcd_device;
+    p.manufacturer = std::move(identity.manufacturer);
+    p.product_string = std::move(identity.product);
+    p.serial = std::move(identity.serial);
+    p.dfuse = identity.dfuse;
+    p.attributes = identity.attributes;
+    p.transfer_size = identity.transfer_size;
+    return p;
+}
+
+// STM32F0/F1 flash: a page erase ~20 ms; a halfword every 50 us.
+void page_flash_timing(DfuPersonality& p) {
+    p.erase_unit = 20ms;
+    p.program_per_kib = std::chrono::microseconds(50 * 512);
+}
+
+}  // namespace
+
+DfuPersonality st_rom_dfu(const targets::Chip& chip, const targets::Bootloader& bootloader) {
+    // bmAttributes 0x0B: can download, can upload, will detach.
+    DfuPersonality p = personality(chip, bootloader,
+                                   {.bcd_device = 0x2200, .manufacturer = "STMicroelectronics",
+                                    .product = "STM32  BOOTLOADER", .serial = "FFFFFFFEFFFF", .dfuse = true,
+                                    .attributes = 0x0B, .transfer_size = 2048});
     p.alts.push_back({layout_string(chip, "Internal Flash  "), chip.flash_base, true});
     const bool f4 = !chip.sectors.empty();
     p.alts.push_back({f4 ? "@Option Bytes  /0x1FFFC000/01*016 e" : "@Option Bytes  /0x1FFFF800/01*016 e",
@@ -58,41 +87,29 @@ DfuPersonality st_rom_dfu(const targets::Chip& chip, const targets::Bootloader& 
         p.erase_per_kib = std::chrono::microseconds(6250);
         p.program_per_kib = std::chrono::microseconds(16 * 256);
     } else {
-        // F0: a 2 KiB page erase ~20 ms; a halfword every 50 us.
-        p.erase_unit = 20ms;
-        p.program_per_kib = std::chrono::microseconds(50 * 512);
+        page_flash_timing(p);
     }
     return p;
 }
 
 DfuPersonality stm32duino(const targets::Chip& chip, const targets::Bootloader& bootloader) {
-    DfuPersonality p;
-    apply_bootloader_row(p, chip, bootloader);
-    p.bcd_device = 0x0201;
-    p.manufacturer = "LeafLabs";
-    p.product_string = "Maple 003";
-    p.serial = "LLM 003";
-    p.dfuse = false;
-    p.attributes = kCanDownload | kCanUpload;
-    p.transfer_size = 0x800;
+    DfuPersonality p = personality(chip, bootloader,
+                                   {.bcd_device = 0x0201, .manufacturer = "LeafLabs", .product = "Maple 003",
+                                    .serial = "LLM 003", .attributes = kCanDownload | kCanUpload,
+                                    .transfer_size = 0x800});
     p.alts = {{"ERROR. Upload to RAM not supported.", 0x20000C00, false},
               {"UPLOAD to Flash 0x8005000", 0x08005000, true},
               {"UPLOAD to Flash 0x8002000", 0x08002000, true}};
     p.wait_window = 3s;
-    p.erase_unit = 20ms;
-    p.program_per_kib = std::chrono::microseconds(50 * 512);
+    page_flash_timing(p);
     return p;
 }
 
 DfuPersonality smoothie_dfu(const targets::Chip& chip, const targets::Bootloader& bootloader) {
-    DfuPersonality p;
-    apply_bootloader_row(p, chip, bootloader);
-    p.bcd_device = 0x0100;
-    p.manufacturer = "SmoothieWare";
-    p.product_string = "Smoothie";
-    p.dfuse = false;
-    p.attributes = 0x0B;  // will detach, can upload, can download
-    p.transfer_size = 512;
+    // bmAttributes 0x0B: will detach, can upload, can download.
+    DfuPersonality p = personality(chip, bootloader,
+                                   {.bcd_device = 0x0100, .manufacturer = "SmoothieWare", .product = "Smoothie",
+                                    .attributes = 0x0B, .transfer_size = 512});
     p.alts = {{"Smoothie DFU", chip.flash_base + p.protected_size, true}};
     p.write_buffer = 512;  // FLASH_BUF_SIZE
     p.erases_sector_at_start = true;

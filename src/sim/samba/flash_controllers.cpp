@@ -10,6 +10,12 @@ void FlashControllerModel::merge_word(std::vector<uint8_t>& buffer, uint32_t off
         if (byte_mask >> (8 * i) & 0xFF) buffer[offset + i] = static_cast<uint8_t>(value >> (8 * i));
 }
 
+Clock::time_point FlashControllerModel::erase_units_to_end(uint32_t address, uint32_t unit, Clock::time_point now) {
+    for (uint64_t at = address / unit * unit; at < flash_.end(); at += unit)
+        if (auto outcome = flash_.erase(static_cast<uint32_t>(at), unit); outcome.ok()) start_busy(outcome.busy, now);
+    return std::max(busy_until_, now);
+}
+
 namespace {
 
 uint32_t merged(uint32_t old_value, uint32_t value, uint32_t byte_mask) {
@@ -32,9 +38,66 @@ void for_each_page(uint32_t address, const std::vector<uint8_t>& data, uint32_t 
     }
 }
 
+// ---------------------------------------------------------------- NVMCTRL page buffer
+
+// What both NVMCTRL models share: the page buffer the CPU's stores fill (a store of the page's last
+// word writes the page when the controller is in an automatic write mode), the page write from it,
+// and the X and Y loops over whole erase units and pages.
+class PageBufferModel : public FlashControllerModel {
+public:
+    PageBufferModel(FlashMemory& flash, uint32_t page_size, uint32_t erase_unit)
+        : FlashControllerModel(flash),
+          page_size_(page_size),
+          erase_unit_(erase_unit),
+          page_buffer_(page_size, FlashMemory::kErased) {}
+
+    void store(uint32_t a, uint32_t value, uint32_t mask, Clock::time_point now) override {
+        const uint32_t offset = a % page_size_;
+        merge_word(page_buffer_, offset, value, mask);
+        loaded_ = true;
+        // The address of the store selects the page, not ADDR.
+        if (writes_when_full() && offset + 4 >= page_size_) write_page(a - offset, now);
+    }
+
+    Clock::time_point erase_to_end(uint32_t address, Clock::time_point now) override {
+        return erase_units_to_end(address, erase_unit_, now);
+    }
+
+    Clock::time_point program_pages(uint32_t address, const std::vector<uint8_t>& data, Clock::time_point now) override {
+        for_each_page(address, data, page_size_, [&](uint32_t page, const std::vector<uint8_t>& image) {
+            page_buffer_ = image;
+            write_page(page, now);
+        });
+        return std::max(busy_until_, now);
+    }
+
+protected:
+    // Whether storing the page's last word writes the page (an automatic write mode).
+    virtual bool writes_when_full() const = 0;
+    // Sets the error flag of a page write flash refused (`protected_range`: BOOTPROT's).
+    virtual void page_write_refused(bool protected_range) = 0;
+
+    void clear_page_buffer() {
+        std::fill(page_buffer_.begin(), page_buffer_.end(), FlashMemory::kErased);
+        loaded_ = false;
+    }
+
+    void write_page(uint32_t page, Clock::time_point now) {
+        auto outcome = flash_.program(page, page_buffer_);
+        clear_page_buffer();
+        if (!outcome.ok()) return page_write_refused(outcome.status == FlashStatus::Protected);
+        start_busy(outcome.busy, now);
+    }
+
+    uint32_t page_size_;
+    uint32_t erase_unit_;
+    std::vector<uint8_t> page_buffer_;
+    bool loaded_ = false;
+};
+
 // ---------------------------------------------------------------- SAMD21 NVMCTRL
 
-class NvmctrlD21 : public FlashControllerModel {
+class NvmctrlD21 : public PageBufferModel {
 public:
     static constexpr uint32_t kBase = 0x41004000;
     static constexpr uint32_t kCtrlA = 0x00, kCtrlB = 0x04, kParam = 0x08, kIntFlag = 0x14, kStatus = 0x18,
@@ -49,8 +112,7 @@ public:
                              kCmdPageBufferClear = 0x44;
     static constexpr uint32_t kPagesPerRow = 4;
 
-    NvmctrlD21(FlashMemory& flash, uint32_t page_size)
-        : FlashControllerModel(flash), page_size_(page_size), page_buffer_(page_size, FlashMemory::kErased) {}
+    NvmctrlD21(FlashMemory& flash, uint32_t page_size) : PageBufferModel(flash, page_size, page_size * kPagesPerRow) {}
 
     std::string name() const override { return "SAMD21 NVMCTRL"; }
     bool decodes(uint32_t a) const override { return a >= kBase && a < kBase + kEnd; }
@@ -82,29 +144,9 @@ public:
         }
     }
 
-    void store(uint32_t a, uint32_t value, uint32_t mask, Clock::time_point now) override {
-        const uint32_t offset = a % page_size_;
-        merge_word(page_buffer_, offset, value, mask);
-        loaded_ = true;
-        // Automatic page write: storing the last word of the page writes it (the address of the store
-        // selects the page, not ADDR).
-        if (!(ctrlb_ & kCtrlBManualWrite) && offset + 4 >= page_size_) write_page(a - offset, now);
-    }
-
-    Clock::time_point erase_to_end(uint32_t address, Clock::time_point now) override {
-        const uint32_t row = page_size_ * kPagesPerRow;
-        for (uint64_t at = address / row * row; at < flash_.end(); at += row)
-            if (auto outcome = flash_.erase(static_cast<uint32_t>(at), row); outcome.ok()) start_busy(outcome.busy, now);
-        return std::max(busy_until_, now);
-    }
-
-    Clock::time_point program_pages(uint32_t address, const std::vector<uint8_t>& data, Clock::time_point now) override {
-        for_each_page(address, data, page_size_, [&](uint32_t page, const std::vector<uint8_t>& image) {
-            page_buffer_ = image;
-            write_page(page, now);
-        });
-        return std::max(busy_until_, now);
-    }
+protected:
+    bool writes_when_full() const override { return !(ctrlb_ & kCtrlBManualWrite); }
+    void page_write_refused(bool protected_range) override { fail(protected_range ? kStatusLockE : kStatusProgE); }
 
 private:
     uint32_t page_size_code() const {
@@ -123,19 +165,15 @@ private:
         const uint32_t address = addr_ * 2;
         switch (ctrla & 0x7F) {
             case kCmdEraseRow: {
-                const uint32_t row = page_size_ * kPagesPerRow;
                 if (!flash_.contains(address, 1)) return fail(kStatusProgE);
-                auto outcome = flash_.erase(address / row * row, row);
+                auto outcome = flash_.erase(address / erase_unit_ * erase_unit_, erase_unit_);
                 if (!outcome.ok()) return fail(kStatusLockE);
                 return start_busy(outcome.busy, now);
             }
             case kCmdWritePage:
                 if (!flash_.contains(address, 1)) return fail(kStatusProgE);
                 return write_page(address / page_size_ * page_size_, now);
-            case kCmdPageBufferClear:
-                std::fill(page_buffer_.begin(), page_buffer_.end(), FlashMemory::kErased);
-                loaded_ = false;
-                return;
+            case kCmdPageBufferClear: return clear_page_buffer();
             case kCmdSetSecurityBit: status_ |= kStatusSecurity; return;
             default:
                 // Auxiliary row, lock region and EEPROM emulation commands are not modelled: refused.
@@ -143,17 +181,6 @@ private:
         }
     }
 
-    void write_page(uint32_t page, Clock::time_point now) {
-        auto outcome = flash_.program(page, page_buffer_);
-        std::fill(page_buffer_.begin(), page_buffer_.end(), FlashMemory::kErased);
-        loaded_ = false;
-        if (!outcome.ok()) return fail(outcome.status == FlashStatus::Protected ? kStatusLockE : kStatusProgE);
-        start_busy(outcome.busy, now);
-    }
-
-    uint32_t page_size_;
-    std::vector<uint8_t> page_buffer_;
-    bool loaded_ = false;
     bool error_ = false;
     uint32_t ctrlb_ = 0;
     uint32_t status_ = 0;
@@ -162,7 +189,7 @@ private:
 
 // ---------------------------------------------------------------- SAMD51 NVMCTRL
 
-class NvmctrlD51 : public FlashControllerModel {
+class NvmctrlD51 : public PageBufferModel {
 public:
     static constexpr uint32_t kBase = 0x41004000;
     // Word offsets: CTRLA (16 bits) at 0, CTRLB at 4, PARAM at 8, INTFLAG (16) at 0x10 with STATUS (16)
@@ -177,10 +204,8 @@ public:
     static constexpr uint32_t kWriteModeMask = 0x30;  // CTRLA.WMODE: 0 = manual
 
     NvmctrlD51(FlashMemory& flash, uint32_t page_size, uint32_t bootloader_size)
-        : FlashControllerModel(flash),
-          page_size_(page_size),
-          bootprot_(15 - std::min<uint32_t>(15, bootloader_size / kBlockSize)),
-          page_buffer_(page_size, FlashMemory::kErased) {}
+        : PageBufferModel(flash, page_size, kBlockSize),
+          bootprot_(15 - std::min<uint32_t>(15, bootloader_size / kBlockSize)) {}
 
     std::string name() const override { return "SAMD51 NVMCTRL"; }
     bool decodes(uint32_t a) const override { return a >= kBase && a < kBase + kEnd; }
@@ -211,28 +236,10 @@ public:
         }
     }
 
-    void store(uint32_t a, uint32_t value, uint32_t mask, Clock::time_point now) override {
-        const uint32_t offset = a % page_size_;
-        merge_word(page_buffer_, offset, value, mask);
-        loaded_ = true;
-        // The automatic write modes (double word, quad word, page) are modelled as page writes.
-        if ((ctrla_ & kWriteModeMask) && offset + 4 >= page_size_) write_page(a - offset, now);
-    }
-
-    Clock::time_point erase_to_end(uint32_t address, Clock::time_point now) override {
-        for (uint64_t at = address / kBlockSize * kBlockSize; at < flash_.end(); at += kBlockSize)
-            if (auto outcome = flash_.erase(static_cast<uint32_t>(at), kBlockSize); outcome.ok())
-                start_busy(outcome.busy, now);
-        return std::max(busy_until_, now);
-    }
-
-    Clock::time_point program_pages(uint32_t address, const std::vector<uint8_t>& data, Clock::time_point now) override {
-        for_each_page(address, data, page_size_, [&](uint32_t page, const std::vector<uint8_t>& image) {
-            page_buffer_ = image;
-            write_page(page, now);
-        });
-        return std::max(busy_until_, now);
-    }
+protected:
+    // The automatic write modes (double word, quad word, page) are modelled as page writes.
+    bool writes_when_full() const override { return ctrla_ & kWriteModeMask; }
+    void page_write_refused(bool protected_range) override { intflag_ |= protected_range ? kFlagLockE : kFlagProgE; }
 
 private:
     void execute(uint32_t ctrlb, Clock::time_point now) {
@@ -261,10 +268,7 @@ private:
                 }
                 write_page(addr_ / page_size_ * page_size_, now);
                 break;
-            case kCmdPageBufferClear:
-                std::fill(page_buffer_.begin(), page_buffer_.end(), FlashMemory::kErased);
-                loaded_ = false;
-                break;
+            case kCmdPageBufferClear: clear_page_buffer(); break;
             default:
                 // Page erase (user page only), quad-word write, lock, SmartEEPROM commands: not modelled.
                 intflag_ |= kFlagProgE;
@@ -273,21 +277,7 @@ private:
         intflag_ |= kFlagDone;
     }
 
-    void write_page(uint32_t page, Clock::time_point now) {
-        auto outcome = flash_.program(page, page_buffer_);
-        std::fill(page_buffer_.begin(), page_buffer_.end(), FlashMemory::kErased);
-        loaded_ = false;
-        if (!outcome.ok()) {
-            intflag_ |= outcome.status == FlashStatus::Protected ? kFlagLockE : kFlagProgE;
-            return;
-        }
-        start_busy(outcome.busy, now);
-    }
-
-    uint32_t page_size_;
     uint32_t bootprot_;
-    std::vector<uint8_t> page_buffer_;
-    bool loaded_ = false;
     uint32_t ctrla_ = 0x0004;  // reset value: AUTOWS on, WMODE manual
     uint32_t intflag_ = 0;
     uint32_t addr_ = 0;
@@ -358,10 +348,7 @@ public:
     }
 
     Clock::time_point erase_to_end(uint32_t address, Clock::time_point now) override {
-        for (uint64_t at = address / page_size_ * page_size_; at < flash_.end(); at += page_size_)
-            if (auto outcome = flash_.erase(static_cast<uint32_t>(at), page_size_); outcome.ok())
-                start_busy(outcome.busy, now);
-        return std::max(busy_until_, now);
+        return erase_units_to_end(address, page_size_, now);
     }
 
     Clock::time_point program_pages(uint32_t address, const std::vector<uint8_t>& data, Clock::time_point now) override {

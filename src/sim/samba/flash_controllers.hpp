@@ -63,6 +63,9 @@ public:
 
 protected:
     void start_busy(Clock::duration busy, Clock::time_point now) { busy_until_ = std::max(busy_until_, now) + busy; }
+    // Erases every `unit` from the one holding `address` to the end of flash (the protected ones stay);
+    // returns when the controller is ready again.
+    Clock::time_point erase_units_to_end(uint32_t address, uint32_t unit, Clock::time_point now);
     // Loads the bytes `byte_mask` selects of `value` into `buffer` at `offset` (word aligned).
     static void merge_word(std::vector<uint8_t>& buffer, uint32_t offset, uint32_t value, uint32_t byte_mask);
 
