@@ -46,6 +46,7 @@ struct Plan {
     std::string device;         // how the device is named while in the bootloader
     bool device_is_serial = false;
     const protocol::ProtocolInfo* protocol = nullptr;  // mcuflash's, when it speaks the method
+    bool card = false;  // the board installs a file from its SD card (the protocol says so)
     bool supported = false;
     std::string reason;  // why mcuflash cannot do it yet
 
@@ -60,8 +61,9 @@ struct Plan {
         } else {
             offset_source = "unknown";
         }
-        const bool sdcard = b.flash_method == "sdcard";
-        built = sdcard || b.firmware_file.empty() ? "out/klipper.bin" : "out/" + b.firmware_file;
+        protocol = protocol::spoken_protocol(b.flash_method);
+        card = protocol && protocol->installs_card_file;
+        built = card || b.firmware_file.empty() ? "out/klipper.bin" : "out/" + b.firmware_file;
         if (b.transform == "srec") built = "out/klipper.elf";
         card_file = b.transform.empty() ? "out/klipper.bin" : "out/" + b.firmware_file.substr(b.firmware_file.rfind('/') + 1);
         // A USB id names the device only where the protocol talks USB itself (Katapult is a CDC serial port).
@@ -73,11 +75,9 @@ struct Plan {
             device_is_serial = true;
             device = b.interface.find("ttyAMA0") != std::string::npos ? "/dev/ttyAMA0" : "/dev/serial/by-id/usb-...";
         }
-        protocol = protocol::spoken_protocol(b.flash_method);
-        if (sdcard) {
+        if (card) {
             // The card's rules (file name, transform, new names) come from the board itself.
-            supported = protocol != nullptr;
-            if (!supported) reason = "mcuflash does not write SD cards yet";
+            supported = true;
         } else if (b.flash_method == "none") reason = "nothing is flashed";
         else if (!protocol)
             reason = fmt::format("mcuflash does not speak {} yet", b.flash_method);
@@ -96,7 +96,7 @@ struct Plan {
                               ? fmt::format("{:04x}:{:04x}", bootloader->usb_ids.front().first, bootloader->usb_ids.front().second)
                               : "";
         std::string baud = bootloader && bootloader->baud ? std::to_string(bootloader->baud) : "115200";
-        return {{"file", board.flash_method == "sdcard" ? card_file : built},
+        return {{"file", card ? card_file : built},
                 {"port", device_is_serial ? device : "/dev/ttyACM0"},
                 {"mcu", board.mcu},
                 {"chip", chip.name},
@@ -115,7 +115,7 @@ struct Plan {
     }
 
     std::string how() const {
-        if (board.flash_method == "sdcard")
+        if (card)
             return "SD card: " + board.firmware_file + (board.transform.empty() ? "" : " (" + board.transform + ")");
         if (board.flash_method == "none") return "nothing to flash";
         if (board.flash_method == "swd" && chip.swd) return "mcuflash (swd, a debug probe) or OpenOCD";
@@ -277,7 +277,7 @@ void guide_command(GlobalOptions& global, const std::string& name) {
         build += b.flash_method == "none" ? "\n   then make." : fmt::format("\n   then make: the firmware is {}.", plan.built);
         steps.push_back(build);
         if (!transform.empty())
-            steps.push_back((plan.supported && b.flash_method == "sdcard"
+            steps.push_back((plan.supported && plan.card
                                  ? "mcuflash converts it itself; to copy it by hand, convert it first: "
                                  : "Convert it for the bootloader: ") +
                             transform);
@@ -285,25 +285,20 @@ void guide_command(GlobalOptions& global, const std::string& name) {
         std::string mcuflash_command;
         if (b.flash_method == "none") {
             steps.push_back("Nothing is flashed: " + b.notes);
-        } else if (b.flash_method == "sdcard") {
+        } else if (plan.card) {
             std::string as = b.unique_name ? "a .bin name it has not installed before" : b.firmware_file;
-            if (plan.supported) {
-                mcuflash_command = fmt::format("mcuflash flash out/klipper.bin -d /dev/sdX1 --board {}", b.id);
-                steps.push_back(fmt::format(
-                    "Write it to the board's SD card (FAT32) in this computer's card reader: {}\n   (the card "
-                    "unmounted, `mcuflash list` names it; or -d dir:/media/$USER/SDCARD when it is mounted). mcuflash "
-                    "names the file {}{} and reads it back.\n   Or by hand: copy {} as {}: {}",
-                    mcuflash_command, as, b.transform.empty() ? "" : ", converts it (" + b.transform + ")",
-                    plan.card_file, as, classic));
-            } else {
-                steps.push_back(fmt::format("Copy {} to the board's SD card (FAT32) as {} ({}): {}", plan.card_file, as,
-                                            plan.reason, classic));
-            }
+            // A card board is one whose protocol mcuflash speaks (plan.card comes from it).
+            mcuflash_command = fmt::format("mcuflash flash out/klipper.bin -d /dev/sdX1 --board {}", b.id);
+            steps.push_back(fmt::format(
+                "Write it to the board's SD card (FAT32) in this computer's card reader: {}\n   (the card "
+                "unmounted, `mcuflash list` names it; or -d dir:/media/$USER/SDCARD when it is mounted). mcuflash "
+                "names the file {}{} and reads it back.\n   Or by hand: copy {} as {}: {}",
+                mcuflash_command, as, b.transform.empty() ? "" : ", converts it (" + b.transform + ")",
+                plan.card_file, as, classic));
             steps.push_back(fmt::format("Put the card in the board and enter the bootloader: {}.", b.entry));
-            if (plan.supported)
-                steps.push_back(fmt::format("Afterwards, with the card back in the reader: mcuflash verify-sd -d "
-                                            "/dev/sdX1 --board {} tells whether the bootloader took the file.",
-                                            b.id));
+            steps.push_back(fmt::format("Afterwards, with the card back in the reader: mcuflash verify-sd -d "
+                                        "/dev/sdX1 --board {} tells whether the bootloader took the file.",
+                                        b.id));
         } else {
             if (!b.entry.empty()) steps.push_back((plan.bootloader ? "Enter the bootloader: " : "Connect: ") + b.entry + ".");
             if (plan.supported) {

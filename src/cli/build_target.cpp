@@ -152,7 +152,7 @@ BuildTarget resolve_build_target(const TargetOptions& options, const std::string
         if (on_serial_port && spoken && spoken->runs_on == link::LinkKind::ByteStream) {
             device.protocol = spoken->name;
         } else if (on_serial_port && !klipper_port && (!spoken || spoken->runs_on != link::LinkKind::ByteStream)) {
-            const std::string how = b.flash_method == "sdcard"
+            const std::string how = spoken && spoken->installs_card_file
                                         ? fmt::format("takes its firmware from the SD card ({})", b.firmware_file)
                                     : b.flash_method == "none" ? "has nothing to flash"
                                                                : fmt::format("is flashed through {}", b.flash_method);

@@ -145,6 +145,9 @@ struct ProtocolInfo {
     bool offers_protection = false;
     // What to do when no such device is connected (how to start its bootloader); "": the transport's.
     std::string not_found_hint;
+    // The board's own bootloader installs a file from a card at its next start, under the name (and in
+    // the form) the board gives (boards.toml firmware_file, transform): no bootloader facts needed.
+    bool installs_card_file = false;
     // Builds the client on a link of kind `runs_on` (link::link_as checks it).
     std::function<std::unique_ptr<Bootloader>(link::Link&, const ConnectOptions&)> make;
 };

@@ -188,6 +188,7 @@ ProtocolInfo protocol_info() {
     info.name = "sdcard";
     info.description = "a vendor SD-card bootloader: the board installs a file from its SD card at power-on";
     info.runs_on = link::LinkKind::Volume;
+    info.installs_card_file = true;
     info.make = [](link::Link& link, const ConnectOptions& options) -> std::unique_ptr<Bootloader> {
         return std::make_unique<Client>(link::link_as<storage::VolumeLink>(link, "sdcard"), options);
     };
