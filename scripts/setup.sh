@@ -17,9 +17,10 @@ packages=(
   # build
   g++ cmake ninja-build pkg-config
   libcli11-dev libfmt-dev nlohmann-json3-dev libtomlplusplus-dev libssl-dev libusb-1.0-0-dev libudev-dev libhidapi-dev libgpiod-dev
+  pybind11-dev python3-dev  # the Python module (python/)
 )
 test_packages=(
-  libgtest-dev
+  libgtest-dev python3-pytest  # python3-pytest: the Python module's tests (python/tests)
   # fuzz and sanitizer builds
   clang-14 libclang-rt-14-dev
   # real peers for the interop tests (see ../shared/reference/test-peers.md)
@@ -37,6 +38,8 @@ test_packages=(
   can-utils  # candump in the CAN guest tests' logs (tests/interop/gs_usb_guest.sh)
   # the real kernel for the USB tests (../shared/tools/guest-run.sh installs these too on first use)
   qemu-system-x86 busybox-static usbutils xz-utils
+  # the Debian package: cpack's Depends from dpkg-shlibdeps, and a clean Debian 12 to try it in (scripts/deb-check.sh)
+  dpkg-dev mmdebstrap curl
 )
 ((with_tests)) && packages+=("${test_packages[@]}")
 missing=()
@@ -57,5 +60,5 @@ if ((with_tests)); then
   cmake --build "$build_dir" -j "$(nproc)"
 else
   cmake -S . -B "$build_dir" -G Ninja -DMCUFLASH_TESTS=OFF "$@" >/dev/null
-  cmake --build "$build_dir" -j "$(nproc)" --target mcuflash mcuflash-sim udev_rules reference_docs
+  cmake --build "$build_dir" -j "$(nproc)" --target package_files
 fi

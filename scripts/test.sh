@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--sanitize" ]; then
   CC=clang-14 CXX=clang++-14 bash scripts/setup.sh --with-tests build-asan \
-    -DMCUFLASH_SANITIZE=ON -DMCUFLASH_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug
+    -DMCUFLASH_SANITIZE=ON -DMCUFLASH_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug -DMCUFLASH_PYTHON=OFF
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   ctest --test-dir build-asan --output-on-failure -j 2 -L 'unit|sim|cli|fuzz'
 else
-  bash scripts/setup.sh --with-tests build
+  # Configured for /usr, so the Debian package test (interop.deb_package) packs this build itself.
+  bash scripts/setup.sh --with-tests build -DCMAKE_INSTALL_PREFIX=/usr
   ctest --test-dir build --output-on-failure -j 2
 fi
