@@ -266,7 +266,8 @@ Args:
     verify: False skips the verify (--no-verify).
     start: False leaves the bootloader running (--no-start).
     rewrite_unchanged: write pages that already hold the image too.
-    time_limit: whole seconds the operation may take (None = no limit).)")
+    time_limit: whole seconds the operation may take (None = far above what the flash and the link
+        need, as --time-limit's default).)")
             .c_str());
 
     m.def(
@@ -326,7 +327,7 @@ Returns the result as a dict.
 
 Args:
     out_file: the file to write (hex, srec or bin, from its extension unless format says).
-    address: the first address to read (None = the application start).
+    address: the first address to read (None = the start of flash).
     length: how many bytes (None = up to the end of the flash).
     format: "hex", "srec" or "bin" (None = from out_file's extension).)")
             .c_str());

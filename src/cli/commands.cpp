@@ -140,11 +140,6 @@ std::string device_text(const Session& s) {
 
 }  // namespace
 
-static Error interrupted_error(const core::Interrupted& e) {
-    return Error(e.signal() == SIGINT ? ErrorKind::Interrupted : ErrorKind::Terminated,
-                 fmt::format("{}: stopped between two exchanges with the device", e.what()));
-}
-
 Error current_error() {
     try {
         throw;
@@ -153,7 +148,8 @@ Error current_error() {
     } catch (const core::TimeLimitExceeded& e) {
         return Error(ErrorKind::Timeout, e.what(), "raise it with --time-limit SECONDS");
     } catch (const core::Interrupted& e) {
-        return interrupted_error(e);
+        return Error(e.signal() == SIGINT ? ErrorKind::Interrupted : ErrorKind::Terminated,
+                     fmt::format("{}: stopped between two exchanges with the device", e.what()));
     } catch (const std::exception& e) {
         return Error(ErrorKind::Internal, fmt::format("this is a bug in mcuflash: {}", e.what()),
                      "please report it with the command line and its output (add --trace for what crossed the link)");
@@ -258,11 +254,10 @@ void flash_image(Reporter& reporter, const std::string& file, const ImageOptions
     };
     try {
         plan::execute(*session.bootloader, flash_plan, plan_options, progress, report);
-    } catch (const core::TimeLimitExceeded& e) {
-        throw with_state(Error(ErrorKind::Timeout, e.what(), "raise it with --time-limit SECONDS"));
-    } catch (const core::Interrupted& e) {
-        throw with_state(interrupted_error(e).with_hint(
-            "the application is incomplete until the same command runs to its end"));
+    } catch (const core::TimeLimitExceeded&) {
+        throw with_state(current_error());
+    } catch (const core::Interrupted&) {
+        throw with_state(current_error().with_hint("the application is incomplete until the same command runs to its end"));
     } catch (const Error& e) {
         throw with_state(e);
     }
