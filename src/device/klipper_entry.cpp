@@ -35,7 +35,7 @@ std::map<std::string, Candidate> present_devices(const std::string& folder, cons
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(folder, ec)) {
         const std::string path = entry.path().string();
-        if (!fs::is_character_file(entry.path(), ec)) continue;
+        if (!discover::is_settled_port_name(path) || !fs::is_character_file(entry.path(), ec)) continue;
         bool listed = false;
         for (const auto& [key, c] : present) listed = listed || c.device == path;
         if (listed) continue;

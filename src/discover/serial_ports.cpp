@@ -16,6 +16,7 @@ std::vector<SerialCandidate> serial_candidates(const std::string& dev_root) {
     std::error_code ec;
     // Prefer the by-id names: they survive re-plugging and say what the adapter is.
     for (auto& entry : fs::directory_iterator(dev_root + "/serial/by-id", ec)) {
+        if (!is_settled_port_name(entry.path().string())) continue;
         auto resolved = fs::canonical(entry.path(), ec);
         if (ec) continue;
         seen.insert(resolved.string());
@@ -48,6 +49,11 @@ PortIdentity identify_port(const std::string& path) {
         id.mcu = rest.substr(0, rest.find('_'));
     }
     return id;
+}
+
+bool is_settled_port_name(const std::string& path) {
+    const std::string name = fs::path(path).filename().string();
+    return !name.empty() && name[0] != '.';
 }
 
 std::vector<std::string> port_holders(const std::string& node, const std::string& proc_root) {

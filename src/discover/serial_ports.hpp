@@ -18,6 +18,11 @@ struct PortIdentity {
 };
 PortIdentity identify_port(const std::string& path);
 
+// False for a name that is still being made: udev (and mcuflash-sim) create a port's link under a
+// hidden temporary name (".#usb-...") and rename it into place, and a link taken in that moment is gone
+// by the time it is opened.
+bool is_settled_port_name(const std::string& path);
+
 // The programs that hold `node` open ("klippy.py (pid 812)"), from /proc; empty when none (or when
 // /proc cannot tell: another user's processes). `proc_root` is for tests.
 std::vector<std::string> port_holders(const std::string& node, const std::string& proc_root = "/proc");

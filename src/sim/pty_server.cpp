@@ -135,9 +135,11 @@ void PtyServer::open_pty() {
         inotify_ = -1;  // fall back to polling for the client
     }
 
-    // Made under a temporary name and renamed into place, so whoever waits for the path never sees
-    // it half made; a stale symlink from an earlier run is replaced.
-    std::string temporary = fmt::format("{}.{}.tmp", options_.link_path.string(), ::getpid());
+    // Made under a hidden temporary name (as udev does) and renamed into place, so whoever waits for
+    // the path never sees it half made; a stale symlink from an earlier run is replaced.
+    const std::string temporary = (options_.link_path.parent_path() /
+                                   fmt::format(".{}.{}.tmp", options_.link_path.filename().string(), ::getpid()))
+                                      .string();
     ::unlink(temporary.c_str());
     if (::symlink(slave_path_.c_str(), temporary.c_str()) != 0) fail_errno("cannot create " + temporary);
     if (::rename(temporary.c_str(), options_.link_path.c_str()) != 0) {

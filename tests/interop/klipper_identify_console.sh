@@ -88,7 +88,7 @@ update="$KLIPPER_CACHE/f103-8k/out"
 BACKGROUND_PIDS+=($!)
 wait_for_path "$board/usb-Klipper_stm32f103xe_SIM0003-if00"
 "$MCUFLASH" flash "$update/klipper.bin" -d "$board/usb-Klipper_stm32f103xe_SIM0003-if00" --json >"$WORK/update.json" 2>"$WORK/update.err" ||
-  fail "the update failed: $(cat "$WORK/update.err") $(tail -5 "$WORK/board.log")"
+  fail "the update failed: $(tail -3 "$WORK/update.json") $(cat "$WORK/update.err") $(tail -5 "$WORK/board.log")"
 python3 - "$WORK/update.json" "$update/klipper.dict" <<'PY' || fail "update JSON: $(tail -1 "$WORK/update.json") $(cat "$WORK/update.err")"
 import json, sys
 r = json.loads(open(sys.argv[1]).read().splitlines()[-1])

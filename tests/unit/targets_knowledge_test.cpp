@@ -135,6 +135,14 @@ TEST(Discover, TellsKlipperAndKatapultFromTheirUsbNames) {
               discover::PortIdentity::Kind::Unknown);
 }
 
+TEST(Discover, ALinkStillBeingMadeIsNoPort) {
+    EXPECT_TRUE(discover::is_settled_port_name("/dev/serial/by-id/usb-katapult_stm32f103xe_SIM0003-if00"));
+    EXPECT_TRUE(discover::is_settled_port_name("/dev/ttyACM0"));
+    // udev's temporary link, and mcuflash-sim's, before the rename that puts them in place
+    EXPECT_FALSE(discover::is_settled_port_name("/dev/serial/by-id/.#usb-katapult_stm32f103xe_SIM0003-if00a1b2"));
+    EXPECT_FALSE(discover::is_settled_port_name("/tmp/board/.usb-katapult_stm32f103xe_SIM0003-if00.4242.tmp"));
+}
+
 TEST(Discover, NamesTheProgramsThatHoldAPort) {
     namespace fs = std::filesystem;
     const fs::path root = fs::temp_directory_path() / fs::path("mcuflash-proc-" + std::to_string(::getpid()));
