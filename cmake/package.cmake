@@ -27,6 +27,10 @@ libmcuflash with its header, CMake package and pkg-config file.")
 set(CPACK_DEBIAN_PACKAGE_SECTION electronics)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+# A cross build (cmake/toolchains/, scripts/cross.sh) packages for its own architecture, not the host's.
+if(CMAKE_CROSSCOMPILING AND MCUFLASH_DEB_ARCH)
+  set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${MCUFLASH_DEB_ARCH})
+endif()
 # Depends: what dpkg-shlibdeps finds the programs and the library linked against (libusb, OpenSSL, ...).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # A shlibs file for libmcuflash.so.0, and with it the ldconfig trigger.

@@ -441,7 +441,7 @@ void image_info_command(GlobalOptions& global, const std::string& file, const Im
         auto flat = img.flatten(img.lowest(), img.end(), 0xFF);
         json ranges = json::array();
         for (const auto& [address, bytes] : img.runs())
-            ranges.push_back({{"start", address}, {"end", address + bytes.size()}, {"bytes", bytes.size()}});
+            ranges.push_back({{"start", address}, {"end", uint64_t{address} + bytes.size()}, {"bytes", bytes.size()}});
         json j = {{"command", "image info"}, {"file", file}, {"format", image::format_name(*img.source_format)},
                   {"ranges", ranges}, {"total_bytes", img.total_bytes()}, {"lowest", img.lowest()},
                   {"end", img.end()}, {"crc32", fmt::format("{:08x}", core::crc32(flat))},

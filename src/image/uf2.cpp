@@ -130,7 +130,7 @@ void write_uf2(const Image& image, std::ostream& out) {
     constexpr uint32_t kUnit = 256;
     std::vector<uint32_t> units;
     for (const auto& [address, bytes] : image.runs()) {
-        for (uint64_t at = address / kUnit * kUnit; at < address + bytes.size(); at += kUnit)
+        for (uint64_t at = address / kUnit * kUnit; at < uint64_t{address} + bytes.size(); at += kUnit)
             if (units.empty() || units.back() != at) units.push_back(static_cast<uint32_t>(at));
     }
     std::array<uint8_t, kBlockSize> block{};

@@ -217,7 +217,7 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
     std::vector<uint32_t> starts;
     for (const auto& [address, bytes] : image.runs()) {
         uint64_t first = address / unit * unit;
-        for (uint64_t at = first; at < address + bytes.size(); at += unit)
+        for (uint64_t at = first; at < uint64_t{address} + bytes.size(); at += unit)
             if (starts.empty() || starts.back() != at) starts.push_back(static_cast<uint32_t>(at));
     }
     for (uint32_t at : starts) plan.pages.push_back({at, image.flatten(at, uint64_t{at} + unit, 0xFF)});
@@ -226,7 +226,7 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
     // part of the bootloader (or what lies beyond the application).
     for (const auto& unit_range : caps.erase_units) {
         bool touched = std::any_of(plan.pages.begin(), plan.pages.end(), [&](const PageWrite& p) {
-            return p.address < unit_range.end() && p.address + p.data.size() > unit_range.address;
+            return p.address < unit_range.end() && uint64_t{p.address} + p.data.size() > unit_range.address;
         });
         if (!touched) continue;
         if (unit_range.address < device.app_start || unit_range.end() > device.app_end)

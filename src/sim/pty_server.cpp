@@ -100,6 +100,15 @@ PtyServer::PtyServer(Device& device, FaultInjector faults, PtyServerOptions opti
     }
 }
 
+bool pty_baud_settings_available() {
+    const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return false;
+    struct termios2 tio {};
+    const bool available = ::ioctl(master, TCGETS2, &tio) == 0;
+    ::close(master);
+    return available;
+}
+
 PtyServer::~PtyServer() {
     close_pty();
     ::close(stop_fd_);

@@ -85,4 +85,8 @@ private:
     size_t fault_log_reported_ = 0;
 };
 
+// Whether a pty here carries any baud rate (the termios2 ioctls the server and its clients use): every
+// Linux kernel does; qemu-user before 9.0 does not emulate them, so the cross-architecture tier asks.
+bool pty_baud_settings_available();
+
 }  // namespace mcuflash::sim

@@ -661,7 +661,8 @@ void FatVolume::write_fsinfo(int64_t free_delta, uint32_t next_free) {
 }
 
 FatVolume::WriteResult FatVolume::write_file(const std::string& path, std::span<const uint8_t> data) {
-    if (data.size() > 0xFFFFFFFFull) throw Error(ErrorKind::BadInput, "a FAT file holds at most 4 GiB");
+    // The cast: size_t has 32 bits on armhf, where no span can be that large.
+    if (uint64_t(data.size()) > 0xFFFFFFFFull) throw Error(ErrorKind::BadInput, "a FAT file holds at most 4 GiB");
     const uint64_t start_bytes = device_.bytes_written();
     auto parts = split_path(path);
     const std::string name = parts.back();

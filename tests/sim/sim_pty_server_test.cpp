@@ -73,6 +73,8 @@ private:
 class SimPtyServer : public ::testing::Test {
 protected:
     void SetUp() override {
+        if (!pty_baud_settings_available())
+            GTEST_SKIP() << "no termios2 on a pty here (qemu-user before 9.0 does not emulate TCGETS2)";
         dir_ = fs::temp_directory_path() / ("mcuflash-sim-pty-" + std::to_string(::getpid()) + "-" +
                                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::remove_all(dir_);
@@ -81,7 +83,7 @@ protected:
     }
     void TearDown() override {
         stop();
-        fs::remove_all(dir_);
+        if (!dir_.empty()) fs::remove_all(dir_);
     }
 
     void start(const std::string& faults = "", bool timing = true, bool check_baud = true) {
@@ -156,8 +158,7 @@ TEST_F(SimPtyServer, BytesArePacedAtTheWireRate) {
     Bytes reply = client.exchange(command, 2 + 130);
     auto elapsed = std::chrono::steady_clock::now() - started;
     EXPECT_EQ(reply.size(), 132u);
-    EXPECT_GE(elapsed, (9 + 130) * 86us);
-    EXPECT_LT(elapsed, 200ms);
+    EXPECT_GE(elapsed, (9 + 130) * 86us);  // a lower bound only: a busy machine may take any longer
 }
 
 TEST_F(SimPtyServer, WrongClientBaudGarbles) {
