@@ -18,9 +18,9 @@ case $arch in
 esac
 build_dir=$(realpath -m "${2:-$source_dir/build-$arch}")
 root="$build_dir/sysroot"
-[ "$(id -u)" -eq 0 ] || { echo "scripts/cross.sh needs root (mmdebstrap, binfmt_misc, mount)" >&2; exit 77; }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*" >&2; exit 77; }
 # step NAME COMMAND...: runs COMMAND (output in BUILD_DIR/NAME.log, shown when it fails), prints its time.
 step() {
   local name=$1; shift
@@ -28,10 +28,11 @@ step() {
   "$@" >"$build_dir/$name.log" 2>&1 || fail "$name: $* failed:"$'\n'"$(tail -n 40 "$build_dir/$name.log")"
   printf '%-10s %-10s %5d s\n' "$arch" "$name" $((SECONDS - start))
 }
+[ "$(id -u)" -eq 0 ] || skip "scripts/cross.sh needs root (mmdebstrap, binfmt_misc, a mount namespace)"
 mkdir -p "$build_dir"
 
 # 1. The host's tools: the cross compiler, qemu-user, mmdebstrap (and arch-test, which it asks).
-packages=("g++-$triplet" qemu-user-static mmdebstrap arch-test dpkg-dev cmake ninja-build pkg-config)
+packages=("g++-$triplet" qemu-user-static mmdebstrap arch-test dpkg-dev curl cmake ninja-build pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,11 +45,9 @@ install_tools() {
 
 # qemu-user runs the root's programs while mmdebstrap installs it (maintainer scripts): registered
 # with the kernel's binfmt_misc, which a machine without systemd may not have mounted.
-register_binfmt() {
-  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-  [ -e "/proc/sys/fs/binfmt_misc/$binfmt" ] || grep -v '^#' "/usr/lib/binfmt.d/$binfmt.conf" >/proc/sys/fs/binfmt_misc/register
-}
-register_binfmt
+mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
+  skip "this kernel's binfmt_misc cannot be mounted: nothing could run the root's $arch programs"
+[ -e "/proc/sys/fs/binfmt_misc/$binfmt" ] || grep -v '^#' "/usr/lib/binfmt.d/$binfmt.conf" >/proc/sys/fs/binfmt_misc/register
 
 # 2. The root: what the build links against, as Debian ARCH ships it. Not dpkg --add-architecture:
 # a mirror may hold ARCH's packages at another version than the host's, and Multi-Arch: same packages
@@ -61,6 +60,8 @@ if [ -z "$mirror" ]; then
            awk '{print $2}' | head -n 1 || true)
   mirror=${mirror:-http://deb.debian.org/debian}
 fi
+[ -f "$root/.mcuflash-packages" ] || curl -sf --max-time 20 -o /dev/null "$mirror/dists/bookworm/InRelease" ||
+  skip "Debian's mirror $mirror cannot be reached (MCUFLASH_DEBIAN_MIRROR names another)"
 make_root() {
   rm -rf --one-file-system "$root"
   mmdebstrap --mode=root --variant=essential --architectures="$arch" --include="$root_packages" \
@@ -79,7 +80,7 @@ export MCUFLASH_SYSROOT=$root
 # 3. The build: the programs, the library and the two test tiers that run under qemu-user.
 # Release (no debug information): the package strips it anyway, and it halves the compile time.
 configure_args=(-DCMAKE_TOOLCHAIN_FILE="$source_dir/cmake/toolchains/$triplet.cmake" -DCMAKE_BUILD_TYPE=Release
-                -DCMAKE_INSTALL_PREFIX=/usr -DMCUFLASH_PYTHON=OFF -DMCUFLASH_TESTS=ON)
+                -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_LIBDIR:PATH="lib/$triplet" -DMCUFLASH_PYTHON=OFF -DMCUFLASH_TESTS=ON)
 command -v ccache >/dev/null && configure_args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 step configure cmake -S "$source_dir" -B "$build_dir/tree" -G Ninja "${configure_args[@]}"
 step build cmake --build "$build_dir/tree" -j "$(nproc)" --target package_files unit_tests sim_tests
@@ -109,7 +110,8 @@ echo "$arch       package    $(basename "$deb"): $(du -k "$deb" | cut -f1) KiB; 
 unpacked=$(mktemp -d)
 dpkg-deb -x "$deb" "$unpacked"
 for file in usr/bin/mcuflash usr/bin/mcuflash-sim "usr/lib/$triplet/libmcuflash.so.0"; do
-  printf '%-10s size       %-40s %6d KiB\n' "$arch" "$file" $(($(stat -c %s "$unpacked/$file") / 1024))
+  [ -e "$unpacked/$file" ] || fail "$(basename "$deb") has no $file"
+  printf '%-10s size       %-40s %6d KiB\n' "$arch" "$file" $(($(stat -L -c %s "$unpacked/$file") / 1024))
 done
 rm -rf "$unpacked"
 # The packaged program runs: it says its version under qemu-user.

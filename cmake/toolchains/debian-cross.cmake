@@ -5,6 +5,8 @@ set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_C_COMPILER ${triplet}-gcc)
 set(CMAKE_CXX_COMPILER ${triplet}-g++)
 set(CMAKE_LIBRARY_ARCHITECTURE ${triplet})
+# Debian's multiarch folder, which GNUInstallDirs gives only when not cross-compiling.
+set(CMAKE_INSTALL_LIBDIR lib/${triplet} CACHE PATH "object code libraries (Debian multiarch)")
 
 if(NOT DEFINED ENV{MCUFLASH_SYSROOT} OR NOT IS_DIRECTORY "$ENV{MCUFLASH_SYSROOT}/usr/include")
   message(FATAL_ERROR "set MCUFLASH_SYSROOT to a Debian root of the target architecture "
