@@ -53,13 +53,7 @@ mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc
 # a mirror may hold ARCH's packages at another version than the host's, and Multi-Arch: same packages
 # (libssl-dev, zlib1g-dev) must match the host's version exactly to be installed beside them.
 root_packages=libc6-dev,libstdc++-12-dev,libfmt-dev,libssl-dev,libusb-1.0-0-dev,libudev-dev,libhidapi-dev,libgpiod-dev,zlib1g-dev,libgtest-dev,libtomlplusplus-dev,libcli11-dev,nlohmann-json3-dev
-mirror=${MCUFLASH_DEBIAN_MIRROR:-}
-if [ -z "$mirror" ]; then
-  mirror=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
-           grep -oE '^(URIs:|deb)[[:space:]]+https?://[^[:space:]]+/debian/?([[:space:]]|$)' |
-           awk '{print $2}' | head -n 1 || true)
-  mirror=${mirror:-http://deb.debian.org/debian}
-fi
+source "$source_dir/scripts/debian-mirror.sh"
 [ -f "$root/.mcuflash-packages" ] || curl -sf --max-time 20 -o /dev/null "$mirror/dists/bookworm/InRelease" ||
   skip "Debian's mirror $mirror cannot be reached (MCUFLASH_DEBIAN_MIRROR names another)"
 make_root() {

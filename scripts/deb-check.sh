@@ -25,15 +25,7 @@ command -v curl >/dev/null || skip "curl is not installed (to see whether Debian
 command -v dpkg-shlibdeps >/dev/null || fail "dpkg-shlibdeps (dpkg-dev) is needed to compute the package's Depends"
 [ -f "$build_dir/CMakeCache.txt" ] || fail "$build_dir is not a configured build folder"
 
-# The Debian mirror this machine's apt uses (deb822 URIs: or one-line deb entries), not its security one.
-mirror=${MCUFLASH_DEBIAN_MIRROR:-}
-if [ -z "$mirror" ]; then
-  mirror=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
-           grep -oE '^(URIs:|deb)[[:space:]]+https?://[^[:space:]]+/debian/?([[:space:]]|$)' |
-           awk '{print $2}' | head -n 1 || true)
-  mirror=${mirror:-http://deb.debian.org/debian}
-fi
-mirror=${mirror%/}
+source "$source_dir/scripts/debian-mirror.sh"
 curl -sf --max-time 20 -o /dev/null "$mirror/dists/$suite/InRelease" || skip "Debian's mirror $mirror cannot be reached"
 
 work=$(mktemp -d /tmp/mcuflash-deb-check.XXXXXX)

@@ -224,7 +224,8 @@ private:
         const int code = run.child->wait();
         const std::string errors = run.child->error_text();
         run.child.reset();
-        const json result = run.last_result;
+        // A child stopped (Ctrl-C, a crash) before it said anything has no result: an empty one.
+        const json result = run.last_result.is_object() ? run.last_result : json::object();
         const bool ok = code == 0 && result.value("event", "") == "result";
         if (run.phase == McuRun::Phase::Identifying) {
             if (ok) {
