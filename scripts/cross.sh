@@ -74,7 +74,7 @@ export MCUFLASH_SYSROOT=$root
 # 3. The build: the programs, the library and the two test tiers that run under qemu-user.
 # Release (no debug information): the package strips it anyway, and it halves the compile time.
 configure_args=(-DCMAKE_TOOLCHAIN_FILE="$source_dir/cmake/toolchains/$triplet.cmake" -DCMAKE_BUILD_TYPE=Release
-                -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_LIBDIR:PATH="lib/$triplet" -DMCUFLASH_PYTHON=OFF -DMCUFLASH_TESTS=ON)
+                -DCMAKE_INSTALL_PREFIX=/usr -DMCUFLASH_PYTHON=OFF -DMCUFLASH_TESTS=ON)
 command -v ccache >/dev/null && configure_args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 step configure cmake -S "$source_dir" -B "$build_dir/tree" -G Ninja "${configure_args[@]}"
 step build cmake --build "$build_dir/tree" -j "$(nproc)" --target package_files unit_tests sim_tests

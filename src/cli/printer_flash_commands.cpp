@@ -72,7 +72,7 @@ struct McuRun {
     // not wait for the board to come back (a UART's Klipper).
     enum class Phase { Waiting, Identifying, Flashing, Checking, Done } phase = Phase::Waiting;
     std::unique_ptr<ChildProcess> child;
-    json last_result;  // the child's result or error event
+    json last_result = json::object();  // the child's result or error event; empty until it says one
     std::string image_version, before, after;
     std::string outcome = "not started";  // flashed | unchanged | left out | failed | not started
     std::string detail;
@@ -198,7 +198,7 @@ private:
 
     void launch(McuRun& run, McuRun::Phase phase, const std::vector<std::string>& args) {
         run.phase = phase;
-        run.last_result = json();
+        run.last_result = json::object();
         run.stage = phase == McuRun::Phase::Flashing ? "connect" : "identify";
         run.done = run.total = 0;
         try {
@@ -224,8 +224,8 @@ private:
         const int code = run.child->wait();
         const std::string errors = run.child->error_text();
         run.child.reset();
-        // A child stopped (Ctrl-C, a crash) before it said anything has no result: an empty one.
-        const json result = run.last_result.is_object() ? run.last_result : json::object();
+        // Empty when the child stopped (Ctrl-C, a crash) before it said anything.
+        const json result = run.last_result;
         const bool ok = code == 0 && result.value("event", "") == "result";
         if (run.phase == McuRun::Phase::Identifying) {
             if (ok) {
