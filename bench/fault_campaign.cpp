@@ -2,7 +2,8 @@
 // simulators, each in a child process of its own, classified by what the simulated flash holds
 // afterwards (not by what the client believes). Prints a table per protocol, the share of runs with
 // a single fault that still ended in a good flash, and one reproduction line per finding: silent
-// corruption, a changed bootloader, a crash or a hang (exit status 1 when there is one).
+// corruption, a changed bootloader, a crash or a hang (exit status 1 when there is one, and when a
+// run could not be set up: a run that never flashed tested nothing).
 //
 // Every choice of a run (chip, bootloader, image, old flash contents, faults) comes from one 32-bit
 // seed, which is also the fault injector's seed: `--protocols P --replay SEED` runs it again in this
@@ -45,6 +46,8 @@
 #include "sim/open.hpp"
 #include "sim/registry.hpp"
 #include "sim/usb/in_process_usb.hpp"
+#include "sim/usb/usb_registry.hpp"
+#include "link/usb_hid_device.hpp"
 #include "targets/knowledge.hpp"
 
 using namespace mcuflash;
@@ -60,19 +63,29 @@ struct Target {
     std::string chip, bootloader;
 };
 
+// The USB simulators the campaign drives: bootloaders that take an application (not the drives,
+// the probes or the CAN adapter, which have campaigns of their own to come).
+bool is_usb(const std::string& protocol) {
+    return protocol == "dfu" || protocol == "halfkay" || protocol == "hid-stm32" || protocol == "picoboot";
+}
+
 // Every (chip, bootloader) the protocol's simulator can run.
 std::vector<Target> targets_of(const std::string& protocol) {
     std::vector<Target> out;
-    if (sim::simulated_link_kind(protocol) == link::LinkKind::Usb) {
+    if (protocol == "dfu") {
         for (const auto& entry : sim::dfu::dfu_simulator_chips()) out.push_back({entry.chip, entry.bootloader});
+        return out;
+    }
+    if (is_usb(protocol)) {
+        for (const auto& simulator : sim::usb::usb_simulators())
+            if (simulator.protocol == protocol)
+                for (const auto& chip : simulator.chips) out.push_back({chip, ""});
         return out;
     }
     for (const auto& personality : sim::find_simulator(protocol).personalities)
         for (const auto& chip : sim::chips_for(personality)) out.push_back({chip, personality.bootloader});
     return out;
 }
-
-bool is_usb(const std::string& protocol) { return sim::simulated_link_kind(protocol) == link::LinkKind::Usb; }
 
 // All the dice of one run, from its seed.
 class Dice {
@@ -137,8 +150,9 @@ Faults serial_faults(Dice& dice, uint32_t seed, uint32_t image_size) {
     return faults;
 }
 
-// USB faults for the DFU simulator: 1 to 3 of stall, timeout, vanish at the Nth control transfer
-// (a download block takes a DNLOAD and GETSTATUS or two, an upload block one transfer).
+// USB faults: 1 to 3 of stall, timeout, vanish at the Nth transfer, control or interrupt (a DFU
+// download block takes a DNLOAD and GETSTATUS or two, an upload block one transfer; a HID bootloader
+// sends a block of 64-byte reports, each a transfer).
 Faults usb_faults(Dice& dice, uint32_t image_size, uint32_t block_size) {
     const uint64_t transfers = 5 * ((image_size + block_size - 1) / block_size) + 40;
     const uint64_t roll = dice.between(1, 10);
@@ -211,8 +225,16 @@ static_assert(std::is_trivially_copyable_v<Record>);
 
 // ---- one run ---------------------------------------------------------------------------------
 
+// The simulated USB device under a link the simulators opened: the device itself, or under the HID
+// link its client is given.
+sim::usb::InProcessUsb& usb_of(link::Link& link) {
+    if (link.kind() == link::LinkKind::Hid)
+        return static_cast<sim::usb::InProcessUsb&>(static_cast<link::UsbHidDevice&>(link).usb());
+    return static_cast<sim::usb::InProcessUsb&>(link);
+}
+
 sim::FlashMemory& flash_of(link::Link& link) {
-    if (link.kind() == link::LinkKind::Usb) return static_cast<sim::usb::InProcessUsb&>(link).model().flash();
+    if (link.kind() != link::LinkKind::ByteStream) return usb_of(link).model().flash();
     return static_cast<sim::InProcessLink&>(link).flash();
 }
 
@@ -382,7 +404,9 @@ void run_one(const std::string& protocol, uint32_t seed, const RunSettings& sett
     clean_client.reset();
     clean.reset();
 
-    Faults faults = is_usb(protocol) ? usb_faults(dice, image_size, std::max<uint32_t>(caps.write_unit, 64))
+    const uint32_t transfer_block = sim::simulated_link_kind(protocol) == link::LinkKind::Hid
+                                        ? 64 : std::max<uint32_t>(caps.write_unit, 64);
+    Faults faults = is_usb(protocol) ? usb_faults(dice, image_size, transfer_block)
                                      : serial_faults(dice, seed, image_size);
     if (!settings.inject_faults) faults = {};
     copy_text(record.faults, faults.spec);
@@ -447,7 +471,7 @@ void run_one(const std::string& protocol, uint32_t seed, const RunSettings& sett
             details->fault_log = static_cast<sim::InProcessLink&>(*link).faults().log();
         else
             details->fault_log.push_back(
-                fmt::format("{} control transfers", static_cast<sim::usb::InProcessUsb&>(*link).transfers()));
+                fmt::format("{} USB transfers", usb_of(*link).transfers()));
         for (const auto& v : flash.violations()) details->fault_log.push_back("flash: " + v);
         details->report = report;
         details->image = img;
@@ -744,11 +768,11 @@ int main(int argc, char** argv) {
 
     std::vector<std::string> protocols;
     if (protocol_list.empty()) {
-        // Every protocol with a simulator this campaign can drive: the byte-stream ones and DFU (the
-        // other USB simulators, and cards, have no campaign targets yet).
+        // Every protocol with a simulator this campaign can drive: the byte-stream ones and the USB
+        // bootloaders (not yet the drives, cards, probes and CAN).
         for (const auto& p : protocol::protocols()) {
             const auto kind = sim::simulated_link_kind(p.name);
-            if (kind && (*kind != link::LinkKind::Usb || p.name == "dfu")) protocols.push_back(p.name);
+            if (kind && (*kind == link::LinkKind::ByteStream || is_usb(p.name))) protocols.push_back(p.name);
             else fmt::print(stderr, "fault-campaign: {} is not in the campaign yet\n", p.name);
         }
     } else {
@@ -758,7 +782,7 @@ int main(int argc, char** argv) {
         try {
             protocol::find_protocol(p);
             const auto kind = sim::simulated_link_kind(p);
-            if (!kind || (*kind == link::LinkKind::Usb && p != "dfu"))
+            if (!kind || (*kind != link::LinkKind::ByteStream && !is_usb(p)))
                 throw core::Error(core::ErrorKind::Usage, "the campaign cannot drive a simulated " + p + " yet");
         } catch (const core::Error& e) {
             fmt::print(stderr, "fault-campaign: {}\n", e.what());
@@ -922,5 +946,5 @@ int main(int argc, char** argv) {
     fmt::print("\n{} runs in {:.0f} s (seed {}, {} job(s), bound {} s)\n", queue.size(),
                std::chrono::duration<double>(SteadyClock::now() - campaign_start).count(), campaign_seed, jobs,
                bound_seconds);
-    return findings.empty() ? 0 : 1;
+    return findings.empty() && setup_errors.empty() ? 0 : 1;
 }

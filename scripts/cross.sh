@@ -38,8 +38,11 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 install_tools() {
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  (  # one apt at a time: CI runs scripts/test.sh, which installs its packages too, beside this
+    flock 9
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  ) 9>/tmp/mcuflash-apt.lock
 }
 ((${#missing[@]} == 0)) || step tools install_tools
 
@@ -72,8 +75,11 @@ make_root() {
 export MCUFLASH_SYSROOT=$root
 
 # 3. The build: the programs, the library and the two test tiers that run under qemu-user.
-# Release (no debug information): the package strips it anyway, and it halves the compile time.
+# Release at -O2, as Debian builds its packages (CMake's Release is -O3, slower to compile for nothing a
+# flashing tool would notice), and no debug information: the package strips it anyway, and it halves
+# the compile time.
 configure_args=(-DCMAKE_TOOLCHAIN_FILE="$source_dir/cmake/toolchains/$triplet.cmake" -DCMAKE_BUILD_TYPE=Release
+                "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" "-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG"
                 -DCMAKE_INSTALL_PREFIX=/usr -DMCUFLASH_PYTHON=OFF -DMCUFLASH_TESTS=ON)
 command -v ccache >/dev/null && configure_args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 step configure cmake -S "$source_dir" -B "$build_dir/tree" -G Ninja "${configure_args[@]}"

@@ -516,6 +516,11 @@ private:
         const auto& whole = *plan_.whole;
         auto t_write = std::chrono::steady_clock::now();
         progress_.started(Stage::Write, whole.bytes.size());
+        struct ProgressHook {  // the device must not keep a callback into this plan once it returns
+            protocol::Bootloader& device;
+            ~ProgressHook() { device.set_write_progress({}); }
+        } hook{device_};
+        device_.set_write_progress([&](size_t done) { progress_.advanced(Stage::Write, done, whole.bytes.size()); });
         device_.write_image(whole.address, whole.bytes);
         report_.bytes_written = whole.bytes.size();
         progress_.finished(Stage::Write, whole.bytes.size());

@@ -114,6 +114,18 @@ public:
 
     // Optional roles: nullptr when the bootloader has none.
     virtual Protection* protection() { return nullptr; }
+
+    // Whole-image devices that send the image in blocks say after each how many of write_image()'s
+    // bytes are done, so a long write shows progress (the plan sets this around write_image).
+    void set_write_progress(std::function<void(size_t bytes_done)> advanced) { write_progress_ = std::move(advanced); }
+
+protected:
+    void write_advanced(size_t bytes_done) const {
+        if (write_progress_) write_progress_(bytes_done);
+    }
+
+private:
+    std::function<void(size_t)> write_progress_;
 };
 
 struct ConnectOptions {

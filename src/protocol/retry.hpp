@@ -1,7 +1,11 @@
 #pragma once
 // Retrying an exchange with a bootloader after the line lost or damaged it: the one retry rule the
 // byte-stream clients share (each brings its own way of getting back in step).
+#include <cstdint>
+#include <optional>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "core/error.hpp"
 
@@ -30,5 +34,38 @@ auto with_retries(const std::string& what, int retries, Step step, Resynchronise
         }
     }
 }
+
+// How many failed exchanges a session may recover from. Retrying each failure a few times in a row
+// bounds one step, not the flash: a line that damages a large share of the exchanges would keep a
+// whole flash retrying for a very long time. So a session is allowed a fixed number of failures plus
+// one per `successes_per_failure` exchanges that worked, and ends with a clear error past that.
+class FailureBudget {
+public:
+    static constexpr int kDefaultAllowance = 32;
+    static constexpr int kDefaultSuccessesPerFailure = 8;
+
+    explicit FailureBudget(int allowance = kDefaultAllowance, int successes_per_failure = kDefaultSuccessesPerFailure)
+        : allowance_(allowance), successes_per_failure_(successes_per_failure) {}
+
+    void success() { ++successes_; }
+
+    // Counts `failure`; throws it, with the counts and what to do, once the budget is spent.
+    void failure(const core::Error& failure, std::optional<uint32_t> at = std::nullopt) {
+        if (++failures_ <= allowance_ + successes_ / successes_per_failure_) return;
+        core::Error given_up(failure.kind(),
+                             fmt::format("{} (gave up: {} exchanges failed, {} worked)", failure.what(), failures_,
+                                         successes_),
+                             "the line to the board damages too much: try another USB port or cable, or a lower --baud");
+        if (at) given_up.at_address(*at);
+        throw given_up;
+    }
+
+    int failures() const { return failures_; }
+    int successes() const { return successes_; }
+
+private:
+    int allowance_, successes_per_failure_;
+    int failures_ = 0, successes_ = 0;
+};
 
 }  // namespace mcuflash::protocol

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Ctrl-C, SIGTERM and SIGKILL in the middle of writing, on each serial protocol (simulators on ptys, with
-# their wire and flash timing): SIGINT and SIGTERM end the flash at the next exchange with a message
-# saying what was written and exit 130 / 143; after any of the three, the same command run again
-# leaves the image in the flash, byte for byte, and the bootloader as it was.
+# Ctrl-C, SIGTERM and SIGKILL in the middle of writing, on each serial protocol, Katapult's included
+# (simulators on ptys, with their wire and flash timing): SIGINT and SIGTERM end the flash at the
+# next exchange with a message saying what was written and exit 130 / 143; after any of the three,
+# the same command run again leaves the image in the flash, byte for byte, and the bootloader as it was.
 source "$(dirname "$0")/../lib/common.sh"
 
 # interrupt NAME SIGNAL WANT-EXIT IMAGE FLASH-FILE OFFSET SIM-ARGS -- FLASH-ARGS...
@@ -40,4 +40,5 @@ interrupt optiboot INT 130 "$WORK/avr.bin" "$WORK/optiboot.flash" 0 stk500v1 --c
 interrupt mega TERM 143 "$WORK/avr.bin" "$WORK/mega.flash" 0 stk500v2 --chip atmega2560 -- -p stk500v2 --address 0
 interrupt stm32 INT 130 "$WORK/arm.bin" "$WORK/stm32.flash" 0 stm32-uart --chip stm32f103xb -- -p stm32-uart --address 0x08000000 --write-boot-area
 interrupt zero INT 130 "$WORK/arm.bin" "$WORK/zero.flash" 8192 samba --chip samd21g18a -- -p samba
+interrupt katapult TERM 143 "$WORK/arm.bin" "$WORK/katapult.flash" 8192 katapult --chip stm32f103xe -- -p katapult
 interrupt optiboot-kill KILL 137 "$WORK/avr.bin" "$WORK/optiboot-kill.flash" 0 stk500v1 --chip atmega328p -- -p stk500v1 --address 0

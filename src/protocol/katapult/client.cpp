@@ -307,6 +307,8 @@ void Client::write_image(uint32_t address, std::span<const uint8_t> bytes) {
         const Bytes payload = send_block_payload(at, std::span(stream).subspan(offset, block));
         exchange(cmd::kSendBlock, payload, fmt::format("SEND_BLOCK at {}", hex_address(at)), kTries, kBlockTimeoutMs,
                  [at](const Bytes& body) { return body.size() >= 4 && read_le32(body) == at; });
+        const uint64_t block_end = uint64_t(at) + block;
+        write_advanced(static_cast<size_t>(std::clamp<uint64_t>(block_end, address, end) - address));
     }
     Bytes eof = exchange(cmd::kSendEof, {}, "SEND_EOF", kTries, kBlockTimeoutMs);
     if (eof.size() >= 4) pages_written_ = read_le32(eof);

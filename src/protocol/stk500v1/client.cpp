@@ -153,9 +153,11 @@ Bytes Client::at_address(uint32_t at, const Bytes& command, size_t answer_length
         try {
             Bytes data = exchange(request, answers, what, kCommandTimeoutMs);
             recoveries_in_a_row_ = 0;
+            failure_budget_.success();
             return Bytes(data.end() - static_cast<long>(answer_length), data.end());
         } catch (const Error& e) {
-            if (e.kind() != ErrorKind::Timeout && e.kind() != ErrorKind::Protocol) throw;
+            if (!transmission_problem(e)) throw;
+            failure_budget_.failure(e, at);
             resynchronise_after(Error(e).at_address(at), what);
         }
     }

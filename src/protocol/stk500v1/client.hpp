@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/error.hpp"
+#include "protocol/retry.hpp"
 #include "protocol/bootloader.hpp"
 #include "protocol/stk500v1/codec.hpp"
 #include "targets/knowledge.hpp"
@@ -45,6 +46,9 @@ private:
     // Resets in a row without a successful command in between; a page that keeps failing gives up.
     static constexpr int kMaxRecoveriesInARow = 5;
     int recoveries_in_a_row_ = 0;
+    // Bounds the whole session's recoveries: each costs a reset and a sync, and a line that damages
+    // many pages would otherwise keep a flash going for many minutes.
+    FailureBudget failure_budget_;
 };
 
 }  // namespace mcuflash::protocol::stk500v1

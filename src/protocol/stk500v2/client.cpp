@@ -312,7 +312,7 @@ void Client::with_recovery(const char* what, uint32_t at, const std::function<vo
         try {
             step();
             recoveries_in_a_row_ = 0;
-            ++successes_;
+            failure_budget_.success();
             return;
         } catch (const DeviceRefusal&) {
             throw;
@@ -341,11 +341,7 @@ void Client::load_address(uint32_t byte_address) {
 }
 
 void Client::count_failure(const Error& failure, uint32_t at) {
-    if (++failures_ <= kFailureAllowance + successes_ / kSuccessesPerFailure) return;
-    throw Error(failure.kind(),
-                fmt::format("{} (gave up: {} exchanges failed, {} worked)", failure.what(), failures_, successes_),
-                "the line to the board damages too much: try another USB port or cable, or a lower --baud")
-        .at_address(at);
+    failure_budget_.failure(failure, at);
 }
 
 std::vector<uint8_t> Client::read(uint32_t address, uint32_t length) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "protocol/retry.hpp"
 #include "protocol/bootloader.hpp"
 #include "protocol/stk500v2/codec.hpp"
 #include "targets/knowledge.hpp"
@@ -116,11 +117,7 @@ private:
     // Resets in the whole session: rewriting after a reset must not loop for ever.
     static constexpr int kMaxRecoveries = 10;
     int recoveries_total_ = 0;
-    // A line that damages a large share of the exchanges would keep a flash retrying for a very long
-    // time: allow this many failures plus one per kSuccessesPerFailure exchanges that worked.
-    static constexpr int kFailureAllowance = 32;
-    static constexpr int kSuccessesPerFailure = 8;
-    int failures_ = 0, successes_ = 0;
+    FailureBudget failure_budget_;  // bounds the whole session's retries, not only one step's
 };
 
 }  // namespace mcuflash::protocol::stk500v2
