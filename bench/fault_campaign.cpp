@@ -37,6 +37,7 @@
 
 #include "core/error.hpp"
 #include "image/image.hpp"
+#include "link/usb_hid_device.hpp"
 #include "plan/flash_plan.hpp"
 #include "protocol/bootloader.hpp"
 #include "sim/dfu/simulator.hpp"
@@ -47,7 +48,6 @@
 #include "sim/registry.hpp"
 #include "sim/usb/in_process_usb.hpp"
 #include "sim/usb/usb_registry.hpp"
-#include "link/usb_hid_device.hpp"
 #include "targets/knowledge.hpp"
 
 using namespace mcuflash;

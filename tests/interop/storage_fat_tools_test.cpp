@@ -228,7 +228,7 @@ TEST_P(FatTools, WritesOnlyTheFileTheFatAndTheDirectory) {
 INSTANTIATE_TEST_SUITE_P(Layouts, FatTools,
                          ::testing::Values(Layout{12, "-s 4", 4096}, Layout{16, "-s 4 -r 112", 16384},
                                            Layout{32, "-s 1", 40960}),
-                         [](const auto& info) { return fmt::format("FAT{}", info.param.bits); });
+                         [](const auto& layout) { return fmt::format("FAT{}", layout.param.bits); });
 
 // A card with an MBR: the volume is found in its first FAT partition.
 TEST(FatToolsPartition, TheFatPartitionOfACardWithAnMbr) {

@@ -308,7 +308,9 @@ TEST(Uf2Bootloader, Rp2040ProgramsEachBlockWrittenAnywhereAndResetsWhenAllArrive
     for (size_t i = 12; i-- > 0;) {
         Bytes block(uf2.begin() + long(i * 512), uf2.begin() + long(i * 512 + 512));
         EXPECT_EQ(host.write10(uint32_t(1000 + 37 * i), block).status, 0);
-        if (i == 5) EXPECT_EQ(host.write10(9, block).status, 0);
+        if (i == 5) {
+            EXPECT_EQ(host.write10(9, block).status, 0);
+        }
     }
     EXPECT_EQ(device.uf2_counters().programmed, 12u);
     EXPECT_EQ(device.uf2_counters().duplicates, 1u);
