@@ -126,14 +126,56 @@ TEST(DfuClient, ALeaveThatDropsTheBusIsASuccessSaidAsSuch) {
     EXPECT_NE(run->client->leave_outcome().find("dropped off the bus"), std::string::npos);
 }
 
-TEST(DfuClient, AStallOrAVanishingDeviceMidDownloadIsAClearErrorNeverSilentSuccess) {
+TEST(DfuClient, AStallOrATimeoutMidDownloadIsSentAgainAndTheFlashEndsRight) {
+    // Transfer 40 is a block of the download; 400 one of the verify's uploads (a 64 KiB image is
+    // 32 blocks of 2 KiB, each a DNLOAD and two GETSTATUS).
     auto img = random_image(0x08020000, 64 * 1024, 7);
-    for (const char* faults : {"stall@40", "timeout@40", "vanish@40"}) {
+    for (const char* faults : {"stall@40", "timeout@40", "stall@41", "stall@130", "stall@40,timeout@41,stall@60"}) {
+        auto run = open("stm32f407xg", faults);
+        EXPECT_FALSE(flash(*run, img).has_value()) << faults;
+        EXPECT_TRUE(flash_holds(run->flash(), img)) << faults;
+        ASSERT_FALSE(run->warnings.empty()) << faults;
+        EXPECT_NE(run->warnings.front().find("trying again"), std::string::npos) << run->warnings.front();
+    }
+}
+
+TEST(DfuClient, AVanishingDeviceOrOneThatKeepsFailingIsAClearErrorNeverSilentSuccess) {
+    auto img = random_image(0x08020000, 64 * 1024, 7);
+    for (const char* faults : {"vanish@40", "stall@40,stall@41,stall@42,stall@43,stall@44,stall@45,stall@46,stall@47"}) {
         auto run = open("stm32f407xg", faults);
         auto outcome = flash(*run, img);
         ASSERT_TRUE(outcome.has_value()) << faults;
-        EXPECT_TRUE(*outcome == ErrorKind::Protocol || *outcome == ErrorKind::Timeout || *outcome == ErrorKind::Io)
-            << faults;
+        EXPECT_TRUE(*outcome == ErrorKind::Protocol || *outcome == ErrorKind::Io) << faults;
+    }
+}
+
+TEST(DfuClient, AFailureTheDeviceReportsIsNotSentAgain) {
+    // The F407's DfuSe alt 0 is its flash; 0x08100000 is past its end: the device answers errADDRESS.
+    auto run = open("stm32f407xg");
+    run->client->connect();
+    const auto before = run->usb->transfers();
+    std::vector<uint8_t> block(2048, 0x5A);
+    try {
+        run->client->write(0x08100000, block);
+        FAIL() << "a write past the flash was taken";
+    } catch (const core::Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::Io) << e.what();
+    }
+    EXPECT_TRUE(run->warnings.empty());
+    EXPECT_LT(run->usb->transfers() - before, 8u);  // set address, one DNLOAD and its GETSTATUS: no retries
+}
+
+TEST(DfuClient, Stm32duinoStartsItsDownloadAgainAfterAStall) {
+    // Plain DFU numbers blocks from the base: after a failure everything is sent again from there.
+    auto img = random_image(0x08002000, 30000, 8);
+    for (const char* faults : {"stall@30", "timeout@31", "stall@80"}) {
+        auto run = open("stm32f103xb", faults);
+        plan::PlanOptions stay;
+        stay.start_application = false;
+        EXPECT_FALSE(flash(*run, img, stay).has_value()) << faults;
+        EXPECT_TRUE(flash_holds(run->flash(), img)) << faults;
+        EXPECT_TRUE(run->flash().protected_ranges_intact());
+        EXPECT_FALSE(run->warnings.empty()) << faults;
     }
 }
 

@@ -50,83 +50,90 @@ void DfuseTransfer::ready(bool downloading_ok) {
     mode_ = Mode::Idle;
 }
 
+// Each erase command, block and upload goes through requests_.retrying(): after a failed transfer
+// the mode is Unknown, so the next attempt starts from dfuIDLE and sets the address again.
 void DfuseTransfer::erase(uint32_t address, uint32_t length) {
-    try {
-        ready(true);
-        for (uint64_t at = address; at < uint64_t(address) + length;) {
-            const auto* segment = layout_.segment_at(static_cast<uint32_t>(at));
-            if (!segment || !segment->erasable)
-                throw Error(ErrorKind::Unsafe,
-                            fmt::format("{} is not erasable on this device", hex_address(static_cast<uint32_t>(at))));
-            auto bytes = command_with_address(kErase, static_cast<uint32_t>(at));
-            command(bytes, "erase", static_cast<uint32_t>(at));
-            mode_ = Mode::Downloading;
-            next_block_ = 0;  // whether an erase moves the pointer is the device's business
-            at += segment->unit_size;
-        }
-    } catch (const Error&) {
-        mode_ = Mode::Unknown;
-        throw;
+    for (uint64_t at = address; at < uint64_t(address) + length;) {
+        const auto unit = static_cast<uint32_t>(at);
+        const auto* segment = layout_.segment_at(unit);
+        if (!segment || !segment->erasable)
+            throw Error(ErrorKind::Unsafe, fmt::format("{} is not erasable on this device", hex_address(unit)));
+        requests_.retrying("erase", unit, [&] {
+            guarded([&] {
+                ready(true);
+                auto bytes = command_with_address(kErase, unit);
+                command(bytes, "erase", unit);
+                mode_ = Mode::Downloading;
+                next_block_ = 0;  // whether an erase moves the pointer is the device's business
+            });
+        });
+        at += segment->unit_size;
     }
 }
 
 void DfuseTransfer::write(uint32_t address, std::span<const uint8_t> data) {
-    try {
-        if (!continues(Mode::Downloading, address)) {
-            ready(true);
-            set_address(address);
-            mode_ = Mode::Downloading;
-            pointer_ = address;
-            next_block_ = 2;
-        }
-        for (size_t offset = 0; offset < data.size(); offset += transfer_size_) {
-            auto part = data.subspan(offset, std::min<size_t>(transfer_size_, data.size() - offset));
-            requests_.download_and_wait(next_block_, part, "write", address + static_cast<uint32_t>(offset));
-            // A short block ends what the block numbers can address: the next write sets the address.
-            next_block_ = part.size() == transfer_size_ ? static_cast<uint16_t>(next_block_ + 1) : 0;
-        }
-    } catch (const Error&) {
-        mode_ = Mode::Unknown;
-        throw;
+    for (size_t offset = 0; offset < data.size(); offset += transfer_size_) {
+        const auto at = address + static_cast<uint32_t>(offset);
+        auto part = data.subspan(offset, std::min<size_t>(transfer_size_, data.size() - offset));
+        requests_.retrying("write", at, [&] {
+            guarded([&] {
+                if (!continues(Mode::Downloading, at)) {
+                    ready(true);
+                    set_address(at);
+                    mode_ = Mode::Downloading;
+                    pointer_ = at;
+                    next_block_ = 2;
+                }
+                requests_.download_and_wait(next_block_, part, "write", at);
+                // A short block ends what the block numbers can address: the next write sets the address.
+                next_block_ = part.size() == transfer_size_ ? static_cast<uint16_t>(next_block_ + 1) : 0;
+            });
+        });
     }
 }
 
 std::vector<uint8_t> DfuseTransfer::read(uint32_t address, uint32_t length) {
     std::vector<uint8_t> out;
-    try {
-        if (!continues(Mode::Uploading, address)) {
-            ready(true);
-            set_address(address);
-            requests_.abort();  // UPLOAD needs dfuIDLE; the address pointer stays
-            mode_ = Mode::Uploading;
-            pointer_ = address;
-            next_block_ = 2;
-        }
-        while (out.size() < length) {
-            auto want = static_cast<uint16_t>(std::min<uint32_t>(transfer_size_, length - static_cast<uint32_t>(out.size())));
-            auto part = requests_.upload(next_block_, want);
-            out.insert(out.end(), part.begin(), part.end());
-            if (part.size() < want) {
-                // Less than asked for ends the upload: the device is back in dfuIDLE.
-                mode_ = Mode::Idle;
-                next_block_ = 0;
-                break;
-            }
-            // A block shorter than wTransferSize leaves the upload open but the next block's
-            // address unknown to the numbering: the next read starts again.
-            next_block_ = want == transfer_size_ ? static_cast<uint16_t>(next_block_ + 1) : 0;
-        }
-    } catch (const Error&) {
-        mode_ = Mode::Unknown;
-        throw;
+    bool ended = false;
+    while (out.size() < length && !ended) {
+        const auto at = address + static_cast<uint32_t>(out.size());
+        const auto want = static_cast<uint16_t>(std::min<uint32_t>(transfer_size_, length - static_cast<uint32_t>(out.size())));
+        requests_.retrying("read", at, [&] {
+            guarded([&] {
+                if (!continues(Mode::Uploading, at)) {
+                    ready(true);
+                    set_address(at);
+                    requests_.abort();  // UPLOAD needs dfuIDLE; the address pointer stays
+                    mode_ = Mode::Uploading;
+                    pointer_ = at;
+                    next_block_ = 2;
+                }
+                auto part = requests_.upload(next_block_, want);
+                out.insert(out.end(), part.begin(), part.end());
+                if (part.size() < want) {
+                    // Less than asked for ends the upload: the device is back in dfuIDLE.
+                    mode_ = Mode::Idle;
+                    next_block_ = 0;
+                    ended = true;
+                    return;
+                }
+                // A block shorter than wTransferSize leaves the upload open but the next block's
+                // address unknown to the numbering: the next read starts again.
+                next_block_ = want == transfer_size_ ? static_cast<uint16_t>(next_block_ + 1) : 0;
+            });
+        });
     }
     return out;
 }
 
 std::string DfuseTransfer::leave() {
-    // Point at the application, then a zero-length download.
-    ready(true);
-    set_address(flash_base_);
+    // Point at the application, then a zero-length download (not retried: the device may be gone).
+    requests_.retrying("set address", flash_base_, [&] {
+        guarded([&] {
+            ready(true);
+            set_address(flash_base_);
+        });
+    });
     requests_.download(2, {});
     DfuStatus st = requests_.get_status();
     mode_ = Mode::Unknown;
@@ -135,13 +142,10 @@ std::string DfuseTransfer::leave() {
 
 void DfuseTransfer::read_unprotect() {
     const uint8_t bytes[] = {kReadUnprotect};
-    try {
+    guarded([&] {
         ready(true);
         command(bytes, "read unprotect (mass erase)", flash_base_);
-    } catch (const Error&) {
-        mode_ = Mode::Unknown;
-        throw;
-    }
+    });
     mode_ = Mode::Unknown;  // the device resets after the mass erase
 }
 

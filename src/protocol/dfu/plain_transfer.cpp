@@ -20,50 +20,76 @@ void PlainTransfer::erase(uint32_t, uint32_t) {
 
 void PlainTransfer::write(uint32_t address, std::span<const uint8_t> data) {
     end_upload();
-    if (downloading_ && address < next_) {
+    if (downloading_ && address < base_ + stream_.size()) {
         // A step back (a rewrite after verify): a new download starts again from the base.
         requests_.abort();
         downloading_ = false;
     }
     if (!downloading_) {
-        requests_.to_idle();
-        next_ = base_;
-        block_ = 0;
+        stream_.clear();
+        sent_ = 0;
+        restart_ = true;
         downloading_ = true;
     }
-    if (address < next_)
+    if (address < base_ + stream_.size())
         throw Error(ErrorKind::Usage, fmt::format("this DFU bootloader writes from {}, not {}", hex_address(base_),
                                                   hex_address(address)));
     // A gap: the bootloader erases pages as it writes them, so the gap is written as erased bytes.
-    std::vector<uint8_t> stream(address - next_, 0xFF);
-    stream.insert(stream.end(), data.begin(), data.end());
-    for (size_t offset = 0; offset < stream.size(); offset += transfer_size_) {
-        auto part = std::span<const uint8_t>(stream).subspan(offset, std::min<size_t>(transfer_size_, stream.size() - offset));
-        requests_.download_and_wait(block_++, part, "write", next_);
-        next_ += static_cast<uint32_t>(part.size());
+    stream_.resize(address - base_, 0xFF);
+    stream_.insert(stream_.end(), data.begin(), data.end());
+    // Block numbers count from the base: after a failed transfer the download starts again from there
+    // and sends everything this download held so far.
+    while (sent_ < stream_.size()) {
+        requests_.retrying("write", base_ + static_cast<uint32_t>(sent_), [&] {
+            try {
+                if (restart_) {
+                    requests_.to_idle();
+                    sent_ = 0;
+                    block_ = 0;
+                    restart_ = false;
+                }
+                const auto part = std::span<const uint8_t>(stream_).subspan(
+                    sent_, std::min<size_t>(transfer_size_, stream_.size() - sent_));
+                requests_.download_and_wait(block_, part, "write", base_ + static_cast<uint32_t>(sent_));
+                ++block_;
+                sent_ += part.size();
+            } catch (...) {
+                restart_ = true;
+                throw;
+            }
+        });
     }
 }
 
 std::vector<uint8_t> PlainTransfer::read(uint32_t address, uint32_t length) {
     // Uploads run from the alternate setting's base: the open download ends first.
     if (address < base_) throw Error(ErrorKind::Usage, fmt::format("reads start at {}", hex_address(base_)));
-    if (!uploading_) {
-        if (downloading_) {
-            requests_.abort();
-            downloading_ = false;
-        }
-        requests_.to_idle();
-        uploading_ = true;
-        upload_ended_ = false;
-        upload_block_ = 0;
-        upload_cache_.clear();
-    }
     const uint64_t want = uint64_t(address - base_) + length;
-    while (upload_cache_.size() < want && !upload_ended_) {
-        auto part = requests_.upload(upload_block_++, transfer_size_);
-        upload_cache_.insert(upload_cache_.end(), part.begin(), part.end());
-        upload_ended_ = part.size() < transfer_size_;  // a short packet ends the upload: the device is idle
-    }
+    // After a failed transfer the upload starts again from the base.
+    requests_.retrying("read", address, [&] {
+        try {
+            if (!uploading_) {
+                if (downloading_) {
+                    requests_.abort();
+                    downloading_ = false;
+                }
+                requests_.to_idle();
+                uploading_ = true;
+                upload_ended_ = false;
+                upload_block_ = 0;
+                upload_cache_.clear();
+            }
+            while (upload_cache_.size() < want && !upload_ended_) {
+                auto part = requests_.upload(upload_block_, transfer_size_);
+                ++upload_block_;
+                upload_cache_.insert(upload_cache_.end(), part.begin(), part.end());
+                upload_ended_ = part.size() < transfer_size_;  // a short packet ends the upload: the device is idle
+            }
+        } catch (...) {
+            uploading_ = false;
+            throw;
+        }
+    });
     std::vector<uint8_t> out;
     if (upload_cache_.size() > address - base_)
         out.assign(upload_cache_.begin() + (address - base_),

@@ -20,6 +20,7 @@ constexpr unsigned kRequestTimeoutMs = 5000;
 // Longest an operation may keep the device busy: a 128 KiB sector erase takes about 1-2 s; a mass
 // erase of 2 MiB tens of seconds.
 constexpr long kBusyLimitMs = 60000;
+constexpr uint8_t kErrStalledPkt = 0x0F;
 }  // namespace
 
 const char* state_name(uint8_t state) {
@@ -61,6 +62,12 @@ void DfuRequests::abort() { usb_.control_out({0x21, kAbort, 0, interface_, 0}, {
 
 void DfuRequests::to_idle() {
     DfuStatus st = get_status();
+    // Busy with a block sent before a failed transfer: ABORT is not allowed until it is done.
+    core::Deadline deadline = core::Deadline::after_ms(kBusyLimitMs);
+    while ((st.state == state::kDnBusy || st.state == state::kDnloadSync) && !deadline.expired()) {
+        usb_.pause(std::chrono::milliseconds(std::max<uint32_t>(st.poll_timeout_ms, 1)));
+        st = get_status();
+    }
     if (st.state == state::kIdle) return;
     if (st.state == state::kError) {
         if (warn_) warn_(fmt::format("the device was in dfuERROR ({}): clearing it", status_text(st.status)));
@@ -84,9 +91,12 @@ void DfuRequests::download_and_wait(uint16_t block, std::span<const uint8_t> dat
     core::Deadline deadline = core::Deadline::after_ms(kBusyLimitMs);
     for (;;) {
         DfuStatus st = get_status();
-        if (st.state == state::kError)
-            throw Error(ErrorKind::Protocol, fmt::format("{} at {}: {}", what, hex_address(address), status_text(st.status)))
+        if (st.state == state::kError) {
+            // The device's own failure is not the line's: sending the block again would not help.
+            const auto kind = st.status == kErrStalledPkt ? ErrorKind::Protocol : ErrorKind::Io;
+            throw Error(kind, fmt::format("{} at {}: {}", what, hex_address(address), status_text(st.status)))
                 .at_address(address);
+        }
         if (st.state == state::kDnloadIdle || st.state == state::kIdle) return;
         if (st.state != state::kDnBusy && st.state != state::kDnloadSync)
             throw Error(ErrorKind::Protocol,
@@ -96,6 +106,10 @@ void DfuRequests::download_and_wait(uint16_t block, std::span<const uint8_t> dat
                                                         hex_address(address), kBusyLimitMs / 1000));
         usb_.pause(std::chrono::milliseconds(std::max<uint32_t>(st.poll_timeout_ms, 1)));
     }
+}
+
+void DfuRequests::warn_failed_attempt(const char* what, uint32_t address, const core::Error& e) {
+    if (warn_) warn_(fmt::format("{} at {}: {}; trying again", what, hex_address(address), e.what()));
 }
 
 std::vector<uint8_t> DfuRequests::upload(uint16_t block, uint16_t length) {

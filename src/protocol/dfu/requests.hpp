@@ -3,9 +3,11 @@
 // DNLOAD (then waiting out dfuDNBUSY) and UPLOAD. Both kinds of transfer (DfuSe, plain DFU) use them.
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "link/usb_device.hpp"
+#include "protocol/retry.hpp"
 
 namespace mcuflash::protocol::dfu {
 
@@ -31,19 +33,45 @@ public:
     DfuStatus get_status();
     void clear_status();
     void abort();
-    // From anything to dfuIDLE (CLRSTATUS out of dfuERROR, ABORT otherwise).
+    // From anything to dfuIDLE: waits out dfuDNBUSY, then CLRSTATUS out of dfuERROR, ABORT otherwise.
     void to_idle();
-    // DNLOAD, then GETSTATUS until the device is no longer busy; throws with the device's status when
-    // it ends in dfuERROR. `what` and `address` name the operation in messages.
+    // DNLOAD, then GETSTATUS until the device is no longer busy. A device that ends in dfuERROR
+    // reporting its own failure (errWRITE, errADDRESS, ...) throws Io with its status; one that
+    // reports a stalled request (errSTALLEDPKT) throws Protocol, like the stall itself.
+    // `what` and `address` name the operation in messages.
     void download_and_wait(uint16_t block, std::span<const uint8_t> data, const char* what, uint32_t address);
     // DNLOAD without waiting (a zero-length one ends a download).
     void download(uint16_t block, std::span<const uint8_t> data);
     std::vector<uint8_t> upload(uint16_t block, uint16_t length);
 
+    // Runs `attempt` until it works. A failed transfer (a stall, no answer in time, an answer that
+    // makes no sense: Protocol or Timeout) is tried again with a warning, up to kAttemptsInARow times
+    // in a row and within the session's FailureBudget. What the device reports as its own failure
+    // (Io), anything else, and a device gone from the bus are thrown at once. `attempt` must start
+    // from what it can know: after a failure the device may be in any state (to_idle() brings it back).
+    template <typename Attempt>
+    void retrying(const char* what, uint32_t address, Attempt attempt) {
+        for (int in_a_row = 1;; ++in_a_row) {
+            try {
+                attempt();
+                budget_.success();
+                return;
+            } catch (const core::Error& e) {
+                if (!transmission_problem(e) || !usb_.present() || in_a_row >= kAttemptsInARow) throw;
+                budget_.failure(e, address);
+                warn_failed_attempt(what, address, e);
+            }
+        }
+    }
+    static constexpr int kAttemptsInARow = 4;
+
 private:
+    void warn_failed_attempt(const char* what, uint32_t address, const core::Error& e);
+
     link::UsbDevice& usb_;
     link::WarningSink warn_;
     uint8_t interface_ = 0;
+    FailureBudget budget_;
 };
 
 }  // namespace mcuflash::protocol::dfu

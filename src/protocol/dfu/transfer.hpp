@@ -46,6 +46,16 @@ private:
     bool continues(Mode mode, uint32_t address) const;
     // Brings the device to dfuIDLE (from anything) or keeps dfuDNLOAD-IDLE when `downloading_ok`.
     void ready(bool downloading_ok);
+    // Runs `step`; any error makes the mode Unknown before it goes on.
+    template <typename Step>
+    void guarded(Step step) {
+        try {
+            step();
+        } catch (...) {
+            mode_ = Mode::Unknown;
+            throw;
+        }
+    }
 
     DfuRequests& requests_;
     MemoryLayout layout_;
@@ -74,8 +84,12 @@ private:
     DfuRequests& requests_;
     uint32_t base_;
     uint16_t transfer_size_;
-    uint32_t next_ = 0;         // where the next byte of this download goes
-    bool downloading_ = false;  // a download is open (blocks sent, not finished)
+    // The open download: what it holds from the base (gaps as erased bytes), how much of it the device
+    // has taken, and whether the next block must start it again from block 0 (after a failure).
+    bool downloading_ = false;
+    std::vector<uint8_t> stream_;
+    size_t sent_ = 0;
+    bool restart_ = false;
     uint16_t block_ = 0;
     // Reads: one upload from the base, kept open and cached (reads come page by page).
     bool uploading_ = false, upload_ended_ = false;
