@@ -299,8 +299,12 @@ std::vector<uint8_t> plausible_application(Dice& dice, const std::string& chip, 
     if (targets::Knowledge::builtin().chip(chip).family == "avr") {
         put32(0, 0x0034940C);
     } else {
-        put32(0, 0x20002000);                                                 // initial stack pointer
-        put32(4, (address + static_cast<uint32_t>(dice.between(8, size - 2))) | 1);  // reset handler, Thumb
+        // The initial stack pointer, then the reset handler and the other system exception handlers
+        // (entries 1 to 15) in the image, as in linked firmware: a random word there could point
+        // outside it, and the plan would rightly take the image for one linked for another start.
+        put32(0, 0x20002000);
+        for (size_t entry = 1; entry < 16 && (entry + 1) * 4 <= size; ++entry)
+            put32(entry * 4, (address + static_cast<uint32_t>(dice.between(8, size - 2))) | 1);
     }
     return bytes;
 }
@@ -352,7 +356,9 @@ void run_one(const std::string& protocol, uint32_t seed, const RunSettings& sett
     copy_text(record.bootloader, target.bootloader);
     const auto& proto = protocol::find_protocol(protocol);
 
+    bool plan_sent = false;
     auto setup_failed = [&](const std::string& what) {
+        if (!plan_sent) send(record);  // the chip and the image, for the report's line
         record.type = Record::Type::Result;
         record.outcome = Outcome::Setup;
         copy_text(record.message, what);
@@ -375,7 +381,13 @@ void run_one(const std::string& protocol, uint32_t seed, const RunSettings& sett
         return setup_failed(fmt::format("fault-free connect: {}", e.what()));
     }
 
-    const auto [window_start, window_size] = image_window(info, caps);
+    auto [window_start, window_size] = image_window(info, caps);
+    // The simulated chip's own flash, which the device may not tell: Katapult reports "stm32f103xe"
+    // on every STM32F103, and mcuflash then assumes the largest (see docs/reliability.md).
+    const auto& real_chip = targets::Knowledge::builtin().chip(target.chip);
+    const uint64_t real_end = uint64_t(real_chip.flash_base) + real_chip.flash_size;
+    if (uint64_t(window_start) + window_size > real_end && real_end > window_start)
+        window_size = static_cast<uint32_t>(real_end - window_start);
     const uint32_t image_size = static_cast<uint32_t>(
         dice.between(std::min<uint32_t>(256, window_size), std::min(window_size, settings.max_image)));
     image::Image img;
@@ -415,10 +427,21 @@ void run_one(const std::string& protocol, uint32_t seed, const RunSettings& sett
         copy_text(record.single_trigger, faults.kinds.front().trigger);
     }
     send(record);
+    plan_sent = true;
 
     std::unique_ptr<link::Link> link;
     try {
         link = sim::open_simulated(protocol, simulated_options(protocol, target, faults.spec));
+    } catch (const core::Error& e) {
+        if (faults.spec.empty()) return setup_failed(fmt::format("opening the simulator: {}", e.what()));
+        // A fault in the opening itself (a USB device that vanishes at its first transfer): mcuflash
+        // found no device and never touched the flash, an honest failure.
+        record.type = Record::Type::Result;
+        record.outcome = Outcome::Failed;
+        record.error_kind = static_cast<int8_t>(e.kind());
+        copy_text(record.message, e.full_message());
+        record.image_bytes_wrong = image_size;  // nothing of the image was written
+        return send(record);
     } catch (const std::exception& e) {
         return setup_failed(fmt::format("opening the simulator: {}", e.what()));
     }
