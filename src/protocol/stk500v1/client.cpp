@@ -170,7 +170,12 @@ void Client::resynchronise_after(const Error& failure, const char* what) {
         throw Error(failure.kind(),
                     fmt::format("{} (gave up after {} resets in a row)", failure.what(), kMaxRecoveriesInARow),
                     "the link keeps losing bytes: try a lower --baud, a shorter cable, or another USB port");
-    if (options_.warn) options_.warn(fmt::format("{}: {}; resetting the bootloader and retrying", what, failure.what()));
+    if (options_.warn) {
+        // The link's own errors already say during what ("write page: no answer from ...").
+        std::string said = failure.what();
+        if (!said.starts_with(what)) said = fmt::format("{}: {}", what, said);
+        options_.warn(said + "; resetting the bootloader and retrying");
+    }
     bool was_reset = options_.reset;
     options_.reset = true;
     synchronise();

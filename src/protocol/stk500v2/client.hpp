@@ -9,8 +9,8 @@
 #include <string>
 
 #include "core/error.hpp"
-#include "protocol/retry.hpp"
 #include "protocol/bootloader.hpp"
+#include "protocol/retry.hpp"
 #include "protocol/stk500v2/codec.hpp"
 #include "targets/knowledge.hpp"
 
