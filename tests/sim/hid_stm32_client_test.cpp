@@ -190,6 +190,23 @@ TEST(HidStm32Client, AStalledReportEndsTheSessionWithTheHalfWrittenPageHint) {
     }
 }
 
+TEST(HidStm32Client, AFailedRequestForTheDeviceDescriptorIsAskedAgain) {
+    // Without --chip, transfer 2 reads the device descriptor, which tells the F1 build from the F4
+    // one: a stall or a timeout there once ended in "give it with --chip" (a fault campaign run).
+    for (const char* faults : {"stall@2", "timeout@2", "stall@2,timeout@3"}) {
+        auto run = open({.chip = "", .faults = faults});
+        EXPECT_EQ(run->client->connect().chip, "stm32f103xb") << faults;
+        EXPECT_GT(run->usb->transfers(), 3u) << faults << ": the faulted transfers were never made";
+    }
+    auto hopeless = open({.chip = "", .faults = "stall@2,stall@3,stall@4"});
+    try {
+        hopeless->client->connect();
+        FAIL() << "the build was told without its descriptor";
+    } catch (const core::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("could not be read"), std::string::npos) << e.what();
+    }
+}
+
 TEST(HidStm32Client, RefusesAnotherDevice) {
     sim::DeviceOptions options;
     options.timing = false;

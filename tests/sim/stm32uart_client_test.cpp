@@ -195,6 +195,20 @@ TEST(Stm32UartClient, RecoversFromSingleFaults) {
     }
 }
 
+// The answer to the Read Memory that probes for readout protection at connect, damaged on the line,
+// once taken for the ROM's NACK: "the chip's readout protection is on" (a fault campaign run).
+// Every answer byte of the connect, damaged in turn: only a real NACK means protection.
+TEST(Stm32UartClient, ADamagedAnswerAtConnectIsNeverTakenForReadoutProtection) {
+    auto img = random_image(kFlash + 0x1000, 4096, 9);
+    for (int byte = 0; byte < 48; ++byte) {
+        const auto spec = fmt::format("tx:corrupt@byte={}:mask=0x80", byte);
+        auto run = open("stm32f103xb", spec);
+        auto outcome = flash(*run, img);
+        EXPECT_NE(outcome, ErrorKind::Unsafe) << spec << ": " << run->error;
+        if (!outcome) EXPECT_TRUE(flash_holds(*run->link, img)) << spec;
+    }
+}
+
 // Faults recovery cannot always get past: success (then the flash holds the image) or a clear error.
 TEST(Stm32UartClient, HopelessFaultsEndInAClearError) {
     const char* specs[] = {

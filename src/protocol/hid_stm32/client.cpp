@@ -55,15 +55,23 @@ DeviceInfo Client::connect() {
     std::string chip_name = options_.chip;
     if (chip_name.empty()) {
         std::optional<uint8_t> packet0;
-        try {
-            auto device = hid_.device_descriptor();
-            if (device.size() >= 8) packet0 = device[7];
-        } catch (const Error& e) {
-            if (e.kind() != ErrorKind::Protocol && e.kind() != ErrorKind::Timeout) throw;
+        std::string unread;
+        // A stalled or unanswered request is the line's: asked three times before giving up.
+        for (int attempt = 0; attempt < 3 && !packet0; ++attempt) {
+            try {
+                auto device = hid_.device_descriptor();
+                if (device.size() >= 8) packet0 = device[7];
+                else unread = fmt::format("its device descriptor has {} bytes", device.size());
+            } catch (const Error& e) {
+                if (e.kind() != ErrorKind::Protocol && e.kind() != ErrorKind::Timeout) throw;
+                unread = e.what();
+            }
         }
         if (!packet0)
             throw Error(ErrorKind::Usage,
-                        "the STM32 HID bootloader does not tell which chip it runs on: give it with --chip",
+                        fmt::format("the STM32 HID bootloader does not tell which chip it runs on, and its USB device "
+                                    "descriptor, which tells its build, could not be read ({}): give it with --chip",
+                                    unread),
                         fmt::format("chips it is built for: {}", chips_of(*bootloader)));
         chip_name = *packet0 == 8 ? "stm32f103xb" : "stm32f407xg";
         if (options_.warn)

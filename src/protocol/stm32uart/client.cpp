@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <string_view>
 #include <thread>
 
 #include "core/hexdump.hpp"
@@ -24,6 +25,12 @@ constexpr int kSyncAttempts = 8;
 // Enough 0xFF bytes to finish the longest thing the ROM may be in the middle of (a 256-byte block
 // with its length and checksum), see resynchronise().
 constexpr size_t kResyncBurst = 300;
+
+// What expect_ack() says of a NACK, and how a caller tells it from a damaged or missing answer.
+constexpr std::string_view kNackWords = "the STM32 bootloader answered NACK";
+bool is_nack(const Error& e) {
+    return e.kind() == ErrorKind::Protocol && std::string_view(e.what()).ends_with(kNackWords);
+}
 
 const char* kNotAnsweringHint =
     "check that BOOT0 is high (BOOT1/PB2 low) and the board was reset after setting it; the wiring: "
@@ -63,7 +70,7 @@ void Client::expect_ack(const std::string& what, long timeout_ms) {
             throw Error(ErrorKind::Timeout, fmt::format("{}: no ACK from the STM32 bootloader within {} ms", what, timeout_ms));
         if (answer == kAck) return;
         if (answer == kBusy) continue;  // still working: keep waiting
-        if (answer == kNack) throw Error(ErrorKind::Protocol, fmt::format("{}: the STM32 bootloader answered NACK", what));
+        if (answer == kNack) throw Error(ErrorKind::Protocol, fmt::format("{}: {}", what, kNackWords));
         throw Error(ErrorKind::Protocol, fmt::format("{}: expected ACK (0x79), got 0x{:02X}", what, answer));
     }
 }
@@ -247,13 +254,18 @@ void Client::identify(DeviceInfo& info) {
 
 bool Client::probe_readout_protection() {
     if (!commands_.has(cmd::kReadMemory)) return false;
-    link_.write(command(cmd::kReadMemory));
-    try {
-        expect_ack("Read Memory", kAckTimeoutMs);
-    } catch (const Error& e) {
-        if (e.kind() == ErrorKind::Protocol) return true;  // NACK: the ROM refuses to read
-        resynchronise(e);
-        return false;
+    // Only a NACK says the ROM refuses to read: a damaged answer or none is the line's, asked again
+    // (taken as unprotected at last: a protected chip then NACKs the first write, and says so).
+    for (int attempt = 0;; ++attempt) {
+        link_.write(command(cmd::kReadMemory));
+        try {
+            expect_ack("Read Memory", kAckTimeoutMs);
+            break;
+        } catch (const Error& e) {
+            if (is_nack(e)) return true;
+            resynchronise(e);
+            if (attempt == 2) return false;
+        }
     }
     // Accepted: finish the command with a one-byte read of the flash base and go on.
     try {
