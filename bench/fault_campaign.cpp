@@ -381,13 +381,7 @@ void run_one(const std::string& protocol, uint32_t seed, const RunSettings& sett
         return setup_failed(fmt::format("fault-free connect: {}", e.what()));
     }
 
-    auto [window_start, window_size] = image_window(info, caps);
-    // The simulated chip's own flash, which the device may not tell: Katapult reports "stm32f103xe"
-    // on every STM32F103, and mcuflash then assumes the largest (see docs/reliability.md).
-    const auto& real_chip = targets::Knowledge::builtin().chip(target.chip);
-    const uint64_t real_end = uint64_t(real_chip.flash_base) + real_chip.flash_size;
-    if (uint64_t(window_start) + window_size > real_end && real_end > window_start)
-        window_size = static_cast<uint32_t>(real_end - window_start);
+    const auto [window_start, window_size] = image_window(info, caps);
     const uint32_t image_size = static_cast<uint32_t>(
         dice.between(std::min<uint32_t>(256, window_size), std::min(window_size, settings.max_image)));
     image::Image img;

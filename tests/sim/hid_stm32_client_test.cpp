@@ -207,6 +207,30 @@ TEST(HidStm32Client, AFailedRequestForTheDeviceDescriptorIsAskedAgain) {
     }
 }
 
+TEST(HidStm32Client, AnF103LeftMidPageByAnInterruptedSessionStillGetsEveryPageInPlace) {
+    // The F103 build takes a command only at the start of its page buffer: a session stopped after
+    // some reports of a page (Ctrl-C, SIGKILL, a pulled cable) leaves it part-filled. The next flash
+    // must still put every page where it belongs (this bootloader cannot be read back to check).
+    for (const char* chip : {"stm32f103xb", "stm32f103xe"}) {  // 1 KiB and 2 KiB page buffers
+        const uint32_t buffer_reports = std::string(chip) == "stm32f103xe" ? 32 : 16;
+        for (uint32_t left : {0u, 1u, 5u, buffer_reports - 1, buffer_reports / 2 - 1}) {
+            SCOPED_TRACE(fmt::format("{}, {} reports of a page left in its buffer", chip, left));
+            auto run = open({.sim_chip = chip, .chip = chip});
+            run->client->connect();
+            run->client->write(0x08000800, std::vector<uint8_t>(2048, 0x33));  // an earlier session
+            for (uint32_t i = 0; i < left; ++i) run->hid->write_report(std::vector<uint8_t>(64, 0x44), 1000);
+            protocol::ConnectOptions connect;
+            connect.chip = chip;
+            protocol::hid_stm32::Client again(*run->hid, connect);
+            auto img = random_image(0x08000800, 6000, 50 + left);
+            std::string error;
+            EXPECT_FALSE(test::flash_through_plan(again, img, {}, nullptr, &error).has_value()) << error;
+            EXPECT_TRUE(flash_holds(run->flash(), img));
+            test::expect_bootloader_untouched(run->flash());
+        }
+    }
+}
+
 TEST(HidStm32Client, RefusesAnotherDevice) {
     sim::DeviceOptions options;
     options.timing = false;
@@ -226,10 +250,11 @@ TEST(HidStm32Client, RefusesAnotherDevice) {
 }
 
 TEST(HidStm32Client, AMissingAcknowledgementIsATimeoutWithTheHint) {
-    // Which transfer the first page's ack is: after connect, "reset pages", the drain and 16 reports.
+    // Which transfer the first page's ack is: after connect, "reset pages" and its ack twice (the
+    // F103 build's start of a session), then 16 reports.
     auto probe = open();
     probe->client->connect();
-    const uint64_t ack_transfer = probe->usb->transfers() + 18;
+    const uint64_t ack_transfer = probe->usb->transfers() + 20;
     auto run = open({.faults = fmt::format("timeout@{}", ack_transfer)});
     run->client->connect();
     std::vector<uint8_t> page(1024, 0x42);

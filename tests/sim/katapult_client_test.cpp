@@ -164,6 +164,23 @@ TEST(KatapultClient, ChecksTheMcuKatapultReports) {
     EXPECT_THROW(alien->client->connect(), core::Error);
 }
 
+TEST(KatapultClient, TheChipsOwnFlashSizeRegisterTellsWhichF103ItIs) {
+    // Katapult says "stm32f103xe" on every F103; the flash size register (read with REQUEST_BLOCK)
+    // tells the Blue Pill's 64 KiB from the 512 KiB of an F103RE, with no --chip.
+    for (const char* chip : {"stm32f103x8", "stm32f103xb", "stm32f103xe"}) {
+        auto run = open(chip);
+        const auto info = run->client->connect();
+        EXPECT_EQ(info.chip, chip);
+        EXPECT_EQ(info.app_end, 0x08000000u + targets::Knowledge::builtin().chip(chip).flash_size) << chip;
+    }
+    // An image too large for the Blue Pill is refused before anything is written (it used to go
+    // out until Katapult refused the block past the flash end).
+    auto small = open("stm32f103x8");
+    EXPECT_EQ(flash(*small, random_image(0x08002000, 60 * 1024, 40)), ErrorKind::Unsafe);
+    EXPECT_EQ(small->flash().counters().programs, 0u);
+    EXPECT_EQ(small->flash().counters().erases, 0u);
+}
+
 TEST(KatapultClient, ReadOnlyUseLeavesTheBoardInKatapult) {
     auto run = open("rp2040");
     auto info = run->client->connect();

@@ -205,7 +205,9 @@ TEST(Stm32UartClient, ADamagedAnswerAtConnectIsNeverTakenForReadoutProtection) {
         auto run = open("stm32f103xb", spec);
         auto outcome = flash(*run, img);
         EXPECT_NE(outcome, ErrorKind::Unsafe) << spec << ": " << run->error;
-        if (!outcome) EXPECT_TRUE(flash_holds(*run->link, img)) << spec;
+        if (!outcome) {
+            EXPECT_TRUE(flash_holds(*run->link, img)) << spec;
+        }
     }
 }
 

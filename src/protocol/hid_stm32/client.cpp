@@ -80,6 +80,7 @@ DeviceInfo Client::connect() {
                                       *packet0 == 8 ? "STM32F1" : "STM32F4", chip_name));
     }
     const targets::Chip& chip = kb.chip(chip_name);
+    f1_build_ = chip.family == "stm32f1";
     const auto size = bootloader->size_on(chip.name);
     if (!size)
         throw Error(ErrorKind::Unsupported,
@@ -149,16 +150,45 @@ void Client::wait_for_ack(uint32_t address) {
     }
 }
 
-void Client::begin() {
-    send_report(command_report(Command::ResetPages), "sending <reset pages>", app_start_);
-    // The F103 build acknowledges the command itself: that ack must not be taken for the first page's.
+bool Client::acknowledged_soon(const char* after) {
     try {
-        hid_.read_report(kAckSize, kDrainTimeoutMs);
+        return decode_ack(hid_.read_report(kAckSize, kDrainTimeoutMs)).has_value();
     } catch (Error& e) {
-        if (e.kind() != ErrorKind::Timeout) fail(e, "after <reset pages>", app_start_);
+        if (e.kind() != ErrorKind::Timeout) fail(e, after, app_start_);
+        return false;
+    }
+}
+
+void Client::begin() {
+    if (f1_build_) {
+        start_f1_session();
+    } else {
+        // The F4 build takes a command wherever its page buffer stands, and does not acknowledge it.
+        send_report(command_report(Command::ResetPages), "sending <reset pages>", app_start_);
+        acknowledged_soon("after <reset pages>");
     }
     started_ = true;
     next_ = app_start_;
+}
+
+// The F103 build looks for a command only in the first 64 bytes of its page buffer. A session that
+// ended mid-page (Ctrl-C between two reports, a killed process, a pulled cable) leaves the buffer
+// part-filled, and a <reset pages> then lands in it as data: every page after it would go one step
+// off, on a bootloader that cannot be read back. It acknowledges a command it took and a full
+// buffer alike, so <reset pages> goes until two in a row are acknowledged: the second one then sat
+// at the start of the buffer and was taken. From a part-filled buffer, that costs one page of
+// command bytes, written where the interrupted session had got to (in the application area).
+void Client::start_f1_session() {
+    int in_a_row = 0;
+    for (int sent = 0; in_a_row < 2; ++sent) {
+        if (sent == 2 + kPageSize / kReportSize * 2) {
+            Error e(ErrorKind::Protocol, fmt::format("{} <reset pages> commands sent, and never two acknowledged in a row",
+                                                     sent));
+            fail(e, "starting the session", app_start_);
+        }
+        send_report(command_report(Command::ResetPages), "sending <reset pages>", app_start_);
+        in_a_row = acknowledged_soon("after <reset pages>") ? in_a_row + 1 : 0;
+    }
 }
 
 void Client::send_page(uint32_t address, std::span<const uint8_t> page, const char* what) {

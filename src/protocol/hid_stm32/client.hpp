@@ -54,6 +54,9 @@ private:
     void send_page(uint32_t address, std::span<const uint8_t> page, const char* what);
     void send_report(const std::vector<uint8_t>& report, const std::string& what, uint32_t address);
     void wait_for_ack(uint32_t address);
+    // Whether an acknowledgement comes within kDrainTimeoutMs (the F103 build's ack of a command).
+    bool acknowledged_soon(const char* after);
+    void start_f1_session();
     [[noreturn]] void fail(core::Error& e, const std::string& what, uint32_t address);
 
     link::HidDevice& hid_;
@@ -61,6 +64,7 @@ private:
     bool connected_ = false;
     bool started_ = false;           // "reset pages" went: pages go from app_start_ up
     bool double_pages_ = false;      // the device acknowledged with 0x03 (it writes 2 KiB at a time)
+    bool f1_build_ = false;          // the F103 build: commands only at the start of its page buffer
     uint32_t app_start_ = 0, flash_end_ = 0;
     uint32_t next_ = 0;              // where the device's page pointer is
     uint64_t pages_sent_ = 0, gap_pages_ = 0;

@@ -221,23 +221,30 @@ void Client::resolve_chip(DeviceInfo& info) {
                                     wanted.name),
                         "check the board, or build Klipper for the MCU Katapult reports");
         chip_ = &wanted;
-    } else if (const auto* exact = kb.find_chip(mcu)) {
-        chip_ = exact;
     } else {
-        // "stm32g0b1xx": any flash size. The smallest known one keeps the plan's size check safe.
+        // Klipper's MCU names carry no flash size ("stm32f103xe" on every STM32F103, "stm32g0b1xx"):
+        // the chip's own flash size register tells it, read through REQUEST_BLOCK (Katapult copies
+        // whatever memory the address names). Without it, the name where mcuflash knows it, else the
+        // smallest chip of the family, which keeps the plan's size check safe.
         std::vector<const targets::Chip*> candidates;
         for (const auto& [name, chip] : kb.chips())
             if (compatible(chip, mcu)) candidates.push_back(&chip);
-        if (candidates.empty())
+        const auto* exact = kb.find_chip(mcu);
+        chip_ = nullptr;
+        if (candidates.empty() && !exact)
             throw Error(ErrorKind::Unsupported,
                         fmt::format("Katapult reports MCU '{}', which mcuflash does not know", mcu),
                         "give the chip with --chip if it is one mcuflash knows under another name (mcuflash chips)");
-        chip_ = *std::min_element(candidates.begin(), candidates.end(),
-                                  [](auto* a, auto* b) { return a->flash_size < b->flash_size; });
-        if (candidates.size() > 1 && options_.warn)
-            options_.warn(fmt::format("Katapult reports '{}', any flash size: taking the {} ({} KiB); give --chip for "
-                                      "a larger one",
-                                      mcu, chip_->name, chip_->flash_size / 1024));
+        if (candidates.size() > 1) chip_ = chip_by_flash_size(candidates);
+        if (!chip_ && exact) chip_ = exact;
+        if (!chip_) {
+            chip_ = *std::min_element(candidates.begin(), candidates.end(),
+                                      [](auto* a, auto* b) { return a->flash_size < b->flash_size; });
+            if (candidates.size() > 1 && options_.warn)
+                options_.warn(fmt::format("Katapult reports '{}', any flash size: taking the {} ({} KiB); give --chip "
+                                          "for a larger one",
+                                          mcu, chip_->name, chip_->flash_size / 1024));
+        }
     }
     const uint64_t flash_end = uint64_t(chip_->flash_base) + chip_->flash_size;
     if (reported_.app_start <= chip_->flash_base || reported_.app_start >= flash_end)
@@ -259,6 +266,32 @@ void Client::resolve_chip(DeviceInfo& info) {
                                                           "KiB): Klipper must be built for {}",
                                                           (reported_.app_start - chip_->flash_base) / 1024, chip_->name,
                                                           *size / 1024, hex_address(reported_.app_start)));
+}
+
+const targets::Chip* Client::chip_by_flash_size(const std::vector<const targets::Chip*>& candidates) {
+    const auto size_register = candidates.front()->flash_size_register;
+    if (!size_register || std::any_of(candidates.begin(), candidates.end(),
+                                      [&](auto* c) { return c->flash_size_register != size_register; }))
+        return nullptr;
+    uint32_t kib = 0;
+    try {
+        const auto bytes = read(*size_register, 2);
+        kib = bytes[0] | (bytes[1] << 8);
+    } catch (const Error& e) {
+        if (e.kind() != ErrorKind::Protocol && e.kind() != ErrorKind::Timeout) throw;
+        return nullptr;  // a build that refuses the read: the name decides
+    }
+    for (const auto* chip : candidates)
+        if (chip->flash_size == kib * 1024) return chip;
+    // A size mcuflash has no part for (an STM32F103xC has 256 KiB): the largest known part below it.
+    const targets::Chip* below = nullptr;
+    for (const auto* chip : candidates)
+        if (chip->flash_size < kib * 1024 && (!below || chip->flash_size > below->flash_size)) below = chip;
+    if (below && options_.warn)
+        options_.warn(fmt::format("the chip reports {} KiB of flash; mcuflash knows no {} part of that size: taking "
+                                  "the {} ({} KiB)",
+                                  kib, family_prefix(reported_.mcu), below->name, below->flash_size / 1024));
+    return below;
 }
 
 Capabilities Client::capabilities() const {

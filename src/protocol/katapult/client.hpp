@@ -71,6 +71,9 @@ private:
     bool ask_klipper_to_reboot();
     Bytes connect_after_request(int tries);
     void resolve_chip(DeviceInfo& info);
+    // Among chips sharing one MCU name, the one whose flash size the chip's own register reports;
+    // nullptr when that cannot be read.
+    const targets::Chip* chip_by_flash_size(const std::vector<const targets::Chip*>& candidates);
     uint32_t stream_start(uint32_t address) const;
 
     link::ByteLink& link_;

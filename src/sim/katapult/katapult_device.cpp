@@ -280,13 +280,24 @@ void KatapultDevice::dispatch(uint8_t command, const std::vector<uint8_t>& frame
         case bytes::kReqBlock: {
             if (words < 1) return command_error(now);
             const uint32_t address = le32_at(args);
-            // The firmware copies whatever memory is there; outside the flash the simulator refuses.
-            if (!flash_.contains(address, block)) return command_error(now);
+            // The firmware copies whatever memory is there (a memcpy from the address). The simulator
+            // has the flash and, on an STM32, the flash size register in system memory (KiB, 16
+            // bits; the rest of its block reads as erased); elsewhere it refuses.
+            const uint32_t size_register = chip_.flash_size_register.value_or(0);
+            const bool holds_size_register =
+                chip_.flash_size_register && size_register >= address && size_register + 2 <= uint64_t(address) + block;
+            if (!flash_.contains(address, block) && !holds_size_register) return command_error(now);
             std::vector<uint8_t> rest;
             put_le32(rest, address);
             const size_t at = rest.size();
-            rest.resize(at + block);
-            flash_.read(address, std::span<uint8_t>(rest).subspan(at));
+            rest.resize(at + block, 0xFF);
+            if (holds_size_register) {
+                const uint32_t kib = chip_.flash_size / 1024;
+                rest[at + size_register - address] = static_cast<uint8_t>(kib);
+                rest[at + size_register - address + 1] = static_cast<uint8_t>(kib >> 8);
+            } else {
+                flash_.read(address, std::span<uint8_t>(rest).subspan(at));
+            }
             ack(command, rest, now);
             return;
         }
