@@ -12,11 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 summary() {
+  printf "%-12s %5s %9s %9s %13s %6s %7s %7s %8s\n" target runs cpu_s wall_s execs cov ft corpus findings
   awk -F'\t' 'NR > 1 { cpu[$2] += $3; wall[$2] += $4; execs[$2] += $5; runs[$2]++; cov[$2] = $6; ft[$2] = $7;
                        corpus[$2] = $8; findings[$2] = $9 }
-    END { printf "%-12s %5s %9s %9s %13s %6s %7s %7s %8s\n", "target", "runs", "cpu_s", "wall_s", "execs", "cov",
-                 "ft", "corpus", "findings"
-          for (t in cpu) printf "%-12s %5d %9d %9d %13d %6s %7s %7s %8d\n", t, runs[t], cpu[t], wall[t], execs[t],
+    END { for (t in cpu) printf "%-12s %5d %9d %9d %13d %6s %7s %7s %8d\n", t, runs[t], cpu[t], wall[t], execs[t],
                                 cov[t], ft[t], corpus[t], findings[t] }' "$1/ledger.tsv" | sort
 }
 if [ "${1:-}" = --summary ]; then summary "${2:-fuzz-campaign}"; exit; fi
