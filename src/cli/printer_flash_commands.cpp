@@ -267,7 +267,13 @@ private:
             return;
         }
         std::string message = result.value("message", "");
-        if (message.empty()) message = errors.empty() ? fmt::format("mcuflash ended with {}", code) : errors;
+        // A child the signal reached before it could say anything (still starting) ends without a
+        // message: the code says what stopped it.
+        if (message.empty())
+            message = !errors.empty() ? errors
+                      : code == 130  ? "interrupted (Ctrl-C) as it started"
+                      : code == 143  ? "stopped (SIGTERM) as it started"
+                                     : fmt::format("mcuflash ended with {}", code);
         const ErrorKind kind = result.contains("kind") ? core::kind_by_name(result.value("kind", ""))
                                : code == 130                ? ErrorKind::Interrupted
                                : code == 143                ? ErrorKind::Terminated
