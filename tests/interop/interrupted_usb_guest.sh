@@ -36,10 +36,7 @@ started=$(date +%s%N)
 set +e
 "$GUEST_RUN" --usbip-port "$PORT_DFU" --usbip-port "$PORT_HALFKAY" --usbip-port "$PORT_HID" \
   --usbip-port "$PORT_PICO" --timeout 420 -- sh -c "
-  attach() {
-    usbip --tcp-port \$1 attach -r \$GUEST_HOST_ADDR -b 1-1 || return 1
-    i=0; until lsusb -d \$2 >/dev/null 2>&1; do i=\$((i+1)); [ \$i -gt 100 ] && return 1; sleep 0.1; done
-  }
+  . ./in_guest_usbip.sh
   # cut NAME SIGNAL FLASH-ARGS...: flash, signal at 25% written, then the same command again.
   cut() {
     name=\$1; signal=\$2; shift 2
@@ -52,10 +49,10 @@ set +e
     kill -\$signal \$pid; wait \$pid; echo \"exit \$?\" >\$name.exit
     ./mcuflash flash \"\$@\" --no-start -q >\$name.again 2>&1; echo \"exit \$?\" >>\$name.again
   }
-  attach $PORT_DFU 0483:df11 || exit 11
-  attach $PORT_HALFKAY 16c0:0478 || exit 12
-  attach $PORT_HID 1209:beba || exit 13
-  attach $PORT_PICO 2e8a:0003 || exit 14
+  USB_ID=0483:df11; attach $PORT_DFU || exit 11
+  USB_ID=16c0:0478; attach $PORT_HALFKAY || exit 12
+  USB_ID=1209:beba; attach $PORT_HID || exit 13
+  USB_ID=2e8a:0003; attach $PORT_PICO || exit 14
   for signal in INT TERM KILL; do
     cut dfu-\$signal \$signal dfu.bin -d usb:0483:df11 --address 0x08020000
     cut halfkay-\$signal \$signal halfkay.hex -d usb:16c0:0478
