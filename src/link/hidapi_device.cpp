@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "core/interrupt.hpp"
 
 namespace mcuflash::link {
 
@@ -150,6 +151,9 @@ bool HidapiDevice::present() {
 }
 
 void HidapiDevice::fail(int error_number, const std::string& what) const {
+    // A signal (Ctrl-C, SIGTERM) breaks a blocked hidraw write or poll with EINTR: that is the stop,
+    // not an I/O failure.
+    core::throw_if_interrupted();
     const std::string where = fmt::format("{} {}", what, describe());
     switch (error_number) {
         case EPIPE: throw Error(ErrorKind::Protocol, where + ": stalled (the device refused the report)");
@@ -176,6 +180,7 @@ std::vector<uint8_t> HidapiDevice::do_read_report(size_t max_length, unsigned ti
     std::vector<uint8_t> buffer(std::max<size_t>(max_length, 64));
     const int got = hid_read_timeout(handle_, buffer.data(), buffer.size(), static_cast<int>(timeout_ms));
     if (got < 0) {
+        core::throw_if_interrupted();  // EINTR from the signal, as in fail()
         if (!present()) fail(ENODEV, "reading a report from");
         throw Error(ErrorKind::Io, fmt::format("reading a report from {}: {}", describe(), narrow(hid_error(handle_))));
     }
