@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Long fuzzing runs, for the record the CI's 10-second runs cannot give: builds the libFuzzer targets
-# (clang, ASan+UBSan) in BUILD_DIR and runs each until it has used CPU_SECONDS of processor time,
-# going on from OUT_DIR/NAME.corpus (so a second campaign adds to the first), seeded by the committed
-# corpus. Processor time (user + system, from /usr/bin/time) rather than libFuzzer's wall-clock limit:
-# a busy machine stretches the wall clock, not the work done. Each run appends one line to
+# (clang, ASan+UBSan) in BUILD_DIR and runs each until the ledger holds CPU_SECONDS of processor time
+# for it, going on from OUT_DIR/NAME.corpus, seeded by the committed corpus. So a campaign cut short
+# (a session's end) is finished by running the same command again, and a target already done is
+# skipped; two campaigns may run side by side (one per core) on the same BUILD_DIR and OUT_DIR.
+# Processor time (user + system, from /usr/bin/time) rather than libFuzzer's wall-clock limit: a busy
+# machine stretches the wall clock, not the work done. Each run appends one line to
 # OUT_DIR/ledger.tsv: target, CPU and wall seconds, executions, coverage (cov: edges, ft: features),
 # corpus size and findings (crash-*, leak-*, timeout-*, oom-* files, kept in OUT_DIR/NAME.findings).
 #   tests/fuzz/campaign.sh [CPU_SECONDS=3600] [BUILD_DIR=build-fuzz] [OUT_DIR=fuzz-campaign] [TARGET...]
@@ -22,6 +24,9 @@ if [ "${1:-}" = --summary ]; then summary "${2:-fuzz-campaign}"; exit; fi
 
 seconds=${1:-3600}; build=${2:-build-fuzz}; out=${3:-fuzz-campaign}; shift $(( $# < 3 ? $# : 3 ))
 [ -x /usr/bin/time ] || { echo "campaign.sh needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+mkdir -p "$build" "$out"
+# One configure and build at a time: two campaigns configuring one BUILD_DIR at once break it.
+exec 9>"$build/.campaign.lock"; flock 9
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DMCUFLASH_SANITIZE=ON -DMCUFLASH_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=("$@")
@@ -29,8 +34,8 @@ if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(ninja -C "$build" -t targets all | sed -n 's/^\(fuzz_[a-z0-9_]*\): .*/\1/p' | sort -u)
 fi
 ninja -C "$build" "${targets[@]}" >/dev/null
-mkdir -p "$out"
 [ -f "$out/ledger.tsv" ] || printf 'date\ttarget\tcpu_s\twall_s\texecs\tcov\tft\tcorpus\tfindings\n' >"$out/ledger.tsv"
+flock -u 9
 for t in "${targets[@]}"; do
   name=${t#fuzz_}
   corpus="$out/$name.corpus"; findings_dir="$out/$name.findings"; mkdir -p "$corpus" "$findings_dir"
@@ -38,7 +43,7 @@ for t in "${targets[@]}"; do
   flags=(-timeout=10 -print_final_stats=1 -artifact_prefix="$findings_dir/")
   [ -f "tests/fuzz/$name.dict" ] && flags+=(-dict="tests/fuzz/$name.dict")
   [ "$name" = fat ] && flags+=(-max_len=131072)
-  spent=0
+  spent=$(awk -F'\t' -v t="$name" '$2 == t { s += $3 } END { print s + 0 }' "$out/ledger.tsv")
   while [ "$spent" -lt "$seconds" ]; do
     start=$(date +%s)
     /usr/bin/time -f '%U %S' -o "$out/$name.time" "$build/tests/fuzz/$t" -max_total_time=$((seconds - spent)) \
