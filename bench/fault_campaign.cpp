@@ -8,6 +8,11 @@
 // Every choice of a run (chip, bootloader, image, old flash contents, faults) comes from one 32-bit
 // seed, which is also the fault injector's seed: `--protocols P --replay SEED` runs it again in this
 // process and says what happened.
+//
+// With --interrupt, a run has no line faults: its flash is stopped before a random one of the writes
+// it makes (a Ctrl-C, a SIGKILL, a closed laptop), at any write, mid-page or mid-command sequence, and
+// the same flash is then run again by a new client, as a second `mcuflash flash` would, on the device
+// in whatever state the first left it. Every rerun must end with exit 0 and the image in flash.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <poll.h>
@@ -36,6 +41,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/interrupt.hpp"
 #include "image/image.hpp"
 #include "link/usb_hid_device.hpp"
 #include "plan/flash_plan.hpp"
@@ -111,6 +117,7 @@ struct RunSettings {
     uint32_t max_image = 64 * 1024;
     uint32_t max_old_firmware = 128 * 1024;
     bool inject_faults = true;  // off: the same runs on a clean line, a check of the campaign itself
+    bool interrupt = false;     // stop each flash at a random write, then run it again (no line faults)
 };
 
 // One fault rule as the recovery table counts it.
@@ -206,10 +213,12 @@ struct Record {
     char single_kind[24]{}, single_trigger[8]{};  // empty unless the run has exactly one rule
     uint32_t image_address = 0, image_size = 0;
     uint32_t old_address = 0, old_size = 0;  // old_size 0: the simulator's erased flash
+    uint32_t stop_before = 0, writes = 0;    // --interrupt: stopped before write stop_before of `writes`
     // Result
     Outcome outcome = Outcome::Ok;
     int8_t error_kind = -1;  // core::ErrorKind with Outcome::Failed
     bool image_held = false;
+    bool stopped = false;  // --interrupt: the first flash ended at the stop (and nothing else ended it)
     bool bootloader_intact = true;
     uint64_t violations = 0;          // refused erases/programs in protected ranges
     uint64_t outside_changed = 0;     // bytes outside what the image may change that changed
@@ -336,6 +345,15 @@ std::string type_name(const std::type_info& type) {
     return status == 0 && name ? name.get() : type.name();
 }
 
+// Whether a line of a link's trace opens something the host sends: a serial write, a USB request or
+// transfer out, a HID report ("+1.234567 > ..."; a long one goes on in indented lines). These are the
+// points at which --interrupt stops a flash, as a signal stops mcuflash between two of them.
+bool is_host_write(const std::string& line) {
+    const size_t space = line.find(' ');
+    return !line.empty() && line[0] == '+' && space != std::string::npos && space + 1 < line.size() &&
+           line[space + 1] == '>';
+}
+
 struct RunDetails {  // what a replay prints beyond the record
     std::vector<std::string> fault_log, warnings, device_trace;
     std::string hint;
@@ -372,8 +390,10 @@ void run_one(const std::string& protocol, uint32_t seed, const RunSettings& sett
     protocol::Capabilities caps;
     std::unique_ptr<link::Link> clean;
     std::unique_ptr<protocol::Bootloader> clean_client;
+    uint32_t clean_writes = 0;
     try {
         clean = sim::open_simulated(protocol, simulated_options(protocol, target, ""));
+        if (settings.interrupt) clean->set_trace([&](const std::string& line) { clean_writes += is_host_write(line); });
         clean_client = proto.make(*clean, protocol::ConnectOptions{});
         info = clean_client->connect();
         caps = clean_client->capabilities();
@@ -414,7 +434,13 @@ void run_one(const std::string& protocol, uint32_t seed, const RunSettings& sett
                                         ? 64 : std::max<uint32_t>(caps.write_unit, 64);
     Faults faults = is_usb(protocol) ? usb_faults(dice, image_size, transfer_block)
                                      : serial_faults(dice, seed, image_size);
-    if (!settings.inject_faults) faults = {};
+    if (!settings.inject_faults || settings.interrupt) faults = {};
+    if (settings.interrupt) {
+        // The same writes as the fault-free flash, so any one of them but the first can be the stop.
+        if (clean_writes < 2) return setup_failed(fmt::format("the flash makes {} writes, too few to stop", clean_writes));
+        record.writes = clean_writes;
+        record.stop_before = static_cast<uint32_t>(dice.between(1, clean_writes - 1));
+    }
     copy_text(record.faults, faults.spec);
     if (faults.kinds.size() == 1) {
         copy_text(record.single_kind, faults.kinds.front().name);
@@ -451,6 +477,34 @@ void run_one(const std::string& protocol, uint32_t seed, const RunSettings& sett
     connect.warn = [details](const std::string& w) {
         if (details) details->warnings.push_back(w);
     };
+    if (settings.interrupt) {
+        // The first flash, stopped before write `stop_before`: that write and every later one throw,
+        // so the device hears nothing more from this client, as from a killed process.
+        uint32_t writes_seen = 0;
+        link->set_trace([&writes_seen, stop = record.stop_before](const std::string& line) {
+            if (!is_host_write(line)) return;
+            if (writes_seen >= stop) throw core::Interrupted(SIGKILL, "stopped by the campaign");
+            ++writes_seen;
+        });
+        try {
+            auto client = proto.make(*link, connect);
+            auto device = client->connect();
+            plan::execute(*client, plan::make_plan(img, device, client->capabilities(), {}), {}, core::Progress());
+            copy_text(record.message, "the first flash was not stopped: it ended with exit 0");
+        } catch (const core::Interrupted&) {
+            record.stopped = true;
+        } catch (const std::exception& e) {
+            copy_text(record.message, fmt::format("the first flash ended before its stop: {}", e.what()));
+        }
+        link->set_trace({});
+        if (details)
+            details->fault_log.push_back(fmt::format("the first flash was stopped before write {} of {}{}",
+                                                     record.stop_before, record.writes,
+                                                     record.stopped ? "" : " (it did not get there)"));
+        // The second `mcuflash flash` opens the port again (an Arduino's auto-reset pulses its RESET);
+        // a USB device is opened where it is, in whatever state the first left it.
+        if (link->kind() == link::LinkKind::ByteStream) static_cast<sim::InProcessLink&>(*link).reopen();
+    }
     plan::FlashReport report;
     try {
         auto client = proto.make(*link, connect);
@@ -622,7 +676,7 @@ void run_children(const std::vector<Job>& queue, int jobs, std::chrono::seconds 
 
 struct Tally {
     int runs = 0, ok = 0, failed = 0, silent = 0, bootloader_changed = 0, refused_runs = 0, outside_runs = 0,
-        outside_ok_runs = 0, outside_design_runs = 0, hangs = 0, crashes = 0, setup = 0;
+        outside_ok_runs = 0, outside_design_runs = 0, hangs = 0, crashes = 0, setup = 0, stopped = 0;
     double seconds = 0, max_seconds = 0;
     std::map<std::string, int> errors;  // error kind -> runs
 };
@@ -635,6 +689,11 @@ struct Recovery {
 bool silent_corruption(const Record& r) { return r.outcome == Outcome::Ok && !r.image_held; }
 bool bootloader_changed(const Record& r) { return !r.bootloader_intact; }
 bool crashed(const Record& r) { return r.outcome == Outcome::Crash || r.outcome == Outcome::Unexpected; }
+// --interrupt: the flash run again after the stop must end with exit 0 (no line faults), and the
+// first must have ended at the stop.
+bool rerun_failed(const Record& r, const RunSettings& settings) {
+    return settings.interrupt && (r.outcome == Outcome::Failed || !r.stopped);
+}
 // Exit 0 while the faults changed flash outside the units the image touches: listed, but not a CI
 // failure (the brief's four are).
 bool silent_outside_damage(const Record& r) { return r.outcome == Outcome::Ok && r.outside_by_faults > 0; }
@@ -642,8 +701,9 @@ bool silent_outside_damage(const Record& r) { return r.outcome == Outcome::Ok &&
 // whole sectors where its capabilities speak of blocks).
 bool outside_by_design(const Record& r) { return r.outside_changed > r.outside_by_faults; }
 
-std::string finding_kinds(const Record& r) {
+std::string finding_kinds(const Record& r, const RunSettings& settings) {
     std::vector<std::string> kinds;
+    if (rerun_failed(r, settings)) kinds.push_back(r.stopped ? "RERUN-FAILED" : "NOT-STOPPED");
     if (silent_corruption(r)) kinds.push_back("SILENT-CORRUPTION");
     if (bootloader_changed(r)) kinds.push_back("BOOTLOADER-CHANGED");
     if (crashed(r)) kinds.push_back("CRASH");
@@ -656,6 +716,7 @@ std::string replay_options(const RunSettings& settings) {
     std::string out;
     if (settings.max_image != RunSettings{}.max_image) out += fmt::format(" --max-image-kib {}", settings.max_image / 1024);
     if (!settings.inject_faults) out += " --no-faults";
+    if (settings.interrupt) out += " --interrupt";
     return out;
 }
 
@@ -666,6 +727,7 @@ std::string reproduction(const Finished& f, const RunSettings& settings) {
         out += fmt::format(" chip={} bootloader={} faults='{}' image=0x{:08x}+{} start={}", p.chip, p.bootloader,
                            p.faults, p.image_address, p.image_size,
                            p.old_size ? fmt::format("old-firmware@0x{:08x}+{}", p.old_address, p.old_size) : "erased");
+        if (p.writes) out += fmt::format(" stopped-before-write={}/{}", p.stop_before, p.writes);
     }
     const Record& r = f.result;
     out += fmt::format(" -> {}", outcome_name(r.outcome));
@@ -738,7 +800,8 @@ int replay(const std::string& protocol, uint32_t seed, const RunSettings& settin
                    keep->string());
     }
     const Record& r = *result;
-    const bool finding = silent_corruption(r) || bootloader_changed(r) || crashed(r);
+    const bool finding = silent_corruption(r) || bootloader_changed(r) || crashed(r) ||
+                         (r.outcome != Outcome::Setup && rerun_failed(r, settings));
     return finding ? 1 : 0;
 }
 
@@ -780,6 +843,9 @@ int main(int argc, char** argv) {
     app.add_option("--keep", keep_dir, "with --replay: write image.bin and the flash before and after here");
     app.add_flag("!--no-faults", settings.inject_faults, "the same runs without faults (every one must end ok)");
     app.add_flag("--trace", trace, "with --replay: the simulated device's events");
+    app.add_flag("--interrupt", settings.interrupt,
+                 "no line faults: stop each flash before a random one of its writes, then run it again; the "
+                 "second must end with exit 0 and the image in flash");
     CLI11_PARSE(app, argc, argv);
     settings.max_image = max_image_kib * 1024;
 
@@ -825,7 +891,7 @@ int main(int argc, char** argv) {
         csv.open(csv_path);
         csv << "protocol,seed,chip,bootloader,image_address,image_size,old_address,old_size,faults,outcome,error_kind,"
                "image_held,image_bytes_wrong,bootloader_intact,violations,outside_changed,first_outside,outside_by_faults,"
-               "first_by_faults,seconds,message\n";
+               "first_by_faults,stop_before,writes,stopped,seconds,message\n";
     }
 
     std::map<std::string, Tally> tallies;
@@ -868,10 +934,11 @@ int main(int argc, char** argv) {
             ++cell.runs;
             cell.ok += r.outcome == Outcome::Ok && r.image_held;
         }
-        const bool finding = (examined && (silent_corruption(r) || bootloader_changed(r))) || crashed(r) ||
-                             r.outcome == Outcome::Hang;
+        t.stopped += r.stopped;
+        const bool finding = (examined && (silent_corruption(r) || bootloader_changed(r) || rerun_failed(r, settings))) ||
+                             crashed(r) || r.outcome == Outcome::Hang;
         if (finding) {
-            findings.push_back(fmt::format("{}: {}", finding_kinds(r), reproduction(f, settings)));
+            findings.push_back(fmt::format("{}: {}", finding_kinds(r, settings), reproduction(f, settings)));
             fmt::print(stderr, "finding: {}\n", findings.back());
         } else if (examined && silent_outside_damage(r)) {
             outside_notes.push_back(reproduction(f, settings));
@@ -882,12 +949,13 @@ int main(int argc, char** argv) {
         }
         if (csv.is_open()) {
             const Record p = f.plan.value_or(Record{});
-            csv << fmt::format("{},{},{},{},0x{:08x},{},0x{:08x},{},{},{},{},{},{},{},{},{},0x{:08x},{},0x{:08x},{:.3f},{}\n",
+            csv << fmt::format("{},{},{},{},0x{:08x},{},0x{:08x},{},{},{},{},{},{},{},{},{},0x{:08x},{},0x{:08x},{},{},{},{:.3f},{}\n",
                                f.job.protocol, f.job.seed, p.chip, p.bootloader, p.image_address, p.image_size,
                                p.old_address, p.old_size, csv_field(p.faults), outcome_name(r.outcome),
                                r.outcome == Outcome::Failed ? core::kind_name(static_cast<core::ErrorKind>(r.error_kind)) : "",
                                r.image_held, r.image_bytes_wrong, r.bootloader_intact, r.violations, r.outside_changed,
-                               r.first_outside, r.outside_by_faults, r.first_by_faults, f.seconds, csv_field(r.message));
+                               r.first_outside, r.outside_by_faults, r.first_by_faults, p.stop_before, p.writes,
+                               r.stopped, f.seconds, csv_field(r.message));
             csv.flush();
         }
         if (++done_count % 25 == 0 || done_count == queue.size())
@@ -915,12 +983,16 @@ int main(int argc, char** argv) {
         total.refused_runs += t.refused_runs, total.outside_runs += t.outside_runs;
         total.outside_design_runs += t.outside_design_runs, total.outside_ok_runs += t.outside_ok_runs;
         total.hangs += t.hangs, total.crashes += t.crashes, total.setup += t.setup, total.seconds += t.seconds;
+        total.stopped += t.stopped;
         total.max_seconds = std::max(total.max_seconds, t.max_seconds);
     }
     row("all", total);
     fmt::print("(refused writes, outside touched/design/faults+0: runs. outside touched: bytes outside the units the "
                "image touches changed; design: some of them a fault-free flash changes too; faults+0: exit 0 and the "
                "faults changed some)\n");
+    if (settings.interrupt)
+        fmt::print("--interrupt: {} of {} first flashes stopped at their chosen write; \"exit 0\" counts the flashes "
+                   "run again after them\n", total.stopped, total.runs);
 
     fmt::print("\nhonest failures by error kind:\n");
     for (const auto& p : protocols) {
@@ -930,10 +1002,12 @@ int main(int argc, char** argv) {
                    tallies[p].setup ? fmt::format(" (+{} setup errors)", tallies[p].setup) : "");
     }
 
-    fmt::print("\nrecovery with a single fault rule (exit 0 and the image in flash / runs):\n");
-    fmt::print("{:<17} {:<5}", "fault", "at");
-    for (const auto& p : protocols) fmt::print(" {:>11}", p);
-    fmt::print(" {:>13}\n", "all");
+    if (!recovery.empty()) {  // none under --interrupt or --no-faults
+        fmt::print("\nrecovery with a single fault rule (exit 0 and the image in flash / runs):\n");
+        fmt::print("{:<17} {:<5}", "fault", "at");
+        for (const auto& p : protocols) fmt::print(" {:>11}", p);
+        fmt::print(" {:>13}\n", "all");
+    }
     for (const auto& [kind, by_protocol] : recovery) {
         fmt::print("{:<17} {:<5}", kind.first, kind.second);
         Recovery all;

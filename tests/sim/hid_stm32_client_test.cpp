@@ -155,9 +155,32 @@ TEST(HidStm32Client, WithoutAChipTheBuildIsToldFromEndpointZero) {
     auto f1 = open({.chip = ""});
     EXPECT_EQ(f1->client->connect().app_start, 0x08000800u);
     ASSERT_FALSE(f1->warnings.empty());
-    EXPECT_NE(f1->warnings.front().find("assuming an stm32f103xb"), std::string::npos) << f1->warnings.front();
+    EXPECT_NE(f1->warnings.front().find("assuming an stm32f103x8"), std::string::npos) << f1->warnings.front();
     auto f4 = open({.sim_chip = "stm32f446xe", .chip = ""});
-    EXPECT_EQ(f4->client->connect().app_start, 0x08004000u);
+    const auto f4_info = f4->client->connect();
+    EXPECT_EQ(f4_info.app_start, 0x08004000u);
+    EXPECT_EQ(f4_info.chip, "stm32f401xc");
+}
+
+TEST(HidStm32Client, WithoutAChipAnImageLargerThanTheSmallestChipIsRefusedBeforeAnyWrite) {
+    // The bootloader cannot be read back: an image past 64 KiB on a guessed F103 could be written
+    // past the end of a Blue Pill's flash and still end in "written". A campaign run (--interrupt,
+    // seed 1275622451) sent 64,415 bytes at 0x08000800 to a 64 KiB chip that way.
+    auto guessed = open({.sim_chip = "stm32f103x8", .chip = ""});
+    const auto info = guessed->client->connect();
+    EXPECT_EQ(info.app_end, 0x08010000u);
+    const auto img = random_image(0x08000800, 64415, 9);
+    const std::vector<uint8_t> before(guessed->flash().contents().begin(), guessed->flash().contents().end());
+    std::string error;
+    EXPECT_EQ(test::flash_through_plan(*guessed->client, img, {}, nullptr, &error), ErrorKind::Unsafe);
+    EXPECT_NE(error.find("0x0800FFFF"), std::string::npos) << error;  // where the smallest chip ends
+    EXPECT_TRUE(std::equal(before.begin(), before.end(), guessed->flash().contents().begin()))
+        << "pages were written for an image that does not fit";
+    // Told the chip, the same image goes to a 128 KiB one.
+    auto told = open({.sim_chip = "stm32f103xb", .chip = "stm32f103xb"});
+    told->client->connect();
+    EXPECT_FALSE(test::flash_through_plan(*told->client, img).has_value());
+    EXPECT_TRUE(flash_holds(told->flash(), img));
 }
 
 TEST(HidStm32Client, ABoardThatLeavesTheBusMidWriteIsAnIoErrorWithTheHint) {
@@ -195,7 +218,7 @@ TEST(HidStm32Client, AFailedRequestForTheDeviceDescriptorIsAskedAgain) {
     // one: a stall or a timeout there once ended in "give it with --chip" (a fault campaign run).
     for (const char* faults : {"stall@2", "timeout@2", "stall@2,timeout@3"}) {
         auto run = open({.chip = "", .faults = faults});
-        EXPECT_EQ(run->client->connect().chip, "stm32f103xb") << faults;
+        EXPECT_EQ(run->client->connect().chip, "stm32f103x8") << faults;
         EXPECT_GT(run->usb->transfers(), 3u) << faults << ": the faulted transfers were never made";
     }
     auto hopeless = open({.chip = "", .faults = "stall@2,stall@3,stall@4"});

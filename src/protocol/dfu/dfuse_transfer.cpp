@@ -25,7 +25,7 @@ std::array<uint8_t, 5> command_with_address(uint8_t command, uint32_t address) {
 }  // namespace
 
 void DfuseTransfer::start() {
-    requests_.to_idle();
+    requests_.start_session();
     mode_ = Mode::Idle;
 }
 

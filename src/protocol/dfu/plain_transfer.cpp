@@ -12,7 +12,7 @@ using core::Error;
 using core::ErrorKind;
 using core::hex_address;
 
-void PlainTransfer::start() { requests_.to_idle(); }
+void PlainTransfer::start() { requests_.start_session(); }
 
 void PlainTransfer::erase(uint32_t, uint32_t) {
     throw Error(ErrorKind::Usage, "plain DFU bootloaders erase as they write: there is no erase command");

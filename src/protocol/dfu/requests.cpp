@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "core/deadline.hpp"
 #include "core/error.hpp"
@@ -15,7 +16,7 @@ using core::ErrorKind;
 using core::hex_address;
 
 namespace {
-constexpr uint8_t kDnload = 1, kUpload = 2, kGetStatus = 3, kClrStatus = 4, kAbort = 6;
+constexpr uint8_t kDnload = 1, kUpload = 2, kGetStatus = 3, kClrStatus = 4, kGetState = 5, kAbort = 6;
 constexpr unsigned kRequestTimeoutMs = 5000;
 // Longest an operation may keep the device busy: a 128 KiB sector erase takes about 1-2 s; a mass
 // erase of 2 MiB tens of seconds.
@@ -57,6 +58,32 @@ DfuStatus DfuRequests::get_status() {
     return {raw[0], uint32_t{raw[1]} | (uint32_t{raw[2]} << 8) | (uint32_t{raw[3]} << 16), raw[4]};
 }
 
+uint8_t DfuRequests::get_state() {
+    auto raw = usb_.control_in({0xA1, kGetState, 0, interface_, 1}, kRequestTimeoutMs);
+    if (raw.size() != 1) throw Error(ErrorKind::Protocol, fmt::format("GETSTATE answered {} bytes, not 1", raw.size()));
+    return raw[0];
+}
+
+void DfuRequests::start_session() {
+    std::optional<uint8_t> state;
+    try {
+        state = get_state();
+    } catch (const Error& e) {
+        // A bootloader without GETSTATE stalls it and goes to dfuERROR, which to_idle() clears.
+        if (e.kind() != ErrorKind::Protocol && e.kind() != ErrorKind::Timeout) throw;
+    }
+    if (state == state::kManifestSync) {
+        if (warn_)
+            warn_("an earlier flash was stopped as it finished (the device waits in dfuMANIFEST-SYNC): starting over");
+        try {
+            abort();
+        } catch (const Error& e) {
+            if (e.kind() != ErrorKind::Protocol) throw;  // stalled: the device is now in dfuERROR
+        }
+    }
+    to_idle();
+}
+
 void DfuRequests::clear_status() { usb_.control_out({0x21, kClrStatus, 0, interface_, 0}, {}, kRequestTimeoutMs); }
 void DfuRequests::abort() { usb_.control_out({0x21, kAbort, 0, interface_, 0}, {}, kRequestTimeoutMs); }
 
@@ -69,6 +96,11 @@ void DfuRequests::to_idle() {
         st = get_status();
     }
     if (st.state == state::kIdle) return;
+    if (st.state == state::kManifest || st.state == state::kManifestWaitReset)
+        throw Error(ErrorKind::Protocol,
+                    fmt::format("the device is finishing an earlier flash ({}) and takes no requests until it is reset",
+                                state_name(st.state)),
+                    "unplug and replug the board (or reset it into its bootloader again), then run the same command");
     if (st.state == state::kError) {
         if (warn_) warn_(fmt::format("the device was in dfuERROR ({}): clearing it", status_text(st.status)));
         clear_status();

@@ -20,7 +20,8 @@ const char* state_name(uint8_t state);
 const char* status_text(uint8_t status);
 
 namespace state {
-inline constexpr uint8_t kIdle = 2, kDnloadSync = 3, kDnBusy = 4, kDnloadIdle = 5, kUploadIdle = 9, kError = 10;
+inline constexpr uint8_t kIdle = 2, kDnloadSync = 3, kDnBusy = 4, kDnloadIdle = 5, kManifestSync = 6, kManifest = 7,
+                         kManifestWaitReset = 8, kUploadIdle = 9, kError = 10;
 }
 
 class DfuRequests {
@@ -31,10 +32,18 @@ public:
     link::UsbDevice& usb() { return usb_; }
 
     DfuStatus get_status();
+    // GETSTATE: the state alone. Unlike GETSTATUS it moves no state machine on (a GETSTATUS in
+    // dfuMANIFEST-SYNC starts the manifestation, and most bootloaders then leave for the application).
+    uint8_t get_state();
     void clear_status();
     void abort();
     // From anything to dfuIDLE: waits out dfuDNBUSY, then CLRSTATUS out of dfuERROR, ABORT otherwise.
     void to_idle();
+    // to_idle() at the start of a session, on a device an earlier session may have left anywhere. One
+    // stopped (Ctrl-C, a killed process) just after its final zero-length DNLOAD left it waiting in
+    // dfuMANIFEST-SYNC: that is ended by ABORT (or, where ABORT stalls there, by the dfuERROR the
+    // stall leads to) before any GETSTATUS could start the manifestation and take the device away.
+    void start_session();
     // DNLOAD, then GETSTATUS until the device is no longer busy. A device that ends in dfuERROR
     // reporting its own failure (errWRITE, errADDRESS, ...) throws Io with its status; one that
     // reports a stalled request (errSTALLEDPKT) throws Protocol, like the stall itself.

@@ -73,11 +73,26 @@ DeviceInfo Client::connect() {
                                     "descriptor, which tells its build, could not be read ({}): give it with --chip",
                                     unread),
                         fmt::format("chips it is built for: {}", chips_of(*bootloader)));
-        chip_name = *packet0 == 8 ? "stm32f103xb" : "stm32f407xg";
+        // The chip with the least flash among those the build is known on: the bootloader cannot be
+        // read back, so an image is never sent past the end of a smaller chip on a guess.
+        const std::string family = *packet0 == 8 ? "stm32f1" : "stm32f4";
+        const targets::Chip* smallest = nullptr;
+        for (const auto& [name, reserved] : bootloader->sizes) {
+            const targets::Chip* candidate = kb.find_chip(name);
+            if (candidate && candidate->family == family && (!smallest || candidate->flash_size < smallest->flash_size))
+                smallest = candidate;
+        }
+        if (!smallest)
+            throw Error(ErrorKind::Usage,
+                        fmt::format("the STM32 HID bootloader looks like its {} build, which the knowledge base does "
+                                    "not know on any chip: give it with --chip", family),
+                        fmt::format("chips it is built for: {}", chips_of(*bootloader)));
+        chip_name = smallest->name;
         if (options_.warn)
             options_.warn(fmt::format("the STM32 HID bootloader does not say which chip it runs on; it looks like its "
-                                      "{} build: assuming an {} (give --chip to say which)",
-                                      *packet0 == 8 ? "STM32F1" : "STM32F4", chip_name));
+                                      "{} build: assuming an {}, the one with the least flash ({} KiB; give --chip "
+                                      "or --board for a larger one)",
+                                      *packet0 == 8 ? "STM32F1" : "STM32F4", chip_name, smallest->flash_size / 1024));
     }
     const targets::Chip& chip = kb.chip(chip_name);
     f1_build_ = chip.family == "stm32f1";
