@@ -526,7 +526,10 @@ void run_one(const std::string& protocol, uint32_t seed, const RunSettings& sett
     const auto [lo, hi] = may_change(caps, window_start, image_size);
     const auto& bytes = img.runs().begin()->second;
     for (uint32_t i = 0; i < image_size; ++i)
-        if (flash.at(window_start + i) != bytes[i] && record.image_bytes_wrong++ == 0) record.first_wrong = window_start + i;
+        // A byte past the simulated chip's flash (a client that took it for a larger chip) is wrong too.
+        if ((!flash.contains(window_start + i, 1) || flash.at(window_start + i) != bytes[i]) &&
+            record.image_bytes_wrong++ == 0)
+            record.first_wrong = window_start + i;
     record.image_held = record.image_bytes_wrong == 0;
     record.bootloader_intact = flash.protected_ranges_intact();
     record.violations = flash.counters().violations;
