@@ -461,6 +461,7 @@ public:
         write(pages);
         report_.pages_written = pages.size();
         report_.seconds_write = seconds_since(t_write);
+        const uint64_t failures_before_verify = device_.failed_exchanges();
         if (options_.verify) {
             auto t_verify = std::chrono::steady_clock::now();
             if (todo.empty() && unchanged_proved_) {
@@ -472,7 +473,9 @@ public:
             }
             report_.seconds_verify = seconds_since(t_verify);
         }
+        const uint64_t failures_before_outside = device_.failed_exchanges();
         if (outside) check_outside_unchanged(device_, plan_, groups_, *outside, progress_, report_);
+        if (report_.verified) check_again_after_failed_exchanges(failures_before_verify, failures_before_outside, outside);
         if (options_.start_application) start();
     }
 
@@ -549,6 +552,63 @@ private:
         device_.start_application();
         progress_.finished(Stage::Start, 0);
         report_.started = true;
+    }
+
+    // An exchange that failed during the verify or after it may have been a damaged command carried
+    // out as another (SAM-BA's X erases from its address to the end of the flash, BOOTPROT keeping
+    // only the bootloader), after the pages it changed were read back right. So the image is checked
+    // again, by the device's checksum where it has one (a few exchanges, which a line that damages
+    // some of them still lets through), else by reading it back, until a round in which no exchange
+    // failed; a checksum that differs means a full verify again, and the check outside the image
+    // again. Flash outside the image is not checked in every round (hundreds of exchanges): where
+    // exchanges failed after its last check, the report no longer says it was unchanged.
+    void check_again_after_failed_exchanges(uint64_t failures_before, uint64_t failures_before_outside,
+                                            const std::optional<OutsideSnapshot>& outside) {
+        constexpr int kRounds = 4;
+        for (int round = 0; device_.failed_exchanges() != failures_before; ++round) {
+            const uint64_t failed = device_.failed_exchanges() - failures_before;
+            if (round >= kRounds)
+                throw Error(ErrorKind::Io,
+                            fmt::format("the image was verified, but exchanges kept failing in the {} checks after "
+                                        "it ({} in the last): a command damaged on the line could have changed the "
+                                        "flash since, so it is not reported as verified",
+                                        kRounds, failed),
+                            "the line to the board damages too much: flash again over a shorter cable or another "
+                            "USB port, or with a lower --baud");
+            failures_before = device_.failed_exchanges();
+            progress_.note(Stage::Verify,
+                           fmt::format("{} exchange(s) failed during the verify: checking the image again, since a "
+                                       "damaged command could have changed the flash after it was read back",
+                                       failed));
+            const bool same = caps_.can_checksum && caps_.local_checksum
+                                  ? image_checksums_match()
+                                  : find_differences(device_, caps_, pointers(plan_.pages), progress_).empty();
+            if (same) continue;
+            verify_and_repair();
+            failures_before_outside = device_.failed_exchanges();
+            if (outside) check_outside_unchanged(device_, plan_, groups_, *outside, progress_, report_);
+        }
+        if (device_.failed_exchanges() != failures_before_outside) report_.outside_checked = false;
+    }
+
+    // Whether the device's checksum of each run of the image's pages (up to 64 KiB) matches.
+    bool image_checksums_match() {
+        constexpr uint64_t kRun = 64 * 1024;
+        const auto all = pointers(plan_.pages);
+        for (size_t i = 0; i < all.size();) {
+            size_t j = i;
+            uint64_t end = all[i]->address + all[i]->data.size();
+            while (j + 1 < all.size() && all[j + 1]->address == end && end - all[i]->address < kRun) {
+                ++j;
+                end += all[j]->data.size();
+            }
+            std::vector<uint8_t> expected;
+            for (size_t k = i; k <= j; ++k) expected.insert(expected.end(), all[k]->data.begin(), all[k]->data.end());
+            const auto sum = device_.checksum(all[i]->address, static_cast<uint32_t>(expected.size()));
+            if (!sum || *sum != caps_.local_checksum(expected)) return false;
+            i = j + 1;
+        }
+        return true;
     }
 
     std::string method() const {

@@ -661,3 +661,49 @@ TEST(Plan, AnInOrderDeviceIsRewrittenFromItsStartUpToThePageThatFailed) {
     EXPECT_EQ(report.pages_rewritten, 4u);  // 0x000 to 0x300
     EXPECT_EQ(dev.writes.size(), 16u + 4u);
 }
+
+// A read whose command the line damaged into a destructive one: the device carries that out (here,
+// page 0 erased, as SAM-BA's X erases from its address on), the client resynchronises and the read
+// is asked again and answered right. Campaign seed 806830761 on samba-uart: a checksum command after
+// the verify was read as "X00001000" and erased the whole application, and the flash ended verified.
+class DamagedReadDevice : public FakeDevice {
+public:
+    DamagedReadDevice() : FakeDevice(65536, 256) {}
+    std::vector<uint8_t> read(uint32_t address, uint32_t length) override {
+        if (damage_at_read_of && address == *damage_at_read_of && (always || !damaged)) {
+            damaged = true;
+            ++failures;
+            std::fill_n(flash.begin(), 256, 0xFF);
+        }
+        return FakeDevice::read(address, length);
+    }
+    uint64_t failed_exchanges() const override { return failures; }
+
+    std::optional<uint32_t> damage_at_read_of;
+    bool always = false;  // every read of that address is damaged so (a line that keeps failing)
+    bool damaged = false;
+    uint64_t failures = 0;
+};
+
+TEST(Plan, AFailedExchangeDuringTheVerifyHasTheImageCheckedAgain) {
+    DamagedReadDevice dev;
+    dev.damage_at_read_of = 0xC00;  // the verify's last read: page 0 was read back right before it
+    auto img = image_at(0, 4096, 9);
+    auto plan = plan::make_plan(img, avr_device(), dev.capabilities(), {});
+    auto report = plan::execute(dev, plan, {}, core::Progress());
+    EXPECT_TRUE(dev.damaged);
+    EXPECT_TRUE(report.verified);
+    EXPECT_TRUE(std::equal(dev.flash.begin(), dev.flash.begin() + 4096, img.flatten(0, 4096).begin()))
+        << "verified, but page 0 holds " << int(dev.flash[0]);
+    EXPECT_GE(report.pages_rewritten, 1u);
+}
+
+TEST(Plan, ALineThatKeepsFailingAfterTheVerifyEndsInAnErrorNotInVerified) {
+    DamagedReadDevice dev;
+    dev.damage_at_read_of = 0xC00;
+    dev.always = true;
+    auto img = image_at(0, 4096, 10);
+    auto plan = plan::make_plan(img, avr_device(), dev.capabilities(), {});
+    expect_error(ErrorKind::Io, [&] { plan::execute(dev, plan, {}, core::Progress()); }, "not reported as verified");
+    EXPECT_FALSE(dev.started);
+}

@@ -39,6 +39,11 @@ public:
     // Resets into what the chip boots, without touching GPNVM: a SAM3/SAM4 left in its ROM monitor
     // stays there.
     void leave() override;
+    // Only a monitor with X (the Arduino and Adafruit SAMD bootloaders): without it (SAM3/SAM4's
+    // ROM) a damaged command cannot erase far from where it was meant to go.
+    uint64_t failed_exchanges() const override {
+        return monitor_.extensions().erase ? monitor_.resynchronisations() : 0;
+    }
 
     const Monitor& monitor() const { return monitor_; }
     static constexpr int kRetries = 3;

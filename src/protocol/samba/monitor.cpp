@@ -299,6 +299,7 @@ uint16_t Monitor::checksum(uint32_t address, uint32_t length) {
 // ---- recovery ----
 
 void Monitor::resynchronise(const Error& failure) {
+    ++resynchronisations_;
     if (warn_) warn_(fmt::format("{}; resynchronising with the SAM-BA monitor and retrying", failure.what()));
     // In UART mode an XMODEM transfer may be open on either side: CAN ends it. Then 'N' bytes
     // complete any S transfer the monitor still waits data for (they land in the SRAM buffer it

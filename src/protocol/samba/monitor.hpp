@@ -45,6 +45,7 @@ public:
     // Brings the monitor back to waiting for a command after a failed exchange (the device may be
     // in the middle of an S transfer, or hold half a command), and checks it answers again.
     void resynchronise(const core::Error& failure);
+    uint64_t resynchronisations() const { return resynchronisations_; }
 
     static constexpr uint32_t kMaxBuffer = 4096;  // largest Y copy and Z range the bootloaders take
     static constexpr long kAnswerTimeoutMs = 1000;
@@ -69,6 +70,7 @@ private:
     std::string version_;
     Extensions extensions_;
     uint32_t read_chunk_ = 0;  // 0 = no limit
+    uint64_t resynchronisations_ = 0;
 };
 
 }  // namespace mcuflash::protocol::samba
