@@ -119,11 +119,10 @@ public:
     // carried out as another one that changes flash far from where the session was: SAM-BA on the
     // Arduino and Adafruit SAMD bootloaders, whose commands carry no checksum and whose `X` erases
     // from its address to the end of the flash (they also have `Z`, a checksum, so checking again
-    // costs a few exchanges). The
-    // plan checks the image again after a verify during which this count moved. The others count
-    // nothing: the STM32 ROM's and STK500v2's commands carry checksums, USB transfers are checked by
-    // the bus, and STK500v1's one write command, damaged from a read, writes the page being read,
-    // which the retried read then finds.
+    // costs a few exchanges). The plan checks the image again after a verify during which this count
+    // moved. The others count nothing: the STM32 ROM's and STK500v2's commands carry checksums, USB
+    // transfers are checked by the bus, and STK500v1's one write command, damaged from a read,
+    // writes the page being read, which the retried read then finds.
     virtual uint64_t failed_exchanges() const { return 0; }
 
     // Whole-image devices that send the image in blocks say after each how many of write_image()'s
