@@ -56,7 +56,7 @@ set +e
   for signal in INT TERM KILL; do
     cut dfu-\$signal \$signal dfu.bin -d usb:0483:df11 --address 0x08020000
     cut halfkay-\$signal \$signal halfkay.hex -d usb:16c0:0478
-    cut hid-\$signal \$signal hid.bin -d usb:1209:beba
+    cut hid-\$signal \$signal hid.bin -d usb:1209:beba --chip stm32f103xb
     cut pico-\$signal \$signal pico.bin -d usb:2e8a:0003 --address 0x10000000
   done
   exit 0
