@@ -308,9 +308,37 @@ std::string checksum_words(const protocol::Capabilities& caps) {
     return caps.checksum_name.empty() ? std::string("checksum") : caps.checksum_name;
 }
 
-// The pages (in address order) that the device does not hold. Contiguous pages are compared in runs
-// of about kVerifyChunk (or the device's verify_read_size). With `weak_only` (a device that can neither read nor prove), a weak
-// checksum marks differences and nothing else.
+// Contiguous pages taken together, each run up to about `limit` bytes: the unit of one read-back or
+// one checksum exchange. `first` and `last` index the pages.
+struct PageRun {
+    size_t first, last;
+};
+
+std::vector<PageRun> runs_of(const std::vector<const PageWrite*>& pages, uint64_t limit) {
+    std::vector<PageRun> runs;
+    for (size_t i = 0; i < pages.size();) {
+        size_t j = i;
+        uint64_t end = pages[i]->address + pages[i]->data.size();
+        while (j + 1 < pages.size() && pages[j + 1]->address == end && end - pages[i]->address < limit) {
+            ++j;
+            end += pages[j]->data.size();
+        }
+        runs.push_back({i, j});
+        i = j + 1;
+    }
+    return runs;
+}
+
+// What a run should hold: its pages' bytes, one after another.
+std::vector<uint8_t> bytes_of(const std::vector<const PageWrite*>& pages, const PageRun& run) {
+    std::vector<uint8_t> bytes;
+    for (size_t k = run.first; k <= run.last; ++k) bytes.insert(bytes.end(), pages[k]->data.begin(), pages[k]->data.end());
+    return bytes;
+}
+
+// The pages (in address order) that the device does not hold, compared in runs of about kVerifyChunk
+// (or the device's verify_read_size). A device that can neither read nor prove sameness by its
+// checksum has the checksum mark differences and nothing else.
 std::vector<uint32_t> find_differences(protocol::Bootloader& device, const protocol::Capabilities& caps,
                                        const std::vector<const PageWrite*>& pages, const core::Progress& progress,
                                        const std::string& message = {}) {
@@ -318,17 +346,9 @@ std::vector<uint32_t> find_differences(protocol::Bootloader& device, const proto
     const uint64_t total = bytes_of(pages);
     uint64_t done = 0;
     progress.started(Stage::Verify, total, message);
-    for (size_t i = 0; i < pages.size();) {
-        size_t j = i;
-        uint64_t run_end = pages[i]->address + pages[i]->data.size();
-        const uint32_t chunk = caps.verify_read_size ? caps.verify_read_size : kVerifyChunk;
-        while (j + 1 < pages.size() && pages[j + 1]->address == run_end && run_end - pages[i]->address < chunk) {
-            ++j;
-            run_end += pages[j]->data.size();
-        }
-        std::vector<uint8_t> expected;
-        for (size_t k = i; k <= j; ++k) expected.insert(expected.end(), pages[k]->data.begin(), pages[k]->data.end());
-        const uint32_t from = pages[i]->address;
+    for (const auto& run : runs_of(pages, caps.verify_read_size ? caps.verify_read_size : kVerifyChunk)) {
+        const uint32_t from = pages[run.first]->address;
+        const auto expected = bytes_of(pages, run);
         std::optional<bool> same;
         if (caps.checksum_proves_sameness || !caps.can_read) same = checksum_matches(device, caps, from, expected);
         if (same == true && caps.checksum_proves_sameness) {
@@ -336,18 +356,17 @@ std::vector<uint32_t> find_differences(protocol::Bootloader& device, const proto
         } else if (caps.can_read) {
             auto back = device.read(from, static_cast<uint32_t>(expected.size()));
             size_t offset = 0;
-            for (size_t k = i; k <= j; ++k) {
+            for (size_t k = run.first; k <= run.last; ++k) {
                 if (!std::equal(pages[k]->data.begin(), pages[k]->data.end(), back.begin() + static_cast<long>(offset)) &&
                     !reads_back_equal(device, *pages[k]))
                     bad.push_back(pages[k]->address);
                 offset += pages[k]->data.size();
             }
         } else if (same != true) {
-            for (size_t k = i; k <= j; ++k) bad.push_back(pages[k]->address);
+            for (size_t k = run.first; k <= run.last; ++k) bad.push_back(pages[k]->address);
         }
         done += expected.size();
         progress.advanced(Stage::Verify, done, total);
-        i = j + 1;
     }
     progress.finished(Stage::Verify, done, bad.empty() ? "" : fmt::format("{} pages differ", bad.size()));
     return bad;
@@ -593,20 +612,11 @@ private:
 
     // Whether the device's checksum of each run of the image's pages (up to 64 KiB) matches.
     bool image_checksums_match() {
-        constexpr uint64_t kRun = 64 * 1024;
         const auto all = pointers(plan_.pages);
-        for (size_t i = 0; i < all.size();) {
-            size_t j = i;
-            uint64_t end = all[i]->address + all[i]->data.size();
-            while (j + 1 < all.size() && all[j + 1]->address == end && end - all[i]->address < kRun) {
-                ++j;
-                end += all[j]->data.size();
-            }
-            std::vector<uint8_t> expected;
-            for (size_t k = i; k <= j; ++k) expected.insert(expected.end(), all[k]->data.begin(), all[k]->data.end());
-            const auto sum = device_.checksum(all[i]->address, static_cast<uint32_t>(expected.size()));
+        for (const auto& run : runs_of(all, 64 * 1024)) {
+            const auto expected = bytes_of(all, run);
+            const auto sum = device_.checksum(all[run.first]->address, static_cast<uint32_t>(expected.size()));
             if (!sum || *sum != caps_.local_checksum(expected)) return false;
-            i = j + 1;
         }
         return true;
     }
