@@ -106,7 +106,7 @@ RawName numbered_short_name(const std::string& name, const std::set<RawName>& ta
     const auto dot = name.rfind('.');
     std::string base = clean(dot == std::string::npos || dot == 0 ? name : name.substr(0, dot));
     std::string ext = dot == std::string::npos || dot == 0 ? "" : clean(name.substr(dot + 1)).substr(0, 3);
-    if (base.empty()) base = "_";
+    if (base.empty()) base.push_back('_');  // not `base = "_"`: GCC 12 warns of a false overlap (-Wrestrict)
     for (uint32_t n = 1; n < 1000000; ++n) {
         const std::string tail = fmt::format("~{}", n);
         const std::string stem = base.substr(0, 8 - tail.size()) + tail;
