@@ -332,7 +332,8 @@ std::vector<PageRun> runs_of(const std::vector<const PageWrite*>& pages, uint64_
 // What a run should hold: its pages' bytes, one after another.
 std::vector<uint8_t> bytes_of(const std::vector<const PageWrite*>& pages, const PageRun& run) {
     std::vector<uint8_t> bytes;
-    for (size_t k = run.first; k <= run.last; ++k) bytes.insert(bytes.end(), pages[k]->data.begin(), pages[k]->data.end());
+    for (size_t k = run.first; k <= run.last; ++k)
+        bytes.insert(bytes.end(), pages[k]->data.begin(), pages[k]->data.end());
     return bytes;
 }
 
