@@ -330,7 +330,7 @@ std::vector<PageRun> runs_of(const std::vector<const PageWrite*>& pages, uint64_
 }
 
 // What a run should hold: its pages' bytes, one after another.
-std::vector<uint8_t> bytes_of(const std::vector<const PageWrite*>& pages, const PageRun& run) {
+std::vector<uint8_t> content_of(const std::vector<const PageWrite*>& pages, const PageRun& run) {
     std::vector<uint8_t> bytes;
     for (size_t k = run.first; k <= run.last; ++k)
         bytes.insert(bytes.end(), pages[k]->data.begin(), pages[k]->data.end());
@@ -349,7 +349,7 @@ std::vector<uint32_t> find_differences(protocol::Bootloader& device, const proto
     progress.started(Stage::Verify, total, message);
     for (const auto& run : runs_of(pages, caps.verify_read_size ? caps.verify_read_size : kVerifyChunk)) {
         const uint32_t from = pages[run.first]->address;
-        const auto expected = bytes_of(pages, run);
+        const auto expected = content_of(pages, run);
         std::optional<bool> same;
         if (caps.checksum_proves_sameness || !caps.can_read) same = checksum_matches(device, caps, from, expected);
         if (same == true && caps.checksum_proves_sameness) {
@@ -615,7 +615,7 @@ private:
     bool image_checksums_match() {
         const auto all = pointers(plan_.pages);
         for (const auto& run : runs_of(all, 64 * 1024)) {
-            const auto expected = bytes_of(all, run);
+            const auto expected = content_of(all, run);
             const auto sum = device_.checksum(all[run.first]->address, static_cast<uint32_t>(expected.size()));
             if (!sum || *sum != caps_.local_checksum(expected)) return false;
         }
