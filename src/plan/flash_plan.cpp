@@ -33,6 +33,7 @@ constexpr uint32_t kOutsideChunk = 4096;
 // where to look for the application of a bootloader the flash may start with.
 constexpr uint32_t kApplicationOffsets[] = {0x800,  0x1000, 0x2000, 0x4000,  0x5000,  0x7000, 0x8000,
                                             0x8800, 0x9000, 0xC000, 0x10000, 0x20000, 0x20200};
+constexpr uint32_t kLargestApplicationOffset = std::ranges::max(kApplicationOffsets);
 
 }  // namespace
 
@@ -121,7 +122,6 @@ void check_link_address(const image::Image& image, const protocol::DeviceInfo& d
     // only in an image with many pointers of its own. Counted only where flash lies far above small
     // constants (STM32, RP2040).
     if (device.flash_base >= 0x01000000) {
-        constexpr uint64_t kLargestShift = std::ranges::max(kApplicationOffsets);
         uint64_t inside = 0, outside = 0, next_to_it = 0;
         for (const auto& [address, bytes] : image.runs())
             for (size_t i = (4 - address % 4) % 4; i + 4 <= bytes.size(); i += 4) {
@@ -132,8 +132,8 @@ void check_link_address(const image::Image& image, const protocol::DeviceInfo& d
                     continue;
                 }
                 ++outside;
-                if ((word < image.lowest() && image.lowest() - word <= kLargestShift) ||
-                    (word >= image.end() && word - image.end() < kLargestShift))
+                if ((word < image.lowest() && image.lowest() - word <= kLargestApplicationOffset) ||
+                    (word >= image.end() && word - image.end() < kLargestApplicationOffset))
                     ++next_to_it;
             }
         if (inside >= 64 && next_to_it >= 8 && next_to_it * 4 >= outside * 3 && outside * 64 >= inside)
@@ -206,7 +206,7 @@ FlashPlan make_plan(const image::Image& image, const protocol::DeviceInfo& devic
     plan.flash_end = uint64_t(device.flash_base) + device.flash_size;
     plan.app_start = device.app_start;
     plan.app_end = device.app_end;
-    if (device.boot_area_end && image.lowest() < *device.boot_area_end && !options.write_boot_area)
+    if (device.boot_area_end && !options.write_boot_area)
         plan.boot_area_end = device.boot_area_end;  // what is there decides, before anything is written
     if (caps.whole_image) {
         plan.whole = WholeImage{image.lowest(), image.flatten(image.lowest(), image.end(), 0xFF)};
@@ -500,33 +500,52 @@ public:
     }
 
 private:
+    // The lowest address the plan erases or writes.
+    uint32_t lowest_touched() const {
+        if (plan_.whole) return plan_.whole->address;
+        uint32_t lowest = plan_.pages.empty() ? plan_.app_start : plan_.pages.front().address;
+        if (!plan_.erases.empty()) lowest = std::min(lowest, plan_.erases.front().address);
+        return lowest;
+    }
+
     // The image goes where the chip boots (a ROM bootloader chip: no flag needed for that alone).
-    // Refused when the flash starts with a bootloader now: a vector table at the start, and another
-    // at an application offset above it linked for there (stm32duino, HID, Katapult, a vendor one).
+    // Refused when the flash starts with a bootloader now that the image would reach: a vector table
+    // at the start, and another at an application offset above it linked for there (stm32duino, HID,
+    // Katapult, a vendor one), which is above where the image starts.
     void refuse_replacing_a_bootloader() {
         const uint32_t base = plan_.flash_base;
+        const uint32_t lowest = lowest_touched();
+        const bool where_the_chip_boots = lowest < *plan_.boot_area_end;
+        if (!where_the_chip_boots && uint64_t{lowest} >= uint64_t{base} + kLargestApplicationOffset) return;
         auto vector_at = [&](uint32_t at) -> std::optional<uint32_t> {
             auto b = device_.read(at, 8);
             const uint32_t stack = le32(b), reset = le32(std::span(b).subspan(4));
             if (!looks_like_vector_table(stack, reset, plan_.flash_base, plan_.flash_end)) return std::nullopt;
             return reset & ~1u;
         };
-        if (!caps_.can_read)
+        if (!caps_.can_read) {
+            if (!where_the_chip_boots) return;  // cannot look; the start of flash is not written
             throw Error(ErrorKind::Unsafe,
                         fmt::format("the image starts where the chip boots ({}), and this bootloader cannot read the flash "
                                     "to tell whether another bootloader is installed there; nothing was written",
                                     hex_address(base)),
                         "add --write-boot-area to write there anyway");
+        }
         if (!vector_at(base)) return;  // erased, or no Cortex-M program: nothing to replace
         for (uint32_t offset : kApplicationOffsets) {
             if (base + uint64_t(offset) + 8 > plan_.flash_end) break;
             auto handler = vector_at(base + offset);
             if (!handler || *handler < base + offset || *handler >= plan_.flash_end) continue;
+            if (lowest >= base + offset) return;  // the image goes above the bootloader, as it should
+            const bool erases_below_image = !plan_.pages.empty() && lowest < plan_.pages.front().address;
             throw Error(ErrorKind::Unsafe,
-                        fmt::format("the flash starts with a bootloader ({}-{}, with its application at {}): the image "
-                                    "starts at {} and would replace it; nothing was written",
+                        fmt::format("the flash starts with a bootloader ({}-{}, with its application at {}): {} and "
+                                    "would {} it; nothing was written",
                                     hex_address(base), hex_address(base + offset - 1), hex_address(base + offset),
-                                    hex_address(plan_.pages.empty() ? plan_.app_start : plan_.pages.front().address)),
+                                    erases_below_image ? fmt::format("the image needs the flash erased from {}",
+                                                                     hex_address(lowest))
+                                                       : fmt::format("the image starts at {}", hex_address(lowest)),
+                                    where_the_chip_boots ? "replace" : "overwrite part of"),
                         fmt::format("to keep that bootloader, build Klipper with the {}KiB bootloader offset and flash "
                                     "above it; to replace it (installing another bootloader, or running with none), "
                                     "add --write-boot-area",

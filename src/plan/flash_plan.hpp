@@ -18,7 +18,7 @@ struct PlanOptions {
     bool verify = true;
     bool start_application = true;
     bool force_link_address = false;  // accept an entry point outside the application region
-    bool write_boot_area = false;     // allow writing below DeviceInfo::boot_area_end
+    bool write_boot_area = false;     // allow replacing a flash bootloader on a ROM-bootloader chip
     bool skip_unchanged = true;       // where the device can checksum: leave units that already match
     bool check_outside = true;        // where the device can checksum: prove nothing outside the image changed
     int max_rewrites = 2;             // rounds of rewriting pages that failed verification
@@ -44,8 +44,9 @@ struct FlashPlan {
     uint32_t flash_base = 0;
     uint64_t flash_end = 0;
     uint32_t app_start = 0, app_end = 0;
-    // Set when the image reaches where a ROM-bootloader chip boots without --write-boot-area: execute()
-    // then looks at what the flash starts with before writing anything.
+    // A ROM-bootloader chip's first erase unit (where it boots), without --write-boot-area: execute()
+    // then looks at what the flash starts with before writing anything, and refuses an image that
+    // reaches a flash bootloader installed there.
     std::optional<uint32_t> boot_area_end;
     uint64_t bytes_to_write() const {
         if (whole) return whole->bytes.size();

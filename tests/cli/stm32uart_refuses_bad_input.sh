@@ -35,9 +35,13 @@ expect_exit 65 "starts with a bootloader \(0x08000000-0x08001FFF, with its appli
   "$MCUFLASH" flash "$WORK/small.bin" "${dev[@]}" --address 0x08000000
 grep -q -- "--write-boot-area" "$WORK/err" || fail "the refusal does not name --write-boot-area: $(cat "$WORK/err")"
 expect_exit 65 "starts with a bootloader" -- "$MCUFLASH" flash "$WORK/small.bin" "${dev[@]}"
+# Above the first erase unit but below that bootloader's application (an image built for a smaller
+# bootloader offset): it would overwrite the bootloader's end.
+expect_exit 65 "application at 0x08002000\): the image starts at 0x08000800 and would overwrite part of it" -- \
+  "$MCUFLASH" flash "$WORK/small.bin" "${dev[@]}" --address 0x08000800
 stop_background
 cmp "$WORK/flash.before" "$WORK/flash.bin" || fail "a refused command changed the device's flash"
-echo "ok: too large, outside flash, over a bootloader without --write-boot-area: refused, flash unchanged"
+echo "ok: too large, outside flash, over a bootloader or below its application without --write-boot-area: refused, flash unchanged"
 
 # A device that never answers 0x7F (everything it sends is lost): not found, and the hint says what
 # to check.

@@ -319,6 +319,36 @@ TEST(Plan, AnImageWhereARomBootloaderChipBootsGoesInUnlessTheFlashStartsWithABoo
     EXPECT_TRUE(plan::execute(dev, plan::make_plan(img, info, dev.capabilities(), allowed), allowed, core::Progress()).verified);
 }
 
+// A flash bootloader larger than the first erase unit (Katapult's 32 KiB on an F4): an image above
+// that unit but below the bootloader's application would overwrite the bootloader's end.
+TEST(Plan, AnImageBelowTheApplicationOfABootloaderAtTheStartIsRefused) {
+    auto info = stm32_device(SectorDevice::kBase);
+    info.boot_area_end = SectorDevice::kBase + 16384;
+    SectorDevice dev;
+    put_vector_table(dev.flash, 0, SectorDevice::kBase);
+    put_vector_table(dev.flash, 0x8000, SectorDevice::kBase + 0x8000);
+    const auto before = dev.flash;
+    auto low = image_at(SectorDevice::kBase + 0x4000, 4096);  // built for a 16 KiB bootloader
+    expect_error(ErrorKind::Unsafe, [&] { plan::execute(dev, plan::make_plan(low, info, dev.capabilities(), {}), {}, core::Progress()); },
+                 "starts with a bootloader (0x08000000-0x08007FFF, with its application at 0x08008000): the image "
+                 "starts at 0x08004000 and would overwrite part of it");
+    EXPECT_EQ(dev.flash, before);
+    EXPECT_TRUE(dev.erases.empty());
+    // Inside the first erase unit, but above its start: that sector's erase would replace the bootloader.
+    auto inside = image_at(SectorDevice::kBase + 0x800, 1024);
+    expect_error(ErrorKind::Unsafe, [&] { plan::execute(dev, plan::make_plan(inside, info, dev.capabilities(), {}), {}, core::Progress()); },
+                 "the image needs the flash erased from 0x08000000 and would replace it");
+    EXPECT_EQ(dev.flash, before);
+    // At the bootloader's application, the image goes in and the bootloader stays.
+    auto app = image_at(SectorDevice::kBase + 0x8000, 4096);
+    EXPECT_TRUE(plan::execute(dev, plan::make_plan(app, info, dev.capabilities(), {}), {}, core::Progress()).verified);
+    EXPECT_TRUE(std::equal(dev.flash.begin(), dev.flash.begin() + 0x8000, before.begin()));
+    // Asked for, it goes in.
+    plan::PlanOptions allowed;
+    allowed.write_boot_area = true;
+    EXPECT_TRUE(plan::execute(dev, plan::make_plan(low, info, dev.capabilities(), allowed), allowed, core::Progress()).verified);
+}
+
 TEST(Plan, AnImageLinkedForAnotherApplicationStartIsRefused) {
     SectorDevice dev;
     auto info = stm32_device(SectorDevice::kBase + 0x8000);

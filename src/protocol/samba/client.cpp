@@ -200,11 +200,18 @@ std::pair<const targets::Bootloader*, uint32_t> Client::flash_bootloader() {
                                                       options_.bootloader, chip_->name));
         return {bootloader, *bootloader->size_on(chip_->name)};
     }
-    // A ROM monitor (no extensions) keeps no flash; a flash bootloader keeps the start.
-    const bool rom_monitor = monitor_.version_text().find("[Arduino:") == std::string::npos;
+    // A ROM monitor (no extensions) keeps no flash; a flash bootloader keeps the start. Only a chip
+    // that has one in ROM (SAM3/SAM4, not SAMD) may be running it: the version text alone, which
+    // carries no checksum, must not decide that the whole flash is the application's.
+    const auto candidates = kb.bootloaders_for("samba", chip_->name);
+    const bool chip_has_rom_monitor = std::ranges::any_of(candidates, [&](const targets::Bootloader* candidate) {
+        return candidate->size_on(chip_->name) == 0u;
+    });
+    const bool rom_monitor =
+        chip_has_rom_monitor && monitor_.version_text().find("[Arduino:") == std::string::npos;
     const targets::Bootloader* bootloader = nullptr;
     uint32_t reserved = 0;
-    for (const auto* candidate : kb.bootloaders_for("samba", chip_->name)) {
+    for (const auto* candidate : candidates) {
         auto size = candidate->size_on(chip_->name);
         if (!size || (*size == 0) != rom_monitor) continue;
         if (!bootloader || *size > reserved) {

@@ -99,9 +99,21 @@ uint8_t Client::get_parameter(uint8_t parameter) {
 }
 
 void Client::identify(DeviceInfo& info) {
+    // STK500v1 answers carry no checksum, and the version and signature decide the boot section's
+    // size: read each twice, so that one damaged byte cannot shrink the region kept free.
     uint8_t major = get_parameter(kParamSwMajor);
     uint8_t minor = get_parameter(kParamSwMinor);
     auto signature = exchange(encode_read_sign(), {3}, "read signature", kCommandTimeoutMs);
+    const uint8_t major_again = get_parameter(kParamSwMajor);
+    const uint8_t minor_again = get_parameter(kParamSwMinor);
+    const auto signature_again = exchange(encode_read_sign(), {3}, "read signature", kCommandTimeoutMs);
+    if (major != major_again || minor != minor_again || signature != signature_again)
+        throw Error(ErrorKind::Protocol,
+                    fmt::format("the bootloader gave two different answers to the same question (version {}.{} "
+                                "then {}.{}, signature {} then {}): the line damages bytes",
+                                major, minor, major_again, minor_again, core::hex_bytes(signature),
+                                core::hex_bytes(signature_again)),
+                    "check the cable and the baud rate");
     chip_ = identify_avr(info, "stk500v1", options_, signature, major, minor, "STK500v1 bootloader").chip;
 }
 
@@ -117,7 +129,7 @@ DeviceInfo Client::connect() {
             // A late answer to one of the sync probes shifts every answer after it: let the line
             // go quiet, drop what came, and ask again.
             if (e.kind() != ErrorKind::Protocol || attempt >= 2) throw;
-            if (options_.warn) options_.warn(fmt::format("{}; the line had stale bytes: asking again", e.what()));
+            if (options_.warn) options_.warn(fmt::format("{}; asking again", e.what()));
             link_.pause(std::chrono::milliseconds(100));
             link_.drain_input();
         }
