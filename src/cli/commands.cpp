@@ -37,12 +37,6 @@ image::LoadOptions load_options(const ImageOptions& o) {
     return lo;
 }
 
-// Loads an image and tells the user what the parser accepted with a remark.
-image::Image load_image(const std::string& file, const ImageOptions& options, Reporter& reporter) {
-    image::Image img = image::load_file(file, load_options(options));
-    for (const auto& note : img.notes) reporter.warning(note);
-    return img;
-}
 
 void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = false) {
     cmd->add_option("-d,--device", d.device,
@@ -51,7 +45,7 @@ void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = fa
     for (const auto& p : protocol::protocols()) protocols += fmt::format("\n  {}: {}", p.name, p.description);
     cmd->add_option("-p,--protocol", d.protocol,
                     "bootloader protocol (default: what a USB or simulated device is known to speak; on a serial port "
-                    "the Arduino one):" + protocols);
+                    "the board's with --board, else each serial bootloader's in turn):" + protocols);
     auto* chip = cmd->add_option("--chip", d.chip, "expected chip (atmega1284p, atmega2560, ...: `mcuflash chips`)");
     if (chip_required) chip->required();
     cmd->add_option("--bootloader", d.bootloader,
@@ -579,6 +573,12 @@ void unprotect_command(GlobalOptions& global, const DeviceOptions& device_option
 
 }  // namespace
 
+image::Image load_image(const std::string& file, const ImageOptions& options, Reporter& reporter) {
+    image::Image img = image::load_file(file, load_options(options));
+    for (const auto& note : img.notes) reporter.warning(note);
+    return img;
+}
+
 void register_commands(CLI::App& app, GlobalOptions& global) {
     // Options live as long as the app: they are captured by the callbacks.
     static DeviceOptions device;
@@ -596,6 +596,11 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     auto with_probe = [] {
         if (!device.device.empty())
             throw CLI::ValidationError("--probe", "give either -d (a bootloader) or --probe (a debug probe), not both");
+        // A bootloader's options, which a probe has no use for: refused rather than ignored.
+        if (!device.protocol.empty())
+            throw CLI::ValidationError("--protocol", "names a bootloader's protocol; --probe speaks SWD");
+        if (device.baud) throw CLI::ValidationError("--baud", "is for a serial bootloader, not --probe");
+        if (device.no_reset) throw CLI::ValidationError("--no-reset", "is for a serial bootloader, not --probe");
         ProbeOptions o = probe;
         o.board = target.board;
         o.chip = device.chip;
@@ -603,6 +608,10 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
         o.sim_faults = device.sim_faults;
         o.sim_fast = device.sim_fast;
         return o;
+    };
+    auto without_probe = [] {
+        if (probe.reset_line) throw CLI::ValidationError("--reset-line", "applies to --probe only");
+        if (probe.under_reset) throw CLI::ValidationError("--under-reset", "applies to --probe only");
     };
     auto* flash = app.add_subcommand("flash", "write an image to the device, verify it and start it");
     flash->add_option("file", file, "firmware image (Intel HEX, S-record, ELF, raw .bin, UF2)")->required();
@@ -624,10 +633,18 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     add_probe_options(flash, probe);
     flash->add_flag("--erase-chip", erase_chip,
                     "--probe, a board without a bootloader (Duet 3 1LC): erase the whole chip and clear BOOTPROT first");
-    flash->callback([&global, with_probe] {
-        if (!probe.probe.empty())
-            return swd_flash_command(global, with_probe(), file, load_options(image_opts), erase_chip, !no_verify,
-                                     !no_start, plan_opts.force_link_address);
+    flash->callback([&global, with_probe, without_probe] {
+        if (!probe.probe.empty()) {
+            if (time_limit) throw CLI::ValidationError("--time-limit", "applies to a bootloader (-d), not to --probe");
+            if (plan_opts.write_boot_area)
+                throw CLI::ValidationError("--write-boot-area", "applies to a bootloader (-d); through --probe a "
+                                                                "bootloader goes in with `mcuflash bootloader install`");
+            if (rewrite_unchanged)
+                throw CLI::ValidationError("--rewrite-unchanged", "applies to a bootloader (-d), not to --probe");
+            return swd_flash_command(global, with_probe(), file, image_opts, target.klipper_config, erase_chip,
+                                     !no_verify, !no_start, plan_opts.force_link_address);
+        }
+        without_probe();
         if (erase_chip) throw CLI::ValidationError("--erase-chip", "applies to --probe only");
         plan_opts.verify = !no_verify;
         plan_opts.start_application = !no_start;
@@ -643,8 +660,9 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     read->add_option("--address", address, "first address (default: start of flash)");
     read->add_option("--length", length, "bytes to read (default: to the end of flash)");
     add_probe_options(read, probe);
-    read->callback([&global, with_probe] {
+    read->callback([&global, with_probe, without_probe] {
         if (!probe.probe.empty()) return swd_read_command(global, with_probe(), out_file, format, address, length);
+        without_probe();
         read_command(global, target, device, out_file, format, address, length);
     });
 
@@ -663,11 +681,12 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     unprotect->add_flag("--erase-everything", erase_everything, "confirm that --readout erases the whole flash");
     unprotect->add_flag("--write", write_protection, "remove write protection from every page or sector");
     add_probe_options(unprotect, probe);
-    unprotect->callback([&global, with_probe] {
+    unprotect->callback([&global, with_probe, without_probe] {
         if (!probe.probe.empty()) {
             if (write_protection) throw CLI::ValidationError("--write", "over SWD only --readout is offered");
             return swd_unprotect_command(global, with_probe(), erase_everything);
         }
+        without_probe();
         unprotect_command(global, device, readout, erase_everything, write_protection);
     });
 
@@ -675,8 +694,9 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
     add_device_options(info, device);
     add_target_options(info, target, false);
     add_probe_options(info, probe);
-    info->callback([&global, with_probe] {
+    info->callback([&global, with_probe, without_probe] {
         if (!probe.probe.empty()) return swd_info_command(global, with_probe());
+        without_probe();
         info_command(global, target, device);
     });
 

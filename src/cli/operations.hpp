@@ -21,6 +21,10 @@ struct ImageOptions {
     std::optional<uint32_t> base_address;  // for raw binaries
 };
 
+// Loads an image (throws core::Error for a bad --format or file) and tells the user what the parser
+// accepted with a remark.
+image::Image load_image(const std::string& file, const ImageOptions& options, Reporter& reporter);
+
 // `command_line` is what the user typed, for the "retry" hint after a failure ("" = a command made up
 // from the file and the device).
 void flash_image(Reporter& reporter, const std::string& file, const ImageOptions& image_options,

@@ -185,12 +185,6 @@ json info_json(const protocol::swd::SwdTargetInfo& i) {
     return j;
 }
 
-image::Image load(const std::string& file, const image::LoadOptions& options, Reporter& reporter) {
-    image::Image img = image::load_file(file, options);
-    for (const auto& note : img.notes) reporter.warning(note);
-    return img;
-}
-
 }  // namespace
 
 void add_probe_options(CLI::App* cmd, ProbeOptions& o) {
@@ -249,14 +243,28 @@ void swd_read_command(GlobalOptions& global, const ProbeOptions& o, const std::s
 }
 
 void swd_flash_command(GlobalOptions& global, const ProbeOptions& o, const std::string& file,
-                       const image::LoadOptions& load_options, bool erase_chip, bool verify, bool start, bool force) {
+                       const ImageOptions& image_options, const std::string& klipper_config, bool erase_chip,
+                       bool verify, bool start, bool force) {
     run(global, [&](Reporter& reporter) {
         SwdPlan plan = swd_plan(o);
-        image::Image img = load(file, load_options, reporter);
+        image::Image img = load_image(file, image_options, reporter);
+        // What the build says about itself (Klipper's .config: its MCU, its application address),
+        // checked before the probe touches the chip and again against the chip it finds.
+        device::DeviceOptions named;
+        named.chip = o.chip;
+        const BuildTarget target = resolve_build_target({o.board, klipper_config}, file, named, reporter);
         core::Progress progress(reporter.sink());
         Connected c = connect_target(o, plan, reporter, progress);
         const auto& i = *c.info;
-        if (img.source_format == image::Format::Binary && !load_options.base_address) {
+        protocol::DeviceInfo found;
+        found.chip = i.chip->name;
+        found.flash_base = i.flash_base;
+        found.app_start = i.application_start;
+        found.bootloader_text = i.application_start == i.flash_base
+                                    ? "none"
+                                    : fmt::format("{} KiB", (i.application_start - i.flash_base) / 1024);
+        check_device(target, found, reporter);
+        if (img.source_format == image::Format::Binary && !image_options.base_address) {
             img.shift(i.application_start);
             reporter.info(fmt::format("raw binary placed at {}, where the application starts (--address to choose)",
                                       hex_address(i.application_start)));
@@ -343,7 +351,7 @@ void swd_install_command(GlobalOptions& global, const ProbeOptions& o, const std
         if (file.empty())
             throw Error(ErrorKind::Usage, fmt::format("give the {} binary with --hex FILE", plan.bootloader->name),
                         plan.bootloader->source.empty() ? "" : "get it from: " + plan.bootloader->source);
-        image::Image img = load(file, {}, reporter);
+        image::Image img = load_image(file, {}, reporter);
         if (img.source_format == image::Format::Binary) img.shift(plan.chip->flash_base);
         if (img.lowest() < plan.chip->flash_base || img.end() > plan.chip->flash_base + uint64_t(plan.chip->flash_size))
             throw Error(ErrorKind::BadInput, fmt::format("{} lies outside the {}'s flash", file, plan.chip->name));

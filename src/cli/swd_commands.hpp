@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.hpp"
+#include "cli/operations.hpp"
 #include "image/loader.hpp"
 
 namespace mcuflash::cli {
@@ -26,9 +27,11 @@ void swd_info_command(GlobalOptions& global, const ProbeOptions& options);
 void swd_read_command(GlobalOptions& global, const ProbeOptions& options, const std::string& out_file,
                       const std::string& format, std::optional<uint32_t> address, std::optional<uint32_t> length);
 // An application after the bootloader; `erase_chip` (a board without one): erase all and clear BOOTPROT
-// first. `force`: write an image linked above the application start anyway.
+// first. `force`: write an image linked above the application start anyway. `klipper_config`: as
+// --klipper-config (its MCU and application address are checked against what the probe finds).
 void swd_flash_command(GlobalOptions& global, const ProbeOptions& options, const std::string& file,
-                       const image::LoadOptions& load_options, bool erase_chip, bool verify, bool start, bool force);
+                       const ImageOptions& image_options, const std::string& klipper_config, bool erase_chip,
+                       bool verify, bool start, bool force);
 // Readout protection off (the chip erases itself whole); needs `erase_everything`.
 void swd_unprotect_command(GlobalOptions& global, const ProbeOptions& options, bool erase_everything);
 // Erase the chip, write the bootloader at the flash base, protect it (SAMD BOOTPROT), verify, start.

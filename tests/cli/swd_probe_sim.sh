@@ -70,4 +70,21 @@ expect_exit 64 "not a debug probe" -- "$MCUFLASH" info --probe /dev/ttyACM0
 # working bootloader now and how to recover.
 expect_exit 74 "no working bootloader now" -- "$MCUFLASH" bootloader install --probe sim:cmsis-dap:samd21g18a \
   --chip samd21g18a --bootloader arduino_zero --hex boot.bin --sim-fast --sim-faults vanish@400
+# Klipper's .config counts through a probe as through a bootloader: another chip's build, or one
+# linked for another offset, is refused; a bootloader's options are refused, not ignored.
+printf 'CONFIG_MCU="stm32f103xe"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x8007000\n' >f103.config
+printf 'CONFIG_MCU="samd21g18a"\nCONFIG_FLASH_APPLICATION_ADDRESS=0x4000\n' >samd21-16k.config
+expect_exit 64 "the firmware is for stm32f103.*CONFIG_MCU in f103.config" -- "$MCUFLASH" flash app.bin \
+  --probe sim:cmsis-dap:samd21g18a --bootloader arduino_zero --klipper-config f103.config --sim-fast
+expect_exit 65 "linked to start at 0x00004000.*starts the application at 0x00002000" -- "$MCUFLASH" flash app.bin \
+  --probe sim:cmsis-dap:samd21g18a --bootloader arduino_zero --klipper-config samd21-16k.config --sim-fast
+expect_exit 65 "nothing-there: no such file" -- "$MCUFLASH" flash app.bin --probe sim:cmsis-dap:samd21g18a --bootloader arduino_zero \
+  --klipper-config nothing-there --sim-fast
+for option in "-p stk500v1" "--baud 115200" "--no-reset" "--time-limit 60" "--write-boot-area" "--rewrite-unchanged"; do
+  # shellcheck disable=SC2086
+  expect_exit 64 "${option%% *}" -- "$MCUFLASH" flash app.bin --probe sim:cmsis-dap:samd21g18a --bootloader arduino_zero \
+    $option --sim-fast
+done
+expect_exit 64 "unknown image format 'bogus'" -- "$MCUFLASH" flash app.bin --probe sim:cmsis-dap --format bogus
+expect_exit 64 "--under-reset: applies to --probe only" -- "$MCUFLASH" flash app.bin -d sim:samba:samd21g18a --under-reset
 echo "ok: install, flash, read and the 1LC's chip erase through the simulated probe; unsafe and wrong requests refused"
