@@ -64,7 +64,7 @@ Result run(const Options& options, Body&& body) {
         const core::Error e = cli::current_error();
         throw Error(core::kind_name(e.kind()), core::exit_code(e.kind()), e.full_message(), e.hint(), e.address());
     }
-    return Result{reporter.result_data().dump(), reporter.result_text()};
+    return Result{cli::json_line(reporter.result_data()), reporter.result_text()};
 }
 
 }  // namespace

@@ -238,8 +238,13 @@ void flash_image(Reporter& reporter, const std::string& file, const ImageOptions
             bootloader_state = fmt::format("mcuflash sent no write or erase to the bootloader region ({}-{})",
                                            hex_address(info.flash_base), hex_address(info.app_start - 1));
         std::string erased = report.bytes_erased ? fmt::format("{} bytes were erased and ", report.bytes_erased) : "";
-        std::string state = fmt::format("{}{} of {} bytes written before this; {}. Retry: {}", erased,
-                                        report.bytes_written, flash_plan.bytes_to_write(), bootloader_state,
+        // Rewrites after a failed verify count in bytes_written: then it may exceed the image.
+        const std::string written =
+            report.bytes_written > flash_plan.bytes_to_write()
+                ? fmt::format("{} bytes written, rewrites included (the image needs {}),", report.bytes_written,
+                              flash_plan.bytes_to_write())
+                : fmt::format("{} of {} bytes written", report.bytes_written, flash_plan.bytes_to_write());
+        std::string state = fmt::format("{}{} before this; {}. Retry: {}", erased, written, bootloader_state,
                                         command_line.empty() || device_options.device.empty()
                                             ? fmt::format("mcuflash flash {} {}", file, session.retry_hint)
                                             : command_line);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/reporter.hpp"
 #include "core/interrupt.hpp"
 #include "core/error.hpp"
 #include "device/device.hpp"
@@ -54,7 +55,7 @@ int main(int argc, char** argv) {
         // A command-line error, said as every other error is (--json may not have been parsed yet).
         const bool json = std::any_of(argv + 1, argv + argc, [](const char* a) { return std::string_view(a) == "--json"; });
         if (json)
-            std::cout << nlohmann::json{{"event", "error"}, {"kind", "usage"}, {"message", e.what()}, {"exit_code", 64}}.dump()
+            std::cout << cli::json_line({{"event", "error"}, {"kind", "usage"}, {"message", e.what()}, {"exit_code", 64}})
                       << std::endl;
         else
             fmt::print(stderr, "error: {}\nhint: mcuflash --help, or mcuflash COMMAND --help\n", e.what());

@@ -32,7 +32,7 @@ struct OpenOcdOptions {
     unsigned gpiochip = 0;
     std::string probe;        // cmsis-dap: VID:PID[:SERIAL]
     std::string install, program, backup;
-    std::string address;      // --program's address (default: the application start)
+    std::optional<uint32_t> address;  // --program's address (default: the application start)
     bool no_work_area = false;
     unsigned gdb_port = 3333;
     std::string bind;
@@ -181,7 +181,11 @@ Generated generate(const OpenOcdOptions& o) {
     }
     if (!o.program.empty()) {
         uint32_t address = app_start;
-        if (!o.address.empty()) address = static_cast<uint32_t>(std::stoul(o.address, nullptr, 0));
+        if (o.address) address = *o.address;
+        if (address >= chip.flash_base + uint64_t{chip.flash_size})
+            throw Error(ErrorKind::Usage, fmt::format("--address {} is past the end of the {}'s flash ({}-{})", hex(address),
+                                                      chip.name, hex(chip.flash_base),
+                                                      hex(static_cast<uint32_t>(chip.flash_base + uint64_t{chip.flash_size} - 1))));
         if (address < app_start)
             throw Error(ErrorKind::Usage,
                         fmt::format("--address {} is inside the {} bootloader ({} bytes from {}): use --install for a "

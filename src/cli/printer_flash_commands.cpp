@@ -297,7 +297,7 @@ private:
         }
         if (reporter_.mode() == OutputMode::Json) {
             j["mcu"] = run.step->mcu;
-            std::cout << j.dump() << std::endl;
+            std::cout << json_line(j) << std::endl;
         } else if (reporter_.mode() == OutputMode::Plain && (kind == "started" && run.total)) {
             say(run, fmt::format("{}: {} bytes", run.stage, run.total));
         }
@@ -320,7 +320,7 @@ private:
     void event(const McuRun& run, json j) {
         if (reporter_.mode() != OutputMode::Json) return;
         j["mcu"] = run.step->mcu;
-        std::cout << j.dump() << std::endl;
+        std::cout << json_line(j) << std::endl;
     }
 
     // A line about one MCU, above the bars on a terminal.
@@ -426,9 +426,12 @@ void printer_flash_command(GlobalOptions& global, const PrinterFlashOptions& o) 
                 if (!first_failure) first_failure = &run;
             }
         }
-        reporter.result({{"command", "printer flash"}, {"config", config.path}, {"manifest", manifest.path},
-                         {"mcus", mcus}, {"failed", failures}},
-                        table);
+        const json result = {{"command", "printer flash"}, {"config", config.path}, {"manifest", manifest.path},
+                             {"mcus", mcus}, {"failed", failures}};
+        if (core::interrupt_signal() || first_failure)
+            reporter.report_before_error(result, table);
+        else
+            reporter.result(result, table);
         if (core::interrupt_signal()) core::throw_if_interrupted();
         if (first_failure) {
             Error e(first_failure->error_kind,

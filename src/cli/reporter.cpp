@@ -79,7 +79,7 @@ void Reporter::on_progress(const ProgressEvent& e) {
             j["seconds"] = elapsed;
         }
         if (!e.message.empty()) j["message"] = e.message;
-        std::cout << j.dump() << std::endl;
+        std::cout << json_line(j) << std::endl;
         return;
     }
     if (quiet_) return;
@@ -138,7 +138,7 @@ void Reporter::warning(const std::string& message) {
         return;
     }
     if (mode_ == OutputMode::Json) {
-        std::cout << nlohmann::json{{"event", "warning"}, {"message", message}}.dump() << std::endl;
+        std::cout << json_line({{"event", "warning"}, {"message", message}}) << std::endl;
         return;
     }
     end_bar();
@@ -164,12 +164,20 @@ void Reporter::result(const nlohmann::json& data, const std::string& human) {
     if (mode_ == OutputMode::Json) {
         nlohmann::json j = data;
         j["event"] = "result";
-        std::cout << j.dump() << std::endl;
+        std::cout << json_line(j) << std::endl;
         return;
     }
     end_bar();
     if (!human.empty()) fmt::print("{}", human);
     std::fflush(stdout);
+}
+
+void Reporter::report_before_error(const nlohmann::json& data, const std::string& human) {
+    if (mode_ == OutputMode::Json) {
+        report_before_error_ = data;
+        return;
+    }
+    result(data, human);
 }
 
 int Reporter::error(const core::Error& error) {
@@ -180,13 +188,18 @@ int Reporter::error(const core::Error& error) {
         if (!error.operation().empty()) j["during"] = error.operation();
         if (!error.hint().empty()) j["hint"] = error.hint();
         if (error.address()) j["address"] = *error.address();
-        std::cout << j.dump() << std::endl;
+        if (report_before_error_) j["report"] = *report_before_error_;
+        std::cout << json_line(j) << std::endl;
         return code;
     }
     end_bar();
     fmt::print(stderr, "error: {}\n", error.full_message());
     if (!error.hint().empty()) fmt::print(stderr, "hint: {}\n", error.hint());
     return code;
+}
+
+std::string json_line(const nlohmann::json& j) {
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace mcuflash::cli

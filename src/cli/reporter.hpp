@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +36,10 @@ public:
     void info(const std::string& message);  // human lines (stderr), skipped in JSON mode
     // The command's result: JSON object on stdout in JSON mode; else `human` on stdout.
     void result(const nlohmann::json& data, const std::string& human);
+    // What a command that goes on to fail did (a table of MCUs): `human` on stdout as result() prints
+    // it, but in JSON mode it goes into the error event as "report", so a script reads one result or
+    // one error, never a result before the error.
+    void report_before_error(const nlohmann::json& data, const std::string& human);
     // Prints the error with its hint; returns the exit code.
     int error(const core::Error& error);
     // --trace: what crosses the link goes to stderr, or to `file` when it is not empty.
@@ -59,8 +64,13 @@ private:
     Listener listener_;
     nlohmann::json result_data_;
     std::string result_text_;
+    std::optional<nlohmann::json> report_before_error_;
 };
 
 OutputMode detect_output_mode(bool json);
+
+// One JSON line: bytes that are not UTF-8 (a file name, a device's answer) become U+FFFD rather than
+// an exception.
+std::string json_line(const nlohmann::json& j);
 
 }  // namespace mcuflash::cli

@@ -328,6 +328,12 @@ Session connect_at(const Address& address, const DeviceOptions& options, const t
 
 Session connect(const DeviceOptions& options, const targets::Knowledge& knowledge, const link::WarningSink& warn,
                 Needs needs) {
+    // What the options alone make wrong is refused before anything reaches the device: finding it
+    // may reboot a running Klipper into its bootloader.
+    if (!options.protocol.empty()) protocol::find_protocol(options.protocol);
+    if (options.device.empty() && (!options.sim_faults.empty() || options.sim_fast))
+        throw Error(ErrorKind::Usage, "--sim-faults and --sim-fast apply to simulated devices (-d sim:...) only");
+    if (!options.device.empty()) check_sim_options(options, transport_for(parse_address(options.device)));
     std::optional<Address> klipper_port;
     const Address address = device_address(options, knowledge, warn, needs, &klipper_port);
     // A board that was running Klipper named its chip (its USB product string); the bootloader it

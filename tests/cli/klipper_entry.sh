@@ -8,7 +8,8 @@
 #  3. Katapult's own flashtool.py -r (a real peer) sends the UART request: the bootloader appears;
 #     mcuflash -p katapult on a UART Klipper sends the same request, then flashes Katapult there;
 #  4. refusals: the port held by another program (exit 64, names it, the board stays in Klipper);
-#     --no-reset (64); a board that never reboots (69 after the wait, with the way out).
+#     --no-reset, a mistyped -p, --sim-fast (64, before the request); a board that never reboots (69
+#     after the wait, with the way out).
 source "$(dirname "$0")/../lib/common.sh"
 
 head -c 30000 /dev/urandom >"$WORK/app.bin"
@@ -92,8 +93,13 @@ kill "$holder"; wait "$holder" 2>/dev/null || true
 expect_exit 64 "is Klipper running on the stm32f407xg, not a bootloader" -- \
   "$MCUFLASH" info -d "$port" --no-reset
 [ -e "$port" ] || fail "--no-reset rebooted the board"
+# Options wrong in themselves are refused before the board is asked to reboot.
+expect_exit 64 "unknown protocol 'katapul'" -- "$MCUFLASH" flash "$WORK/app.bin" -d "$port" -p katapul --klipper-config none
+[ -e "$port" ] || fail "a mistyped -p rebooted the board"
+expect_exit 64 "applies to simulated devices" -- "$MCUFLASH" flash "$WORK/app.bin" -d "$port" --sim-fast --klipper-config none
+[ -e "$port" ] || fail "--sim-fast on a real port rebooted the board"
 stop_background
-echo "ok: a held port and --no-reset are refused; the board stays in Klipper"
+echo "ok: a held port, --no-reset, a mistyped -p and --sim-fast are refused; the board stays in Klipper"
 
 # A port named as a running Klipper that ignores the request (here an STK500v1 simulator behind it).
 start_sim deaf stk500v1 --chip atmega328p --no-timing

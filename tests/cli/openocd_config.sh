@@ -45,6 +45,8 @@ PY
 # Refused: an address inside the bootloader, --install with no bootloader known, a chip without
 # SWD facts, bad pins, an unknown interface.
 expect_exit 64 "inside the hid_stm32 bootloader" -- "$MCUFLASH" openocd config --chip stm32f103xb --bootloader hid_stm32 --program app.bin --address 0x08000000
+expect_exit 64 "past the end of the stm32f103xb.s flash" -- "$MCUFLASH" openocd config --chip stm32f103xb --bootloader hid_stm32 --program app.bin --address 0x7FFFFFFF
+expect_exit 64 "--address" -- "$MCUFLASH" openocd config --chip stm32f103xb --bootloader hid_stm32 --program app.bin --address zz
 expect_exit 64 "needs the bootloader" -- "$MCUFLASH" openocd config --board duet3-1lc --install boot.bin
 expect_exit 64 "no SWD facts" -- "$MCUFLASH" openocd config --chip atmega2560
 expect_exit 64 "needs swclk= and swdio=" -- "$MCUFLASH" openocd config --board duet3-1lc --pins swclk=25

@@ -89,6 +89,16 @@ manifest onefails.toml stm32.bin sim:stm32-uart:stm32f103xe ramps-v1.3
 expect_exit 64 "1 of 3 MCUs were not updated: mcu" -- "$MCUFLASH" printer flash --config printer.cfg --manifest onefails.toml --sim-fast
 grep -Eq '^second .*flashed: verified' "$WORK/out" || fail "the other MCU was not flashed: $(cat "$WORK/out")"
 grep -q -- "--only mcu" "$WORK/err" || fail "no retry hint: $(cat "$WORK/err")"
+# In JSON the same failure is one error event, with the table in it: no result event before it.
+expect_exit 64 "1 of 3 MCUs were not updated" -- "$MCUFLASH" --json printer flash --config printer.cfg --manifest onefails.toml --sim-fast
+python3 - "$WORK/out" <<'PY' || fail "printer flash JSON on failure: $(cat "$WORK/out")"
+import json, sys
+events = [json.loads(line) for line in open(sys.argv[1])]
+assert not [e for e in events if e["event"] == "result"], "a result event before the error"
+error = events[-1]
+assert error["event"] == "error" and error["exit_code"] == 64, error
+assert [m["outcome"] for m in error["report"]["mcus"] if m["mcu"] == "second"] == ["flashed"], error["report"]
+PY
 
 # --only: just that MCU.
 "$MCUFLASH" --json printer flash --config printer.cfg --only second --sim-fast >only.json 2>err.txt || fail "--only: $(cat err.txt)"

@@ -43,4 +43,11 @@ set +e
 "$MCUFLASH" --json flash "$WORK/big.hex" -d "$WORK/tty1" >"$WORK/err.json"
 set -e
 python3 -c "import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert d['event']=='error' and d['kind']=='unsafe' and d['exit_code']==65, d" "$WORK/err.json"
+# A file name that is not UTF-8: still one JSON error (the byte as U+FFFD), not an abort; and a good
+# flash of such a file is still a result.
+expect_exit 65 '"kind":"bad_input"' -- "$MCUFLASH" --json image info "$WORK/"$'\xff'".hex"
+cp "$FIXTURES/image/blink.hex" "$WORK/"$'\xfe'".hex"
+"$MCUFLASH" --json flash "$WORK/"$'\xfe'".hex" -d sim:stk500v1:atmega328p --sim-fast --no-start >"$WORK/utf8.json" ||
+  fail "flashing a file whose name is not UTF-8: $(cat "$WORK/utf8.json")"
+python3 -c "import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert d['event']=='result' and d['verified'], d" "$WORK/utf8.json"
 echo ok
