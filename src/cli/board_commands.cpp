@@ -67,10 +67,15 @@ struct Plan {
         if (b.transform == "srec") built = "out/klipper.elf";
         card_file = b.transform.empty() ? "out/klipper.bin" : "out/" + b.firmware_file.substr(b.firmware_file.rfind('/') + 1);
         // A USB id names the device only where the protocol talks USB itself (Katapult is a CDC serial port).
+        // A build with no id of its own (the ER-20's 16 KiB HID bootloader) has its protocol's usual one.
+        const targets::Bootloader* with_usb_id = bootloader;
+        if (with_usb_id && with_usb_id->usb_ids.empty())
+            for (const auto& [name, other] : kb.bootloaders())
+                if (other.protocol == with_usb_id->protocol && !other.usb_ids.empty()) with_usb_id = &other;
         if (const auto* p = protocol::spoken_protocol(b.flash_method);
-            bootloader && !bootloader->usb_ids.empty() &&
+            with_usb_id && !with_usb_id->usb_ids.empty() &&
             (!p || p->runs_on == link::LinkKind::Usb || p->runs_on == link::LinkKind::Hid)) {
-            device = fmt::format("usb:{:04x}:{:04x}", bootloader->usb_ids.front().first, bootloader->usb_ids.front().second);
+            device = fmt::format("usb:{:04x}:{:04x}", with_usb_id->usb_ids.front().first, with_usb_id->usb_ids.front().second);
         } else {
             device_is_serial = true;
             device = b.interface.find("ttyAMA0") != std::string::npos ? "/dev/ttyAMA0" : "/dev/serial/by-id/usb-...";

@@ -47,3 +47,15 @@ grep -q "^hid-stm32" "$WORK/simlist.out" || fail "mcuflash-sim list lacks hid-st
 "$MCUFLASH" udev-rules | grep -q 'ATTR{idVendor}=="1209", ATTR{idProduct}=="beba"' || fail "udev-rules lacks 1209:beba"
 "$MCUFLASH" --help | grep -q "hid-stm32" || fail "mcuflash --help does not list hid-stm32"
 echo "ok: mcuflash-sim list, udev-rules and --help name the STM32 HID bootloader"
+
+# The Eryone ER-20's 16 KiB build answers as any HID bootloader does: --board says which it is, and the
+# guide names the USB device, not a serial port.
+"$MCUFLASH" guide eryone-er20 | grep -q "mcuflash flash out/klipper.bin -d usb:1209:beba --board eryone-er20" ||
+  fail "the ER-20's guide does not name the HID device: $("$MCUFLASH" guide eryone-er20)"
+head -c 3000 /dev/urandom >"$WORK/er20.bin"
+"$MCUFLASH" info -d sim:hid-stm32:stm32f103xe --board eryone-er20 --sim-fast | grep -q "application: 0x08004000-" ||
+  fail "the ER-20's HID bootloader was not taken for the 16 KiB build"
+"$MCUFLASH" flash "$WORK/er20.bin" -d sim:hid-stm32:stm32f103xe --board eryone-er20 --sim-fast >"$WORK/out" 2>&1 ||
+  fail "flash --board eryone-er20: $(cat "$WORK/out")"
+grep -q "placed at 0x08004000" "$WORK/out" || fail "not placed at 0x08004000: $(cat "$WORK/out")"
+echo "ok: --board eryone-er20 takes the 16 KiB HID build; its guide names usb:1209:beba"

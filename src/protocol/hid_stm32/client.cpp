@@ -43,8 +43,16 @@ DeviceInfo Client::connect() {
                                 id.bcd_device >> 8, id.bcd_device & 0xFF),
                     "install a newer STM32 HID bootloader (3.00 or later) on the board");
     const auto& kb = options_.knowledge_base();
-    const targets::Bootloader* bootloader =
-        options_.bootloader.empty() ? kb.bootloader_by_usb_id(id.vendor, id.product) : kb.find_bootloader(options_.bootloader);
+    // The bootloader cannot say which build it is (2 KiB or 16 KiB on an F103): --bootloader, else the
+    // board's (the Eryone ER-20's 16 KiB build), else the usual build for its USB id.
+    const targets::Bootloader* bootloader = nullptr;
+    if (!options_.bootloader.empty()) {
+        bootloader = kb.find_bootloader(options_.bootloader);
+    } else if (auto board = kb.boards().find(options_.board); board != kb.boards().end()) {
+        for (const auto& name : board->second.bootloaders)
+            if (const auto* named = kb.find_bootloader(name); named && named->protocol == "hid-stm32") bootloader = named;
+    }
+    if (!bootloader) bootloader = kb.bootloader_by_usb_id(id.vendor, id.product);
     if (!bootloader || bootloader->protocol != "hid-stm32") bootloader = kb.find_bootloader("hid_stm32");
     if (!bootloader) throw Error(ErrorKind::Unsupported, "the knowledge base has no STM32 HID bootloader (hid_stm32)");
 
