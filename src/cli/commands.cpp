@@ -37,7 +37,6 @@ image::LoadOptions load_options(const ImageOptions& o) {
     return lo;
 }
 
-
 void add_device_options(CLI::App* cmd, DeviceOptions& d, bool chip_required = false) {
     cmd->add_option("-d,--device", d.device,
                     device::device_syntax() + "; omitted: the only serial port or USB bootloader found (`mcuflash list`)");

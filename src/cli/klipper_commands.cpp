@@ -126,16 +126,14 @@ void printer_status_command(GlobalOptions& global, const PrinterOptions& o) {
             human += fmt::format("  {:<10} {}\n  {:<10} {}\n", mcu.name, entry["device"].get<std::string>(), "", line);
             mcus.push_back(entry);
         }
-        const nlohmann::json result = {{"command", "printer status"}, {"config", path}, {"files", config.files}, {"mcus", mcus},
-                                       {"answered", answered}};
-        if (answered < config.mcus.size())
-            reporter.report_before_error(result, human);
-        else
-            reporter.result(result, human);
-        if (answered < config.mcus.size())
-            throw Error(ErrorKind::NotFound, fmt::format("{} of {} MCUs did not tell what they run", config.mcus.size() - answered,
-                                                         config.mcus.size()),
-                        "see each MCU above; while Klipper runs, its host holds the ports (sudo systemctl stop klipper)");
+        const nlohmann::json result = {{"command", "printer status"}, {"config", path}, {"files", config.files},
+                                       {"mcus", mcus}, {"answered", answered}};
+        if (answered == config.mcus.size()) return reporter.result(result, human);
+        reporter.report_before_error(result, human);
+        throw Error(ErrorKind::NotFound,
+                    fmt::format("{} of {} MCUs did not tell what they run", config.mcus.size() - answered,
+                                config.mcus.size()),
+                    "see each MCU above; while Klipper runs, its host holds the ports (sudo systemctl stop klipper)");
     });
 }
 

@@ -126,8 +126,8 @@ DeviceInfo Client::connect() {
             exchange(encode_enter_progmode(), {0}, "enter programming mode", kCommandTimeoutMs);
             return info;
         } catch (const Error& e) {
-            // A late answer to one of the sync probes shifts every answer after it: let the line
-            // go quiet, drop what came, and ask again.
+            // A late answer to one of the sync probes shifts every answer after it, and a damaged
+            // one disagrees with its repeat: let the line go quiet, drop what came, and ask again.
             if (e.kind() != ErrorKind::Protocol || attempt >= 2) throw;
             if (options_.warn) options_.warn(fmt::format("{}; asking again", e.what()));
             link_.pause(std::chrono::milliseconds(100));
